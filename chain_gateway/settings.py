@@ -1,0 +1,53 @@
+"""One settings object for every process (API, gateway, indexer, CLI), read from env or a .env file.
+
+Defaults are the dev profile of DESIGN.md: local anvil, SQLite under var/, dev keystore under var/dev.
+Secrets are `SecretStr` so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from chain_gateway.compiler import PROJECT_ROOT
+
+__all__ = ["Settings", "get_settings"]
+
+VAR_DIR = PROJECT_ROOT / "var"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DIRCHAIN_", env_file=".env", extra="ignore")
+
+    rpc_urls: list[str] = Field(default=["http://127.0.0.1:8545"], description="JSON-RPC endpoints, in order")
+    chain_id: int | None = Field(default=None, description="expected chain id; read from the node if unset")
+    deployments_path: Path | None = Field(default=None, description="deployments/<chainId>.json by default")
+    database_url: str = Field(default=f"sqlite:///{VAR_DIR / 'dirchain.db'}")
+    keystore_dir: Path = VAR_DIR / "dev" / "keystore"
+    keystore_password: SecretStr = SecretStr("dev-only-password")
+    confirmations: int = Field(default=1, ge=0, description="blocks on top before an operation is confirmed")
+    indexer_finality_depth: int = Field(default=64, ge=1, description="reorgs deeper than this are not expected")
+    indexer_poll_seconds: float = 0.5
+    gateway_poll_seconds: float = 0.2
+    gas_limit_cap: int = 30_000_000
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    run_gateway_in_api: bool = True
+    run_indexer_in_api: bool = True
+    log_json: bool = False
+
+    @property
+    def rpc_url(self) -> str:
+        return self.rpc_urls[0]
+
+    def deployments_file(self, chain_id: int) -> Path:
+        return self.deployments_path or PROJECT_ROOT / "deployments" / f"{chain_id}.json"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings; tests call `get_settings.cache_clear()` after changing the environment."""
+    return Settings()

@@ -1,0 +1,57 @@
+"""Session fixtures: a real anvil node with the demo consortium, a real PostgreSQL, and per-test databases.
+
+Every test that takes `database_url` runs twice: against SQLite and against PostgreSQL.
+Tests that take `chain` get the seeded chain and leave it as they found it (anvil snapshot and revert).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from web3 import Web3
+
+from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium
+from tests.support.postgres import PostgresServer
+
+
+@pytest.fixture(scope="session")
+def anvil() -> Iterator[AnvilNode]:
+    with AnvilNode() as node:
+        yield node
+
+
+@pytest.fixture(scope="session")
+def w3(anvil: AnvilNode) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
+
+
+@pytest.fixture(scope="session")
+def seeded(w3: Web3) -> SeededConsortium:
+    """The demo consortium deployed once on the session's anvil."""
+    return seed_demo_consortium(w3)
+
+
+@pytest.fixture
+def chain(w3: Web3, seeded: SeededConsortium) -> Iterator[SeededConsortium]:
+    """The seeded chain, reverted to its seeded state after the test."""
+    snapshot = w3.provider.make_request("evm_snapshot", [])["result"]  # type: ignore[arg-type]
+    yield seeded
+    w3.provider.make_request("evm_revert", [snapshot])  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'dirchain.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database("t_" + uuid.uuid4().hex[:12])
