@@ -48,7 +48,8 @@ class Keystore:
         if not path.exists():
             self._dir.mkdir(parents=True, exist_ok=True)
             os.chmod(self._dir, 0o700)
-            encrypted = Account.encrypt(private_key, self._password.get_secret_value(), kdf="scrypt", iterations=scrypt_n)
+            password = self._password.get_secret_value()
+            encrypted = Account.encrypt(private_key, password, kdf="scrypt", iterations=scrypt_n)
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(encrypted, handle)
