@@ -75,9 +75,7 @@ def compile_contracts(write: bool = True) -> dict[str, Any]:
     if not (PROJECT_ROOT / "node_modules" / "solc").is_dir():
         raise GatewayConfigError("node_modules/solc is missing: run scripts/setup first")
     standard_input = _standard_input()
-    output = solcx.compile_standard(
-        standard_input, base_path=str(PROJECT_ROOT), solc_binary=str(SOLC_LAUNCHER)
-    )
+    output = solcx.compile_standard(standard_input, base_path=str(PROJECT_ROOT), solc_binary=str(SOLC_LAUNCHER))
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise GatewayConfigError("solc failed:\n" + "\n".join(e["formattedMessage"] for e in errors))

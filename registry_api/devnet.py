@@ -200,7 +200,7 @@ def up(
         console.print(f"[bold]credentials[/] {CREDENTIALS_PATH} ({len(tokens)} orgs: tokens, accounts, dev keys)")
         console.print(f"[bold]API docs[/] {api_url}/docs    [bold]health[/] {api_url}/healthz")
         console.print(
-            f"try: curl -H \"Authorization: Bearer $(jq -r '.orgs[\"BJ-PSB\"].token' {CREDENTIALS_PATH})\" "
+            f'try: curl -H "Authorization: Bearer $(jq -r \'.orgs["BJ-PSB"].token\' {CREDENTIALS_PATH})" '
             f"{api_url}/v1/devices"
         )
         if devices:
