@@ -15,6 +15,9 @@ import {IConsortium} from "./interfaces/IConsortium.sol";
  * `threshold` distinct ADMIN orgs have voted for it. Governed functions are `onlySelf`: they run only as the
  * call a passed proposal makes (`propose`/`vote` -> `target.call(data)`, or `multicall` on this contract).
  * The contract holds DEFAULT_ADMIN_ROLE itself, so AccessControl's own grantRole/revokeRole are governed too.
+ *
+ * Liveness: `adminOrgCount` counts the *active* orgs with at least one ADMIN account (only they can vote), and
+ * no revocation, renunciation or suspension may leave it below `threshold`, so a proposal can always pass.
  */
 contract Consortium is IConsortium, AccessControl, Multicall {
     bytes32 public constant ADMIN_ROLE = keccak256("ADMIN");
@@ -111,10 +114,26 @@ contract Consortium is IConsortium, AccessControl, Multicall {
         _addAccount(orgCode, account);
     }
 
-    /// @dev Suspends or reinstates a member org. Emits a {MemberStatusChanged} event.
+    /**
+     * @dev Suspends or reinstates a member org.
+     *
+     * Requirements:
+     * - suspending an ADMIN org may not leave fewer active admin orgs than the threshold.
+     *
+     * Emits a {MemberStatusChanged} event.
+     */
     function setMemberActive(string calldata code, bool active) external onlySelf {
         uint32 id = orgIdByCode(code);
-        _orgs[id].active = active;
+        Org storage org = _orgs[id];
+        if (org.active != active && _adminAccounts[id] != 0) {
+            if (active) {
+                _adminOrgCount++;
+            } else {
+                _adminOrgCount--;
+                if (_adminOrgCount < _threshold) revert ConsortiumBadThreshold(_threshold, _adminOrgCount);
+            }
+        }
+        org.active = active;
         emit MemberStatusChanged(id, code, active);
     }
 
@@ -203,22 +222,25 @@ contract Consortium is IConsortium, AccessControl, Multicall {
         emit ThresholdChanged(newThreshold, admins);
     }
 
-    /// @dev Roles go only to accounts of a member org; ADMIN grants keep the count of admin orgs.
+    /// @dev Roles go only to accounts of a member org (this contract holds DEFAULT_ADMIN_ROLE and nothing else);
+    /// ADMIN grants keep the count of active admin orgs.
     function _grantRole(bytes32 role, address account) internal override returns (bool granted) {
-        if (account != address(this) && _orgOf[account] == 0) revert ConsortiumUnknownAccount(account);
+        if (_orgOf[account] == 0 && !(account == address(this) && role == DEFAULT_ADMIN_ROLE)) {
+            revert ConsortiumUnknownAccount(account);
+        }
         granted = super._grantRole(role, account);
         if (granted && role == ADMIN_ROLE) {
             uint32 org = _orgOf[account];
-            if (_adminAccounts[org]++ == 0) _adminOrgCount++;
+            if (_adminAccounts[org]++ == 0 && _orgs[org].active) _adminOrgCount++;
         }
     }
 
-    /// @dev Revoking an org's last ADMIN account may not leave fewer admin orgs than the threshold.
+    /// @dev Revoking an active org's last ADMIN account may not leave fewer admin orgs than the threshold.
     function _revokeRole(bytes32 role, address account) internal override returns (bool revoked) {
         revoked = super._revokeRole(role, account);
         if (revoked && role == ADMIN_ROLE) {
             uint32 org = _orgOf[account];
-            if (--_adminAccounts[org] == 0) {
+            if (--_adminAccounts[org] == 0 && _orgs[org].active) {
                 _adminOrgCount--;
                 if (_adminOrgCount < _threshold) revert ConsortiumBadThreshold(_threshold, _adminOrgCount);
             }

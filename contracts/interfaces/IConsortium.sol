@@ -66,5 +66,6 @@ interface IConsortium {
 
     function threshold() external view returns (uint16);
 
+    /// @dev The number of active member orgs with at least one ADMIN account; `threshold` never exceeds it.
     function adminOrgCount() external view returns (uint16);
 }
