@@ -18,6 +18,8 @@ __all__ = [
     "IndexerCheckpoint",
     "Inspection",
     "Member",
+    "Proposal",
+    "UndoEntry",
 ]
 
 
@@ -132,9 +134,49 @@ class IndexedBlock(SQLModel, table=True):
 
 
 class IndexerCheckpoint(SQLModel, table=True):
-    """How far the mirror has been built: the last fully indexed block."""
+    """How far the mirror has been built: the last fully indexed block.
+
+    `chain_head` is the node's head when the indexer last synced and `synced_at` (unix seconds) when, so a
+    process that does not run the indexer can still report lag: `chain_head - block_number`.
+    """
 
     __tablename__ = "indexer_checkpoints"
     name: str = Field(primary_key=True)
     block_number: int
     block_hash: str
+    chain_head: int | None = None
+    synced_at: float | None = None
+
+
+class Proposal(SQLModel, table=True):
+    """A consortium proposal (Consortium ProposalCreated / ProposalVoted / ProposalExecuted)."""
+
+    __tablename__ = "proposals"
+    proposal_id: int = Field(primary_key=True)
+    proposer: str  # checksum
+    proposer_org_id: int
+    target: str  # checksum
+    data: str  # 0x-hex calldata
+    description: str
+    votes: int
+    executed: bool = False
+    block_number: int  # creation
+    tx_hash: str  # creation
+    updated_block: int
+    updated_tx_hash: str
+
+
+class UndoEntry(SQLModel, table=True):
+    """Undo journal of the indexer: a projection row as it was before `block_number` first changed it.
+
+    Written only for blocks within the finality depth of the head when they were indexed, and pruned with
+    the indexed block hashes; `key` is the JSON list of primary-key values, `prior` the JSON row or None
+    when the row did not exist.
+    """
+
+    __tablename__ = "indexer_undo"
+    id: int | None = Field(default=None, primary_key=True)
+    block_number: int = Field(index=True)
+    table_name: str
+    key: str
+    prior: str | None = None

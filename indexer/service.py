@@ -1,0 +1,346 @@
+"""The indexer service: mirror the deployment's events into SQL, from its deploy block to the chain head.
+
+`Indexer.sync_once` is the whole algorithm (Safe's reorg service + Ponder's historical/realtime sync):
+1. read the chain head; compare the checkpoint's block hash with the chain; on a mismatch find the newest
+   stored block still on the chain (the common ancestor) and rewind the mirror to it in one transaction;
+2. from checkpoint + 1 to the head, fetch ranges (`indexer.sync.fetch_range`, adaptive size) and apply each
+   in one transaction with its block hashes and the new checkpoint (`indexer.store`).
+Realtime indexing is the same call repeated every `poll_seconds` (`run` or `schedule`).
+
+Invariant: after every commit the mirror equals a fresh replay of the chain up to the checkpoint.
+Retries: only retryable errors (`indexer.errors.is_retryable`) are retried; fatal ones stop `run` and pause
+the scheduled job, and are reported in `status`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+
+from chain_gateway.deployments import Deployment, load_deployment
+from chain_gateway.rpc import JsonRpcClient
+from chain_gateway.settings import Settings
+from indexer.abi import EventDecoder
+from indexer.errors import ChainMovedError, HandlerError, ReorgTooDeepError, is_retryable
+from indexer.handlers import HANDLERS, PREFETCH
+from indexer.store import BlockRef, Checkpoint, Store
+from indexer.sync import FetchedRange, RangeSizer, fetch_blocks, fetch_range, find_common_ancestor
+
+__all__ = ["Indexer", "IndexerStatus", "ReorgInfo", "SyncResult", "create_mirror_engine"]
+
+log = logging.getLogger(__name__)
+
+CHAIN_MOVED_ATTEMPTS = 5  # ranges re-fetched within one sync_once when the chain moves under them
+JOB_ID = "indexer-sync"
+
+
+@dataclass(frozen=True)
+class ReorgInfo:
+    """A rewind done by a sync: the old checkpoint, the common ancestor and how many blocks were undone."""
+
+    old_checkpoint: int
+    ancestor: int
+    depth: int
+    rows_restored: int
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """What one `sync_once` did; `from_block > to_block` when there was nothing new."""
+
+    from_block: int
+    to_block: int
+    chain_head: int
+    blocks: int
+    events: int
+    ranges: int
+    seconds: float
+    reorg: ReorgInfo | None = None
+
+
+@dataclass(frozen=True)
+class IndexerStatus:
+    """Health of the mirror for /healthz, without touching the chain: lag = chain_head - checkpoint."""
+
+    checkpoint: int | None
+    checkpoint_hash: str | None
+    chain_head: int | None
+    lag: int | None
+    synced_at: float | None  # unix seconds of the last successful sync
+    last_error: str | None
+    fatal: bool  # a non-retryable error stopped indexing
+
+
+def create_mirror_engine(database_url: str, **kwargs: Any) -> Engine:
+    """An engine for the mirror; SQLite gets WAL (readers never block the indexer) and synchronous=NORMAL."""
+    engine = create_engine(database_url, **kwargs)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=5000")
+            cursor.close()
+
+    return engine
+
+
+class Indexer:
+    """Mirrors the events of every contract in `deployment` into the SQL tables of `indexer.models`."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        rpc: JsonRpcClient,
+        deployment: Deployment,
+        *,
+        finality_depth: int = 64,
+        max_block_range: int = 2_000,
+        poll_seconds: float = 0.5,
+        target_logs_per_call: int = 10_000,
+    ) -> None:
+        if finality_depth < 1 or max_block_range < 1:
+            raise ValueError("finality_depth and max_block_range must be at least 1")
+        self.engine = engine
+        self.rpc = rpc
+        self.deployment = deployment
+        self.finality_depth = finality_depth
+        self.poll_seconds = poll_seconds
+        self.store = Store(engine)
+        self.decoder = EventDecoder(deployment)
+        self.sizer = RangeSizer(max_block_range, target_logs=target_logs_per_call)
+        self._lock = threading.Lock()
+        self._owned: list[Any] = []
+        self._chain_head: int | None = None
+        self._last_error: str | None = None
+        self._fatal = False
+        self._checkpoint: Checkpoint | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Indexer:
+        """An indexer with its own engine and RPC client (closed by `close`), configured by `settings`."""
+        rpc = JsonRpcClient(settings.rpc_urls)
+        try:
+            chain_id = settings.chain_id or rpc.chain_id()
+            deployment = load_deployment(settings.deployments_file(chain_id))
+        except Exception:
+            rpc.close()
+            raise
+        engine = create_mirror_engine(settings.database_url)
+        indexer = cls(
+            engine,
+            rpc,
+            deployment,
+            finality_depth=settings.indexer_finality_depth,
+            poll_seconds=settings.indexer_poll_seconds,
+        )
+        indexer._owned = [rpc, engine]
+        return indexer
+
+    def close(self) -> None:
+        """Close the RPC client and dispose the engine if `from_settings` made them."""
+        for resource in self._owned:
+            if isinstance(resource, Engine):
+                resource.dispose()
+            else:
+                resource.close()
+        self._owned = []
+
+    def __enter__(self) -> Indexer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_tables(self) -> None:
+        self.store.create_tables()
+
+    # ------------------------------------------------------------ health
+
+    @property
+    def head(self) -> int | None:
+        """The chain head seen by the last sync."""
+        return self._chain_head
+
+    @property
+    def checkpoint(self) -> int | None:
+        """The last indexed block (read from SQL on first use, then kept by syncs)."""
+        if self._checkpoint is None:
+            self._checkpoint = self.store.checkpoint()
+        return self._checkpoint.block_number if self._checkpoint else None
+
+    @property
+    def status(self) -> IndexerStatus:
+        checkpoint = self.checkpoint
+        cp = self._checkpoint
+        head = self._chain_head if self._chain_head is not None else (cp.chain_head if cp else None)
+        lag = max(0, head - checkpoint) if head is not None and checkpoint is not None else None
+        return IndexerStatus(
+            checkpoint=checkpoint,
+            checkpoint_hash=cp.block_hash if cp else None,
+            chain_head=head,
+            lag=lag,
+            synced_at=cp.synced_at if cp else None,
+            last_error=self._last_error,
+            fatal=self._fatal,
+        )
+
+    # ------------------------------------------------------------ sync
+
+    def sync_once(self) -> SyncResult:
+        """Index from checkpoint + 1 to the chain head, rewinding first if the chain reorganised."""
+        with self._lock:
+            try:
+                result = self._sync()
+            except Exception as exc:
+                self._last_error = f"{type(exc).__name__}: {exc}"
+                self._fatal = not is_retryable(exc)
+                raise
+            self._last_error = None
+            return result
+
+    def _sync(self) -> SyncResult:
+        started = time.monotonic()
+        head = self.rpc.block_number()
+        self._chain_head = head
+        reorg = self._check_reorg()
+        checkpoint = self.store.checkpoint()
+        first = checkpoint.block_number + 1 if checkpoint else self.deployment["deploy_block"]
+        start, events, ranges, attempts = first, 0, 0, 0
+        while start <= head:
+            keep_from = head - self.finality_depth
+            cp_ref = BlockRef(checkpoint.block_number, checkpoint.block_hash, "") if checkpoint else None
+            try:
+                fetched = fetch_range(
+                    self.rpc, self.decoder, start, head, self.sizer, keep_from=keep_from, checkpoint=cp_ref
+                )
+            except ChainMovedError:
+                attempts += 1
+                if attempts >= CHAIN_MOVED_ATTEMPTS:
+                    raise
+                log.info("chain moved while fetching from block %d; checking for a reorg", start)
+                reorg = self._check_reorg() or reorg
+                checkpoint = self.store.checkpoint()
+                start = checkpoint.block_number + 1 if checkpoint else self.deployment["deploy_block"]
+                continue
+            self._apply(fetched, head, keep_from)
+            checkpoint = Checkpoint(fetched.end, fetched.end_block.hash, head, time.time())
+            events += len(fetched.logs)
+            ranges += 1
+            start = fetched.end + 1
+        if ranges == 0 and checkpoint is not None and checkpoint.chain_head != head:
+            self.store.note_head(head)
+        self._checkpoint = self.store.checkpoint()
+        return SyncResult(
+            from_block=first,
+            to_block=start - 1,
+            chain_head=head,
+            blocks=max(0, start - first),
+            events=events,
+            ranges=ranges,
+            seconds=time.monotonic() - started,
+            reorg=reorg,
+        )
+
+    def _check_reorg(self) -> ReorgInfo | None:
+        """Rewind to the common ancestor if the checkpoint's block is no longer on the chain."""
+        checkpoint = self.store.checkpoint()
+        if checkpoint is None:
+            return None
+        try:
+            current = fetch_blocks(self.rpc, [checkpoint.block_number])[checkpoint.block_number]
+        except ChainMovedError:  # the chain is now shorter than the checkpoint
+            current = None
+        if current is not None and current["hash"] == checkpoint.block_hash:
+            return None
+        ancestor = find_common_ancestor(self.rpc, self.store.recent_blocks())
+        if ancestor is None:
+            raise ReorgTooDeepError(
+                f"block {checkpoint.block_number} changed and no stored block hash (finality depth "
+                f"{self.finality_depth}) is on the chain any more: rebuild the mirror"
+            )
+        restored = self.store.rewind(ancestor.number)
+        depth = checkpoint.block_number - ancestor.number
+        log.warning("reorg: rewound %d blocks to %d (%d rows restored)", depth, ancestor.number, restored)
+        self._checkpoint = None
+        return ReorgInfo(checkpoint.block_number, ancestor.number, depth, restored)
+
+    def _apply(self, fetched: FetchedRange, head: int, keep_from: int) -> None:
+        """Apply one fetched range in one transaction: rows, block hashes, checkpoint."""
+        journal_from = keep_from if fetched.end >= keep_from else None
+        with self.store.batch(journal_from) as batch:
+            batch.block_times = fetched.block_times
+            batch.senders = fetched.senders
+            wanted: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
+            for item in fetched.logs:
+                prefetch = PREFETCH.get(item.key)
+                if prefetch is not None:
+                    table_name, key = prefetch(item)
+                    wanted[table_name].append(key)
+            for table_name, keys in wanted.items():
+                batch.prefetch(table_name, keys)
+            for item in fetched.logs:
+                handler = HANDLERS.get(item.key)
+                if handler is None:
+                    continue
+                batch.block_number = item.block_number
+                try:
+                    handler(item, batch)
+                except (KeyError, ValueError) as exc:
+                    raise HandlerError(f"{item.key} at block {item.block_number} log {item.log_index}: {exc}") from exc
+            self.store.finish_range(batch, fetched.recent, fetched.end_block, head, keep_from)
+
+    # ------------------------------------------------------------ loops
+
+    def run(self, stop: threading.Event) -> None:
+        """Sync every `poll_seconds` until `stop` is set; retry retryable errors with backoff, raise fatal ones."""
+        backoff = self.poll_seconds
+        while not stop.is_set():
+            try:
+                self.sync_once()
+                backoff = self.poll_seconds
+            except Exception as exc:
+                if not is_retryable(exc):
+                    log.error("indexer stopped: %s", exc)
+                    raise
+                log.warning("indexer sync failed, retrying in %.1f s: %s", backoff, exc)
+                stop.wait(backoff)
+                backoff = min(backoff * 2, 30.0)
+                continue
+            stop.wait(self.poll_seconds)
+
+    def schedule(self, scheduler: Any) -> None:
+        """Add a `sync_once` job to an APScheduler scheduler (one instance at a time, missed runs coalesced).
+
+        A fatal error pauses the job (see `status`); retryable ones are retried at the next interval.
+        """
+
+        def job() -> None:
+            try:
+                self.sync_once()
+            except Exception as exc:
+                if is_retryable(exc):
+                    log.warning("indexer sync failed, retrying next interval: %s", exc)
+                    return
+                log.error("indexer paused: %s", exc)
+                scheduler.pause_job(JOB_ID)
+
+        scheduler.add_job(
+            job,
+            "interval",
+            seconds=self.poll_seconds,
+            id=JOB_ID,
+            max_instances=1,
+            coalesce=True,
+            replace_existing=True,
+            next_run_time=datetime.now(UTC),  # first sync at once, not after one interval
+        )
