@@ -103,7 +103,8 @@ contract DeviceRegistry is IDeviceRegistry {
      * @dev Moves a device through its life cycle (see {IDeviceRegistry-Action} for the legal moves).
      *
      * Requirements: the caller is a REGISTRAR of the owner org; the move is legal from the current status;
-     * for Replace, `replacedBy` is another registered device of the same org.
+     * for Replace, `replacedBy` is another device of the same org that is Planned or Active (not itself
+     * replaced or retired).
      *
      * Emits a {DeviceLifecycleChanged} event.
      */
@@ -115,7 +116,8 @@ contract DeviceRegistry is IDeviceRegistry {
         Status to = _nextStatus(code, from, action);
         if (action == Action.Replace) {
             Device storage r = _devices[keccak256(bytes(replacedBy))];
-            if (r.status == Status.None || r.ownerOrg != d.ownerOrg || keccak256(bytes(replacedBy)) == codeHash) {
+            bool usable = r.status == Status.Planned || r.status == Status.Active;
+            if (!usable || r.ownerOrg != d.ownerOrg || keccak256(bytes(replacedBy)) == codeHash) {
                 revert DeviceRegistryBadReplacement(code, replacedBy);
             }
         } else if (bytes(replacedBy).length != 0) {

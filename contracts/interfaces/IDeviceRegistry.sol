@@ -25,7 +25,7 @@ interface IDeviceRegistry {
         Suspend, // Active -> Suspended
         Resume, // Suspended -> Active
         Upgrade, // Active -> Active (hardware or firmware upgraded in place)
-        Replace, // Active | Suspended -> Replaced (by another registered device)
+        Replace, // Active | Suspended -> Replaced (by another planned or active device of the same org)
         Retire // Planned | Active | Suspended -> Retired
     }
 

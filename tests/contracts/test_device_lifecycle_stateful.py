@@ -80,7 +80,10 @@ class DeviceLifecycleMachine(RuleBasedStateMachine):
             self.chain.assert_reverts(fn, key, "DeviceRegistryIllegalTransition", code, status, action)
             return
         if action == Action.REPLACE and (
-            replaced_by == code or replaced_by not in self.model or self.model[replaced_by][0] != owner
+            replaced_by == code
+            or replaced_by not in self.model
+            or self.model[replaced_by][0] != owner
+            or self.model[replaced_by][1] not in (Status.PLANNED, Status.ACTIVE)
         ):
             self.chain.assert_reverts(fn, key, "DeviceRegistryBadReplacement", code, replaced_by)
             return
@@ -89,7 +92,11 @@ class DeviceLifecycleMachine(RuleBasedStateMachine):
 
     def _replacements(self, code: str) -> list[str]:
         owner = self.model[code][0]
-        return [c for c, (org, _) in sorted(self.model.items()) if org == owner and c != code]
+        return [
+            c
+            for c, (org, status) in sorted(self.model.items())
+            if org == owner and c != code and status in (Status.PLANNED, Status.ACTIVE)
+        ]
 
     def _legal_actions(self, code: str) -> list[Action]:
         status = self.model[code][1]

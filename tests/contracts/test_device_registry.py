@@ -455,18 +455,22 @@ class TestDeviceRegistry:
         assert {a for _, a in LEGAL_MOVES} == set(Action)
         assert all(to not in (Status.NONE, Status.PLANNED) for to in LEGAL_MOVES.values())
 
-    @pytest.mark.parametrize("replacement", ["unregistered", "other-org", "itself", "empty"])
-    def test_replace_needs_another_registered_device_of_the_same_org(
+    @pytest.mark.parametrize("replacement", ["unregistered", "other-org", "itself", "empty", "retired"])
+    def test_replace_needs_another_planned_or_active_device_of_the_same_org(
         self, net: ContractsChain, replacement: str
     ) -> None:
         net.register("BJ-PSB", device_input(CODE, status=Status.ACTIVE))
         other_org_device = device_code(500)
         net.register("BJ-CMC", device_input(other_org_device))
+        retired_device = device_code(501)
+        net.register("BJ-PSB", device_input(retired_device, status=Status.ACTIVE))
+        net.transact(net.registry.functions.changeLifecycle(retired_device, Action.RETIRE, "", ""), net.key("BJ-PSB"))
         replaced_by = {
             "unregistered": device_code(404),
             "other-org": other_org_device,
             "itself": CODE,
             "empty": "",
+            "retired": retired_device,
         }[replacement]
         net.assert_reverts(
             net.registry.functions.changeLifecycle(CODE, Action.REPLACE, replaced_by, ""),
