@@ -1,0 +1,42 @@
+"""A child process for the crash test: index, and hang inside the Nth range's transaction until killed.
+
+Usage: python -m tests.indexer.crash_worker <database url> <rpc url> <deployment json> <marker file> <n>
+The Nth call of `Store._set_checkpoint` (the last write of a range's transaction, after all its rows) writes
+the marker file and sleeps, so the parent can SIGKILL the process with the transaction open.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from chain_gateway.deployments import load_deployment
+from chain_gateway.rpc import JsonRpcClient
+from indexer.service import Indexer, create_mirror_engine
+from indexer.store import Store
+
+
+def main(database_url: str, rpc_url: str, deployment_path: str, marker: str, hang_at: int) -> None:
+    calls = 0
+    original = Store._set_checkpoint
+
+    def hanging(self: Store, *args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        original(self, *args, **kwargs)
+        if calls == hang_at:
+            Path(marker).write_text("in transaction", encoding="utf-8")
+            time.sleep(600)
+
+    Store._set_checkpoint = hanging  # type: ignore[method-assign]
+    engine = create_mirror_engine(database_url)
+    rpc = JsonRpcClient([rpc_url])
+    indexer = Indexer(engine, rpc, load_deployment(Path(deployment_path)), max_block_range=2)
+    indexer.create_tables()
+    indexer.sync_once()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))
