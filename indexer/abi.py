@@ -159,15 +159,56 @@ def _fast_decoder(types: Sequence[str]) -> Callable[[bytes], tuple[Any, ...]] | 
         f"        raise DecodingError('data holds ' + str(len(d)) + ' bytes, the head alone needs {head}')\n"
         f"    return ({fields}{',' if len(types) == 1 else ''})\n"
     )
+    decoder: Callable[[bytes], tuple[Any, ...]] = _compile(source, f"<decoder {','.join(types)}>")
+    return decoder
+
+
+def _compile(source: str, filename: str) -> Any:
     scope: dict[str, Any] = {
         "_ib": int.from_bytes,
+        "_fromhex": bytes.fromhex,
         "_addr": _read_address,
         "_str": _read_string,
         "_bytes": _read_bytes,
         "DecodingError": DecodingError,
     }
-    exec(compile(source, f"<decoder {','.join(types)}>", "exec"), scope)  # noqa: S102 - source from ABI types
-    decoder: Callable[[bytes], tuple[Any, ...]] = scope["decode"]
+    exec(compile(source, filename, "exec"), scope)  # noqa: S102 - source built from ABI type and argument names
+    return scope["decode"]
+
+
+def _args_decoder(
+    names: Sequence[str], indexed: Sequence[tuple[str, str]], fields: Sequence[tuple[str, str]]
+) -> Callable[[Sequence[str], str], dict[str, Any]] | None:
+    """A decoder generated from topics and 0x-hex data straight to the arguments dict (all in ABI order).
+
+    Only for events whose indexed arguments are integers or 32-byte values and whose data is elementary.
+    """
+    if not all(_ELEMENTARY.match(t) for _, t in fields):
+        return None
+    if not all(re.match(r"^uint\d*$|^bytes32$", t) for _, t in indexed):
+        return None
+    if not all(n.isidentifier() for n in names) or len(set(names)) != len(names):
+        return None
+    topic_of = {name: i + 1 for i, (name, _) in enumerate(indexed)}
+    field_of = {name: (i, t) for i, (name, t) in enumerate(fields)}
+    items = []
+    for name in names:
+        if name in topic_of:
+            t = dict(indexed)[name]
+            expr = f"int(t[{topic_of[name]}], 16)" if t.startswith("uint") else f"t[{topic_of[name]}].lower()"
+        else:
+            i, t = field_of[name]
+            expr = _word_expr(t, WORD * i)
+        items.append(f"{name!r}: {expr}")
+    head = WORD * len(fields)
+    source = (
+        "def decode(t, h):\n"
+        "    d = _fromhex(h[2:])\n"
+        f"    if len(d) < {head}:\n"
+        f"        raise DecodingError('data holds ' + str(len(d)) + ' bytes, the head alone needs {head}')\n"
+        f"    return {{{', '.join(items)}}}\n"
+    )
+    decoder: Callable[[Sequence[str], str], dict[str, Any]] = _compile(source, f"<args {','.join(names)}>")
     return decoder
 
 
@@ -213,22 +254,30 @@ class EventSpec:
     decode_data: Callable[[bytes], tuple[Any, ...]]
     topic_decoders: tuple[Callable[[str], Any], ...]
     fast: bool  # whether `decode_data` is a generated decoder
+    order: tuple[str, ...] = ()  # argument names in ABI order
+    decode_all: Callable[[Sequence[str], str], dict[str, Any]] | None = None  # generated topics+data decoder
 
     def decode_args(self, topics: Sequence[str], data: str) -> dict[str, Any]:
         """The arguments by name from a log's topics and 0x-hex data."""
         if len(topics) != 1 + len(self.indexed):
             raise LogDecodeError(f"{self.key}: {len(topics)} topics, expected {1 + len(self.indexed)}")
         try:
-            values = self.decode_data(bytes.fromhex(data[2:]))
-            args = {
-                name: dec(topic)
-                for (name, _), dec, topic in zip(self.indexed, self.topic_decoders, topics[1:], strict=True)
-            }
+            if self.decode_all is not None:
+                return self.decode_all(topics, data)
+            return self.decode_args_by_parts(topics, data)
         except (DecodingError, ValueError, UnicodeDecodeError) as exc:
             raise LogDecodeError(f"{self.key}: {exc}") from exc
+
+    def decode_args_by_parts(self, topics: Sequence[str], data: str) -> dict[str, Any]:
+        """The same as `decode_args` through the per-topic decoders and `decode_data` (the reference path)."""
+        values = self.decode_data(bytes.fromhex(data[2:]))
+        args = {
+            name: dec(topic)
+            for (name, _), dec, topic in zip(self.indexed, self.topic_decoders, topics[1:], strict=True)
+        }
         for (name, _), value in zip(self.fields, values, strict=True):
             args[name] = value
-        return args
+        return {p: args[p] for p in self.order}
 
 
 class EventDecoder:
@@ -272,6 +321,8 @@ class EventDecoder:
             decode_data=fast or _eth_abi_decoder(types),
             topic_decoders=tuple(_topic_decoder(t) for _, t in indexed),
             fast=fast is not None,
+            order=tuple(p["name"] for p in item["inputs"]),
+            decode_all=_args_decoder([p["name"] for p in item["inputs"]], indexed, fields),
         )
 
     def decode(self, log: RawLog) -> DecodedLog | None:

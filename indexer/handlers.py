@@ -44,6 +44,8 @@ _ROLES = ("ADMIN", "REGISTRAR", "REVIEWER", "APPROVER", "AUDITOR", "RELAYER")
 ROLE_NAMES: dict[str, str] = {"0x" + keccak(text=name).hex(): name for name in _ROLES}
 ROLE_NAMES["0x" + "00" * 32] = "DEFAULT_ADMIN"
 
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # one encoder: dumps() builds one per call
+
 # Enum-typed arguments of device events, rendered by name in `device_events.data`.
 _DEVICE_ENUMS: dict[str, tuple[str, ...]] = {
     "status": DEVICE_STATUSES,
@@ -194,7 +196,9 @@ def code_rule_set(log: DecodedLog, ctx: HandlerContext) -> None:
 
 
 def _device_event(log: DecodedLog, ctx: HandlerContext, event: str) -> None:
-    data = {k: (_enum(_DEVICE_ENUMS[k], v) if k in _DEVICE_ENUMS else v) for k, v in log.args.items()}
+    data = dict(log.args)
+    for name in _DEVICE_ENUMS.keys() & data.keys():
+        data[name] = _enum(_DEVICE_ENUMS[name], data[name])
     ctx.append(
         "device_events",
         {
@@ -206,7 +210,7 @@ def _device_event(log: DecodedLog, ctx: HandlerContext, event: str) -> None:
             "tx_hash": log.tx_hash,
             "log_index": log.log_index,
             "sender": ctx.sender(log.tx_hash),
-            "data": json.dumps(data, ensure_ascii=False, separators=(",", ":")),
+            "data": _JSON(data),
         },
     )
 

@@ -6,6 +6,7 @@ which log last shaped it. Coordinates are stored as micro-degrees (integers, exa
 
 from __future__ import annotations
 
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 __all__ = [
@@ -77,14 +78,14 @@ class Device(SQLModel, table=True):
     type_id: int = Field(index=True)
     owner_org_id: int = Field(index=True)
     status: str = Field(index=True)  # planned | active | suspended | replaced | retired
-    district: int = Field(index=True)
+    district: int = Field(index=True, sa_type=BigInteger)  # uint32 on-chain
     lat_e6: int
     lon_e6: int
-    built_at: int  # unix seconds
+    built_at: int = Field(sa_type=BigInteger)  # unix seconds (uint40 on-chain: past 2038 in PostgreSQL too)
     attributes: str  # canonical JSON exactly as on-chain
     attributes_hash: str
     replaced_by: str | None = None
-    last_inspected_at: int | None = None
+    last_inspected_at: int | None = Field(default=None, sa_type=BigInteger)
     tx_hash: str  # registration
     block_number: int  # registration
     updated_block: int
@@ -101,7 +102,7 @@ class DeviceEvent(SQLModel, table=True):
     event: str  # DeviceRegistered | DeviceUpdated | DeviceLifecycleChanged | DeviceInspected
     block_number: int = Field(index=True)
     block_hash: str
-    block_time: int
+    block_time: int = Field(sa_type=BigInteger)
     tx_hash: str
     log_index: int
     sender: str | None = None  # tx sender when known
@@ -116,7 +117,7 @@ class Inspection(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(index=True)
     result: str  # passed | issues | failed
-    inspected_at: int
+    inspected_at: int = Field(sa_type=BigInteger)
     report_hash: str
     note: str
     block_number: int = Field(index=True)

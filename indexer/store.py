@@ -29,7 +29,7 @@ from sqlmodel import SQLModel
 from indexer import models
 from indexer.errors import ReorgTooDeepError
 
-__all__ = ["APPEND_TABLES", "PROJECTION_TABLES", "Batch", "BlockRef", "Checkpoint", "Store"]
+__all__ = ["APPEND_TABLES", "PROJECTION_TABLES", "Batch", "BlockRef", "Checkpoint", "Store", "bulk_insert"]
 
 CHECKPOINT_NAME = "mirror"
 PREFETCH_CHUNK = 500  # keys per SELECT ... IN (...)
@@ -82,6 +82,33 @@ class Checkpoint:
 
 def _pk_columns(table: Table) -> list[str]:
     return [c.name for c in table.primary_key.columns]
+
+
+def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
+    """INSERT `rows` (all with the same keys) in the connection's transaction, by the fastest path available.
+
+    SQLAlchemy's executemany spends ~20 us per row building parameters, more than the indexer's whole
+    per-event budget, so SQLite gets the driver's executemany with tuples and PostgreSQL (psycopg) gets COPY;
+    other dialects use SQLAlchemy.
+    """
+    if not rows:
+        return
+    columns = [c.name for c in table.columns if c.name in rows[0]]
+    quoted = ", ".join(f'"{c}"' for c in columns)
+    driver = conn.connection.dbapi_connection
+    if conn.dialect.name == "sqlite" and driver is not None:
+        cursor = driver.cursor()
+        try:
+            sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({", ".join("?" * len(columns))})'
+            cursor.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
+        finally:
+            cursor.close()
+    elif conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and driver is not None:
+        with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
+            for r in rows:
+                copy.write_row(tuple(r[c] for c in columns))
+    else:
+        conn.execute(insert(table), list(rows))
 
 
 class Batch:
@@ -228,15 +255,12 @@ class Batch:
                 self.conn.execute(delete(table).where(where), deletes)
             if updates:
                 self.conn.execute(update(table).where(where), updates)
-            if inserts:
-                self.conn.execute(insert(table), inserts)
+            bulk_insert(self.conn, table, inserts)
             written += len(inserts) + len(updates) + len(deletes)
         for table_name, rows in self._appends.items():
-            if rows:
-                self.conn.execute(insert(APPEND_TABLES[table_name]), rows)
-                written += len(rows)
-        if self._journal:
-            self.conn.execute(insert(_UNDO), self._journal)
+            bulk_insert(self.conn, APPEND_TABLES[table_name], rows)
+            written += len(rows)
+        bulk_insert(self.conn, _UNDO, self._journal)
         self._current.clear()
         self._original.clear()
         self._appends.clear()
@@ -287,10 +311,7 @@ class Store:
         """In `batch`'s transaction: store block hashes, prune old ones and the journal, move the checkpoint."""
         conn = batch.conn
         batch.flush()
-        if blocks:
-            conn.execute(
-                insert(_BLOCKS), [{"number": b.number, "hash": b.hash, "parent_hash": b.parent_hash} for b in blocks]
-            )
+        bulk_insert(conn, _BLOCKS, [{"number": b.number, "hash": b.hash, "parent_hash": b.parent_hash} for b in blocks])
         conn.execute(delete(_BLOCKS).where(_BLOCKS.c.number < keep_from))
         conn.execute(delete(_UNDO).where(_UNDO.c.block_number < keep_from))
         self._set_checkpoint(conn, checkpoint.number, checkpoint.hash, chain_head)

@@ -49,6 +49,7 @@ def _strategy(kind: str) -> st.SearchStrategy[Any]:
 def test_every_event_of_the_contracts_gets_a_generated_decoder() -> None:
     assert {s.key for s in SPECS} >= {"DeviceRegistry:DeviceRegistered", "Consortium:RoleGranted"}
     assert all(s.fast for s in SPECS)
+    assert all(s.decode_all is not None for s in SPECS if s.contract == "DeviceRegistry")
     assert all(s.topic0 == "0x" + keccak(text=event_signature_of(s.key)).hex() for s in SPECS)
 
 
@@ -65,6 +66,23 @@ def test_generated_decoder_equals_eth_abi(spec: Any, data: st.DataObject) -> Non
     values = [data.draw(_strategy(t)) for t in types]
     encoded = eth_abi.encode(types, values)
     assert spec.decode_data(encoded) == _eth_abi_decoder(types)(encoded)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.key)
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_generated_args_decoder_equals_the_reference_path(spec: Any, data: st.DataObject) -> None:
+    types = [t for _, t in spec.fields]
+    encoded = "0x" + eth_abi.encode(types, [data.draw(_strategy(t)) for t in types]).hex()
+    topics = [spec.topic0]
+    for _, kind in spec.indexed:
+        value = data.draw(_strategy(kind)) if kind.startswith(("uint", "address")) else data.draw(_strategy("bytes32"))
+        topics.append(
+            "0x" + eth_abi.encode([kind if kind.startswith(("uint", "address")) else "bytes32"], [value]).hex()
+        )
+    expected = spec.decode_args_by_parts(topics, encoded)
+    assert spec.decode_args(topics, encoded) == expected
+    assert list(expected) == list(spec.order)
 
 
 def test_log_decodes_topics_and_data_by_name() -> None:
