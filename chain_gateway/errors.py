@@ -4,7 +4,9 @@
     ├── GatewayConfigError (+ RuntimeError)   missing build, keystore, deployment or bad settings
     ├── GatewayRPCError (+ ConnectionError)   the node could not be reached or answered with an RPC error
     │   └── retryable: timeouts, connection refused, 5xx
-    └── ContractRevert (+ ValueError)          the contract refused: `name` and `args` of its custom error
+    ├── ContractRevert (+ ValueError)          the contract refused: `name` and `args` of its custom error
+    ├── InvalidCall (+ ValueError)             unknown contract or function, or arguments that do not fit its ABI
+    └── IdempotencyConflict (+ ValueError)     an idempotency key reused with a different request body
 
 Third-party errors (requests, web3, eth_abi) are translated at one boundary, `chain_gateway.rpc`.
 """
@@ -13,7 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ContractRevert", "GatewayConfigError", "GatewayError", "GatewayRPCError"]
+__all__ = [
+    "ContractRevert",
+    "GatewayConfigError",
+    "GatewayError",
+    "GatewayRPCError",
+    "IdempotencyConflict",
+    "InvalidCall",
+]
 
 
 class GatewayError(Exception):
@@ -44,3 +53,18 @@ class ContractRevert(GatewayError, ValueError):
 
     def to_json(self) -> dict[str, Any]:
         return {"error": self.name, "args": self.args_dict}
+
+
+class InvalidCall(GatewayError, ValueError):
+    """The call cannot be encoded: unknown contract or function, or arguments that do not fit the ABI."""
+
+
+class IdempotencyConflict(GatewayError, ValueError):
+    """An idempotency key was reused for the same account with a different request body."""
+
+    def __init__(self, idempotency_key: str, operation_id: str) -> None:
+        super().__init__(
+            f"idempotency key {idempotency_key!r} was used for a different request (operation {operation_id})"
+        )
+        self.idempotency_key = idempotency_key
+        self.operation_id = operation_id

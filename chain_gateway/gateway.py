@@ -1,0 +1,658 @@
+"""The chain gateway: simulate, enqueue into the durable outbox, and the worker that signs, sends and follows.
+
+`enqueue` commits a queued row before it returns. `process_once` then moves rows along:
+
+1. new rows: estimate gas (batched; a revert fails the row with its decoded error and uses no nonce),
+   reserve nonces, sign, commit nonce + raw tx + tx hash, and only then broadcast (batched);
+2. receipts (batched): status 1 -> mined; status 0 -> mined with the error decoded by replaying the call,
+   failed once confirmed;
+3. rows signed but not sent (a crash between commit and send) or sent without a receipt for a while are
+   broadcast again: the same bytes, so a duplicate is harmless; a nonce proven taken by another
+   transaction (our raw tx can then never be mined) sends the row back to be signed anew;
+4. mined rows with `confirmations` blocks on top and still-canonical block hash -> confirmed (or failed
+   if they reverted); a changed hash (reorg) -> back to submitted and broadcast again.
+
+Crash-test hook: with `DIRCHAIN_GATEWAY_CRASH_AT=after_sign` in the environment the process exits with
+`os._exit(137)` right after committing signed transactions and before sending them (tests only).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
+from eth_utils import to_checksum_address
+from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+from sqlmodel import SQLModel
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from chain_gateway.calldata import CalldataEncoder
+from chain_gateway.deployments import Deployment, load_deployment
+from chain_gateway.errors import ContractRevert, GatewayConfigError, GatewayRPCError, IdempotencyConflict
+from chain_gateway.keystore import Keystore
+from chain_gateway.nonces import NonceManager
+from chain_gateway.outbox import (
+    CONFIRMED,
+    FAILED,
+    MINED,
+    QUEUED,
+    SUBMITTED,
+    AccountNonce,
+    Operation,
+    canonical_json,
+    create_outbox_engine,
+    request_hash,
+)
+from chain_gateway.revert import REVERTED_WITHOUT_DATA, RevertDecoder
+from chain_gateway.rpc import JsonRpcClient, RpcErrorAnswer
+from chain_gateway.settings import Settings
+from chain_gateway.signer import Fees, TxSigner
+
+__all__ = ["CRASH_ENV", "Gateway", "IdempotencyConflict"]
+
+log = structlog.get_logger("chain_gateway")
+
+CRASH_ENV = "DIRCHAIN_GATEWAY_CRASH_AT"
+CRASH_EXIT_CODE = 137
+GAS_MARGIN = 1.25  # estimate x margin + headroom: state may change between estimate and inclusion
+GAS_HEADROOM = 20_000  # gas
+REBROADCAST_AFTER_SECONDS = 10.0
+RPC_CHUNK = 500  # calls per JSON-RPC batch
+BATCH_SIZE = 1_000  # rows per step of process_once
+FILL_GAS = 21_000  # gas of the zero-value self-transfer that fills a nonce the node rejected
+FILLER_CONTRACT = "_gateway"  # pseudo contract of internal nonce-filler rows
+# Answers to eth_sendRawTransaction that mean "a transaction with this nonce is known": look for a receipt.
+KNOWN_ANSWERS = ("already known", "already imported", "known transaction", "nonce too low", "underpriced")
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, GatewayRPCError) and exc.retryable
+
+
+def _hex(data: bytes) -> str:
+    return "0x" + data.hex()
+
+
+@dataclass
+class _Stats:
+    changed: int = 0
+
+
+class Gateway:
+    """Relayer and key custodian: the only writer of transactions, the only reader/writer of the outbox."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        deployment: Deployment,
+        keystore: Keystore,
+        rpc: JsonRpcClient,
+        *,
+        batch_size: int = BATCH_SIZE,
+        rebroadcast_after_seconds: float = REBROADCAST_AFTER_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.deployment = deployment
+        self.keystore = keystore
+        self.rpc = rpc
+        self.batch_size = batch_size
+        self.rebroadcast_after_seconds = rebroadcast_after_seconds
+        self._calldata = CalldataEncoder(deployment)
+        self._revert = RevertDecoder(deployment["errors_abi"])
+        self._nonces = NonceManager()
+        self._signers: dict[str, TxSigner] = {}
+        self._chain_id: int | None = settings.chain_id
+        self._owned: list[Any] = []
+        self._crash_at = os.environ.get(CRASH_ENV)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Gateway:
+        """A gateway wired from settings; `close()` releases the engine and RPC client it made."""
+        rpc = JsonRpcClient(settings.rpc_urls)
+        try:
+            chain_id = settings.chain_id or rpc.chain_id()
+            deployment = load_deployment(settings.deployments_file(chain_id))
+        except Exception:
+            rpc.close()
+            raise
+        engine = create_outbox_engine(settings.database_url)
+        keystore = Keystore(settings.keystore_dir, settings.keystore_password)
+        gateway = cls(settings, engine, deployment, keystore, rpc)
+        gateway._chain_id = chain_id
+        gateway._owned = [rpc, engine]
+        return gateway
+
+    def close(self) -> None:
+        """Release what `from_settings` created (an injected engine or RPC client stays the caller's)."""
+        for resource in self._owned:
+            if isinstance(resource, JsonRpcClient):
+                resource.close()
+            else:
+                resource.dispose()
+        self._owned = []
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_tables(self) -> None:
+        SQLModel.metadata.create_all(self.engine, tables=[Operation.__table__, AccountNonce.__table__])  # type: ignore[list-item]
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self.rpc.chain_id()
+        if self._chain_id != self.deployment["chain_id"]:
+            raise GatewayConfigError(f"node chain id {self._chain_id} != deployment's {self.deployment['chain_id']}")
+        return self._chain_id
+
+    # ------------------------------------------------------------------ API side
+
+    def simulate(self, account: str, contract: str, function: str, args: Sequence[Any]) -> None:
+        """Run the call from `account` with eth_call and eth_estimateGas; raise `ContractRevert` if it reverts."""
+        to, data = self._calldata.encode(contract, function, args)
+        call = {"from": to_checksum_address(account), "to": to, "data": _hex(data)}
+        for answer in self.rpc.batch([("eth_call", [call, "latest"]), ("eth_estimateGas", [call])]):
+            if isinstance(answer, RpcErrorAnswer):
+                revert = self._revert.from_rpc_error(answer)
+                raise revert if revert is not None else answer
+
+    def enqueue(
+        self,
+        *,
+        org_code: str,
+        account: str,
+        contract: str,
+        function: str,
+        args: Sequence[Any],
+        idempotency_key: str | None = None,
+        simulate: bool = True,
+    ) -> Operation:
+        """Accept a write: (simulate,) commit a queued row and return it. Durable once this returns.
+
+        The same `idempotency_key` and request for the same account returns the first operation; the same key
+        with a different request raises `IdempotencyConflict`.
+        """
+        account = to_checksum_address(account)
+        args = json.loads(canonical_json(list(args)))  # what is stored is what is encoded later
+        digest = request_hash(contract, function, args)
+        if idempotency_key is not None:
+            existing = self._by_key(account, idempotency_key)
+            if existing is not None:
+                return self._replayed(existing, digest)
+        self._calldata.encode(contract, function, args)  # raises InvalidCall before anything is stored
+        if not self.keystore.has(account):
+            raise GatewayConfigError(f"the gateway holds no key for {account}")
+        if simulate:
+            self.simulate(account, contract, function, args)
+        op = Operation(
+            idempotency_key=idempotency_key,
+            org_code=org_code,
+            account=account,
+            contract=contract,
+            function=function,
+            args_json=canonical_json(args),
+            request_hash=digest,
+        )
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                session.add(op)
+                session.commit()
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+            existing = self._by_key(account, idempotency_key)  # a concurrent request with the same key won
+            if existing is None:
+                raise
+            return self._replayed(existing, digest)
+        log.info("operation queued", op=op.id, org=org_code, call=f"{contract}.{function}")
+        return op
+
+    def _by_key(self, account: str, key: str) -> Operation | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.execute(
+                select(Operation).where(Operation.account == account, Operation.idempotency_key == key)
+            ).scalar_one_or_none()
+
+    @staticmethod
+    def _replayed(existing: Operation, digest: str) -> Operation:
+        if existing.request_hash != digest:
+            raise IdempotencyConflict(existing.idempotency_key or "", existing.id)
+        return existing
+
+    def get_operation(self, op_id: str) -> Operation | None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            return session.get(Operation, op_id)
+
+    # ------------------------------------------------------------------ worker
+
+    def run(self, stop: threading.Event) -> None:
+        """Process the outbox until `stop` is set; retryable RPC failures back off, others are logged."""
+        log.info("gateway worker started", rpc=self.rpc.url, chain_id=self.chain_id)
+        step = retry(
+            retry=retry_if_exception(_is_retryable),
+            wait=wait_exponential(multiplier=0.2, max=5),
+            stop=stop_after_attempt(6),
+            reraise=True,
+        )(self.process_once)
+        while not stop.is_set():
+            try:
+                changed = step()
+            except (GatewayRPCError, OperationalError) as exc:
+                log.warning("gateway step failed", error=str(exc).splitlines()[0])
+                changed = 0
+            if changed == 0:
+                stop.wait(self.settings.gateway_poll_seconds)
+        log.info("gateway worker stopped")
+
+    def process_once(self) -> int:
+        """One pass over the outbox; returns how many rows changed status (or were signed)."""
+        stats = _Stats()
+        self._sign_and_send(stats)
+        self._follow_receipts(stats)
+        self._rebroadcast(stats)
+        self._confirm(stats)
+        return stats.changed
+
+    # -- 1. new rows
+
+    def _fees(self) -> Fees:
+        block, gas_price, tip = self.rpc.batch(
+            [("eth_getBlockByNumber", ["latest", False]), ("eth_gasPrice", []), ("eth_maxPriorityFeePerGas", [])]
+        )
+        if isinstance(block, RpcErrorAnswer) or isinstance(gas_price, RpcErrorAnswer):
+            raise block if isinstance(block, RpcErrorAnswer) else gas_price
+        base_fee = block.get("baseFeePerGas")
+        if base_fee is None:  # no London: legacy gas price, often 0 on consortium chains
+            return Fees(gas_price=int(gas_price, 16))
+        priority = 0 if isinstance(tip, RpcErrorAnswer) else int(tip, 16)
+        return Fees(max_fee=2 * int(base_fee, 16) + priority, max_priority_fee=priority)
+
+    def _signer(self, account: str) -> TxSigner:
+        signer = self._signers.get(account)
+        if signer is None:
+            local: LocalAccount = self.keystore.signer(account)
+            signer = self._signers[account] = TxSigner(local, self.chain_id)
+        return signer
+
+    def _sign_and_send(self, stats: _Stats) -> None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = list(
+                session.execute(
+                    select(Operation)
+                    .where(Operation.status == QUEUED, Operation.raw_tx.is_(None))  # type: ignore[union-attr]
+                    .order_by(Operation.created_at)  # type: ignore[arg-type]
+                    .limit(self.batch_size)
+                ).scalars()
+            )
+        if not rows:
+            return
+        in_flight = self._accounts_in_flight({r.account for r in rows})
+        encoded: dict[str, tuple[ChecksumAddress, bytes]] = {}
+        failures: dict[str, ContractRevert] = {}
+        for op in rows:
+            try:
+                encoded[op.id] = self._calldata.encode(op.contract, op.function, op.args)
+            except ValueError as exc:
+                failures[op.id] = ContractRevert("GatewayInvalidCall", {"message": str(exc)})
+        ready = [op for op in rows if op.id in encoded]
+        estimates = self._batch(
+            [
+                ("eth_estimateGas", [{"from": op.account, "to": encoded[op.id][0], "data": _hex(encoded[op.id][1])}])
+                for op in ready
+            ]
+        )
+        to_sign: list[tuple[Operation, int]] = []
+        for op, estimate in zip(ready, estimates, strict=True):
+            if isinstance(estimate, RpcErrorAnswer):
+                revert = self._revert.from_rpc_error(estimate)
+                if op.account in in_flight:
+                    continue  # may depend on an earlier write of the same account: estimate again later
+                failures[op.id] = revert or ContractRevert("GatewayEstimateFailed", {"message": estimate.message})
+                continue
+            to_sign.append((op, min(int(int(estimate, 16) * GAS_MARGIN) + GAS_HEADROOM, self.settings.gas_limit_cap)))
+            in_flight.add(op.account)  # later rows of this account may depend on this one
+        if failures:
+            self._mark_failed(failures)
+            stats.changed += len(failures)
+        if not to_sign:
+            return
+        signed = self._sign_and_persist(to_sign, encoded)
+        if self._crash_at == "after_sign" and signed:
+            os._exit(CRASH_EXIT_CODE)  # crash-test hook, see the module docstring
+        self._send(signed, stats)
+
+    def _accounts_in_flight(self, accounts: Iterable[str]) -> set[str]:
+        """Accounts with a signed write not yet mined (a later write may depend on it)."""
+        with Session(self.engine) as session:
+            found = session.execute(
+                select(Operation.account)
+                .where(
+                    Operation.account.in_(list(accounts)),  # type: ignore[attr-defined]
+                    Operation.status.in_([QUEUED, SUBMITTED]),  # type: ignore[attr-defined]
+                    Operation.raw_tx.is_not(None),  # type: ignore[union-attr]
+                )
+                .distinct()
+            ).scalars()
+            return set(found)
+
+    def _sign_and_persist(
+        self, to_sign: list[tuple[Operation, int]], encoded: dict[str, tuple[ChecksumAddress, bytes]]
+    ) -> list[Operation]:
+        """Reserve nonces, sign and commit; rows another worker claimed meanwhile are left out."""
+        by_account: dict[str, list[tuple[Operation, int]]] = defaultdict(list)
+        for op, gas in to_sign:
+            by_account[op.account].append((op, gas))
+        accounts = sorted(by_account)
+        pending = self._batch([("eth_getTransactionCount", [a, "pending"]) for a in accounts])
+        for answer in pending:
+            if isinstance(answer, RpcErrorAnswer):
+                raise answer
+        fees = self._fees()
+        now = time.time()
+        signed: list[Operation] = []
+        updates: list[dict[str, Any]] = []
+        with Session(self.engine, expire_on_commit=False) as session:
+            claimable = select(Operation.id).where(
+                Operation.id.in_([op.id for op, _ in to_sign]),  # type: ignore[attr-defined]
+                Operation.status == QUEUED,
+                Operation.raw_tx.is_(None),  # type: ignore[union-attr]
+            )
+            if self.engine.dialect.name == "postgresql":
+                claimable = claimable.with_for_update(skip_locked=True)
+            claimed = set(session.execute(claimable).scalars())
+            for account, count_hex in zip(accounts, pending, strict=True):
+                ops = [(op, gas) for op, gas in by_account[account] if op.id in claimed]
+                if not ops:
+                    continue
+                first = self._nonces.reserve(session, account, len(ops), int(count_hex, 16))
+                signer = self._signer(account)
+                for offset, (op, gas) in enumerate(ops):
+                    to, data = encoded[op.id]
+                    tx = signer.sign(nonce=first + offset, gas=gas, to=bytes.fromhex(to[2:]), data=data, fees=fees)
+                    op.nonce, op.gas_limit = first + offset, gas
+                    op.raw_tx, op.tx_hash, op.updated_at = _hex(tx.raw), _hex(tx.tx_hash), now
+                    updates.append(
+                        {
+                            "id": op.id,
+                            "nonce": op.nonce,
+                            "gas_limit": gas,
+                            "raw_tx": op.raw_tx,
+                            "tx_hash": op.tx_hash,
+                            "updated_at": now,
+                        }
+                    )
+                    signed.append(op)
+            if updates:
+                session.execute(update(Operation), updates)
+            session.commit()
+        return signed
+
+    def _send(self, ops: Sequence[Operation], stats: _Stats) -> None:
+        """Broadcast signed rows in nonce order; a row stays queued (and is resent) if the node was unreachable."""
+        ordered = sorted(ops, key=lambda o: (o.account, o.nonce or 0))
+        try:
+            answers = self._batch([("eth_sendRawTransaction", [op.raw_tx]) for op in ordered])
+        except GatewayRPCError as exc:
+            log.warning("broadcast failed; will resend", count=len(ordered), error=str(exc))
+            return
+        now = time.time()
+        accepted: list[dict[str, Any]] = []
+        known: list[Operation] = []
+        rejected: list[tuple[Operation, RpcErrorAnswer]] = []
+        for op, answer in zip(ordered, answers, strict=True):
+            if not isinstance(answer, RpcErrorAnswer):
+                accepted.append({"id": op.id, "status": SUBMITTED, "broadcast_at": now, "updated_at": now})
+            elif any(k in answer.message.lower() for k in KNOWN_ANSWERS):
+                known.append(op)
+            else:
+                rejected.append((op, answer))
+        displaced = self._displaced(known)
+        for op in known:
+            if op.id not in displaced:
+                accepted.append({"id": op.id, "status": SUBMITTED, "broadcast_at": now, "updated_at": now})
+        with Session(self.engine) as session:
+            if accepted:
+                session.execute(update(Operation), accepted)
+            for op in known:
+                if op.id in displaced:
+                    self._resign_later(session, op)
+            session.commit()
+        was_queued = {op.id for op in ordered if op.status == QUEUED}
+        stats.changed += sum(1 for change in accepted if change["id"] in was_queued) + len(displaced)
+        for op, answer in rejected:
+            self._reject(op, answer, stats)
+
+    def _displaced(self, ops: Sequence[Operation]) -> set[str]:
+        """Rows whose nonce the chain has used for another transaction: their raw tx can never be mined."""
+        if not ops:
+            return set()
+        accounts = sorted({op.account for op in ops})
+        counts = self._batch([("eth_getTransactionCount", [a, "latest"]) for a in accounts])
+        # receipts after the counts: if the count says the nonce is used and it was ours, the receipt is there
+        receipts = self._batch([("eth_getTransactionReceipt", [op.tx_hash]) for op in ops])
+        latest = {a: int(c, 16) for a, c in zip(accounts, counts, strict=True) if not isinstance(c, RpcErrorAnswer)}
+        return {
+            op.id
+            for op, receipt in zip(ops, receipts, strict=True)
+            if receipt is None and op.nonce is not None and op.account in latest and latest[op.account] > op.nonce
+        }
+
+    @staticmethod
+    def _resign_later(session: Session, op: Operation) -> None:
+        log.warning("nonce taken by another transaction; signing again", op=op.id, nonce=op.nonce)
+        session.execute(
+            update(Operation)
+            .where(Operation.id == op.id)  # type: ignore[arg-type]
+            .values(status=QUEUED, nonce=None, raw_tx=None, tx_hash=None, broadcast_at=None, updated_at=time.time())
+        )
+
+    def _reject(self, op: Operation, answer: RpcErrorAnswer, stats: _Stats) -> None:
+        """The node refused the raw tx itself: fail the row and fill its nonce so later ones are not stuck."""
+        log.error("transaction rejected by the node", op=op.id, nonce=op.nonce, error=answer.message)
+        self._mark_failed({op.id: ContractRevert("GatewayTxRejected", {"message": answer.message})})
+        stats.changed += 1
+        if op.contract == FILLER_CONTRACT or op.nonce is None:
+            log.error("nonce gap cannot be filled; later writes of this account wait", account=op.account)
+            return
+        signer = self._signer(op.account)
+        tx = signer.sign(nonce=op.nonce, gas=FILL_GAS, to=bytes.fromhex(op.account[2:]), data=b"", fees=self._fees())
+        filler = Operation(
+            idempotency_key=f"fill-nonce:{op.id}",
+            org_code=op.org_code,
+            account=op.account,
+            contract=FILLER_CONTRACT,
+            function="fillNonce",
+            args_json=canonical_json([op.nonce]),
+            request_hash=request_hash(FILLER_CONTRACT, "fillNonce", [op.nonce]),
+            nonce=op.nonce,
+            raw_tx=_hex(tx.raw),
+            tx_hash=_hex(tx.tx_hash),
+            gas_limit=FILL_GAS,
+        )
+        with Session(self.engine) as session:
+            session.add(filler)
+            session.commit()
+
+    # -- 2. receipts
+
+    def _follow_receipts(self, stats: _Stats) -> None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = list(
+                session.execute(
+                    select(Operation)
+                    .where(Operation.status == SUBMITTED)
+                    .order_by(Operation.broadcast_at)  # type: ignore[arg-type]
+                    .limit(self.batch_size * 4)
+                ).scalars()
+            )
+        if not rows:
+            return
+        receipts = self._batch([("eth_getTransactionReceipt", [op.tx_hash]) for op in rows])
+        now = time.time()
+        updates: list[dict[str, Any]] = []
+        for op, receipt in zip(rows, receipts, strict=True):
+            if receipt is None or isinstance(receipt, RpcErrorAnswer):
+                continue
+            change: dict[str, Any] = {
+                "id": op.id,
+                "status": MINED,
+                "block_number": int(receipt["blockNumber"], 16),
+                "block_hash": receipt["blockHash"],
+                "error_code": None,
+                "error_args_json": None,
+                "error_message": None,
+                "updated_at": now,
+            }
+            if int(receipt["status"], 16) != 1:
+                revert = self._replay(op, int(receipt["blockNumber"], 16), int(receipt["gasUsed"], 16))
+                change.update(
+                    error_code=revert.name,
+                    error_args_json=canonical_json(revert.args_dict),
+                    error_message=str(revert),
+                )
+            updates.append(change)
+        if updates:
+            with Session(self.engine) as session:
+                session.execute(update(Operation), updates)
+                session.commit()
+            stats.changed += len(updates)
+
+    def _replay(self, op: Operation, block_number: int, gas_used: int) -> ContractRevert:
+        """Why a mined transaction reverted: run it again with eth_call before its block, then at its block."""
+        if op.contract == FILLER_CONTRACT:
+            return ContractRevert(REVERTED_WITHOUT_DATA, {})
+        to, data = self._calldata.encode(op.contract, op.function, op.args)
+        call = {
+            "from": op.account,
+            "to": to,
+            "data": _hex(data),
+            "gas": hex(op.gas_limit or self.settings.gas_limit_cap),
+        }
+        for tag in (hex(max(block_number - 1, 0)), hex(block_number)):
+            try:
+                self.rpc.call("eth_call", [call, tag])
+            except RpcErrorAnswer as answer:
+                revert = self._revert.from_rpc_error(answer)
+                if revert is not None:
+                    return revert
+        if op.gas_limit is not None and gas_used >= op.gas_limit:
+            return ContractRevert("GatewayOutOfGas", {"gas_limit": op.gas_limit})
+        return ContractRevert(REVERTED_WITHOUT_DATA, {})
+
+    # -- 3. resend
+
+    def _rebroadcast(self, stats: _Stats) -> None:
+        stale = time.time() - self.rebroadcast_after_seconds
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = list(
+                session.execute(
+                    select(Operation)
+                    .where(
+                        Operation.raw_tx.is_not(None),  # type: ignore[union-attr]
+                        (Operation.status == QUEUED)
+                        | ((Operation.status == SUBMITTED) & (Operation.broadcast_at < stale)),  # type: ignore[operator]
+                    )
+                    .order_by(Operation.account, Operation.nonce)  # type: ignore[arg-type]
+                    .limit(self.batch_size)
+                ).scalars()
+            )
+        if rows:
+            log.info("broadcasting again", count=len(rows))
+            self._send(rows, stats)
+
+    # -- 4. confirmations and reorgs
+
+    def _confirm(self, stats: _Stats) -> None:
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = list(
+                session.execute(select(Operation).where(Operation.status == MINED).limit(self.batch_size * 4)).scalars()
+            )
+        if not rows:
+            return
+        head = self.rpc.block_number()
+        confirms = self.settings.confirmations
+        # a block above the head means the chain got shorter: that block's writes left it
+        due = [
+            op
+            for op in rows
+            if op.block_number is not None and (head - op.block_number >= confirms or op.block_number > head)
+        ]
+        numbers = sorted({op.block_number for op in due if op.block_number is not None})
+        blocks = self._batch([("eth_getBlockByNumber", [hex(n), False]) for n in numbers])
+        canonical = {
+            n: b["hash"] for n, b in zip(numbers, blocks, strict=True) if b and not isinstance(b, RpcErrorAnswer)
+        }
+        now = time.time()
+        updates: list[dict[str, Any]] = []
+        reorged: list[dict[str, Any]] = []
+        for op in due:
+            number = op.block_number or 0
+            if number in canonical and canonical[number] == op.block_hash:
+                updates.append({"id": op.id, "status": FAILED if op.error_code else CONFIRMED, "updated_at": now})
+            elif number in canonical or number > head:
+                log.warning("block of a mined write left the chain; resending", op=op.id, block=op.block_number)
+                reorged.append(
+                    {
+                        "id": op.id,
+                        "status": SUBMITTED,
+                        "block_number": None,
+                        "block_hash": None,
+                        "error_code": None,
+                        "error_args_json": None,
+                        "error_message": None,
+                        "broadcast_at": 0.0,
+                        "updated_at": now,
+                    }
+                )
+        for batch in (updates, reorged):
+            if batch:
+                with Session(self.engine) as session:
+                    session.execute(update(Operation), batch)
+                    session.commit()
+        stats.changed += len(updates) + len(reorged)
+
+    # -- helpers
+
+    def _mark_failed(self, failures: dict[str, ContractRevert]) -> None:
+        now = time.time()
+        with Session(self.engine) as session:
+            session.execute(
+                update(Operation),
+                [
+                    {
+                        "id": op_id,
+                        "status": FAILED,
+                        "error_code": revert.name,
+                        "error_args_json": canonical_json(revert.args_dict),
+                        "error_message": str(revert),
+                        "updated_at": now,
+                    }
+                    for op_id, revert in failures.items()
+                ],
+            )
+            session.commit()
+        for op_id, revert in failures.items():
+            log.info("operation failed", op=op_id, error=revert.name)
+
+    def _batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
+        """`rpc.batch` in chunks of RPC_CHUNK calls."""
+        results: list[Any] = []
+        for start in range(0, len(calls), RPC_CHUNK):
+            results.extend(self.rpc.batch(calls[start : start + RPC_CHUNK]))
+        return results
