@@ -21,6 +21,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, insert, select, tuple_, update
@@ -80,8 +82,9 @@ class Checkpoint:
     synced_at: float | None
 
 
-def _pk_columns(table: Table) -> list[str]:
-    return [c.name for c in table.primary_key.columns]
+@cache
+def _pk_columns(table: Table) -> tuple[str, ...]:
+    return tuple(c.name for c in table.primary_key.columns)
 
 
 def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -94,19 +97,20 @@ def bulk_insert(conn: Connection, table: Table, rows: Sequence[Mapping[str, Any]
     if not rows:
         return
     columns = [c.name for c in table.columns if c.name in rows[0]]
+    values = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
     quoted = ", ".join(f'"{c}"' for c in columns)
     driver = conn.connection.dbapi_connection
     if conn.dialect.name == "sqlite" and driver is not None:
         cursor = driver.cursor()
         try:
             sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({", ".join("?" * len(columns))})'
-            cursor.executemany(sql, [tuple(r[c] for c in columns) for r in rows])
+            cursor.executemany(sql, [values(r) for r in rows])
         finally:
             cursor.close()
     elif conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg" and driver is not None:
         with driver.cursor() as cursor, cursor.copy(f'COPY "{table.name}" ({quoted}) FROM STDIN') as copy:
             for r in rows:
-                copy.write_row(tuple(r[c] for c in columns))
+                copy.write_row(values(r))
     else:
         conn.execute(insert(table), list(rows))
 
