@@ -9,6 +9,7 @@ Targets (DESIGN.md): >= 30,000 events/s into SQLite, >= 20,000 into PostgreSQL. 
     .venv/bin/python scripts/bench/indexer_bench.py [--devices 50000] [--batch 200] [--runs 3]
 """
 
+# ruff: noqa: T201 - a plain script whose output is its figures
 from __future__ import annotations
 
 import argparse
