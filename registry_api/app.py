@@ -1,0 +1,203 @@
+"""The FastAPI application: `create_app(settings)` wires the routers, errors, metrics and, in its lifespan, the
+database engines, deployment, keystore, gateway and indexer (optionally run in-process by APScheduler).
+
+Reads are SQL over the indexer's mirror; writes go to the gateway's durable outbox and answer 202 with an
+operation. With `run_gateway_in_api` / `run_indexer_in_api` off (tests, or separate `dirchain gateway run` and
+`dirchain indexer run` processes) nothing moves an operation along inside the API process.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from chain_gateway.deployments import load_deployment
+from chain_gateway.errors import GatewayConfigError, GatewayRPCError
+from chain_gateway.gateway import Gateway
+from chain_gateway.keystore import Keystore
+from chain_gateway.outbox import create_outbox_engine
+from chain_gateway.rpc import JsonRpcClient
+from chain_gateway.settings import Settings, get_settings
+from indexer.service import Indexer, create_mirror_engine
+from registry_api.auth import create_token_table
+from registry_api.errors import install_error_handlers
+from registry_api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
+from registry_api.routers import code_rules, devices, health, members, operations
+from registry_api.state import AppState
+
+__all__ = ["API_VERSION", "create_app", "create_read_engine", "start_services", "stop_services"]
+
+log = logging.getLogger(__name__)
+
+API_VERSION = "1.0.0"
+HEALTH_RPC_TIMEOUT_SECONDS = 2.0
+GATEWAY_JOB_ID = "gateway-process"
+GATEWAY_JOB_BUDGET_SECONDS = 1.0  # one scheduled run keeps processing while there is work, at most this long
+POSTGRES_POOL = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
+
+DESCRIPTION = """
+The directory chain (目录链) of the city's sensing devices: a permissioned EVM ledger with a SQL mirror.
+
+* **Auth**: `Authorization: Bearer <token>`; a token belongs to one member org and signs its writes with that
+  org's own account. Writes need the on-chain **REGISTRAR** role.
+* **Writes** answer `202` with an operation (`GET /v1/operations/{id}`: queued, submitted, mined, confirmed,
+  failed) and honour an `Idempotency-Key` header.
+* **Reads** come from the mirror of the chain (`block_number`, `tx_hash` on every record).
+* **Errors** are `{"code", "message", "field"}` with a stable code; contract refusals add
+  `contract_error: {name, args}`.
+"""
+
+TAGS: list[dict[str, Any]] = [
+    {"name": "devices", "description": "Sensing front ends: register, find, update, life cycle, inspections."},
+    {"name": "operations", "description": "Writes on their way to the chain."},
+    {"name": "members", "description": "Member organisations, their accounts and roles."},
+    {"name": "code rules", "description": "How each device type's codes are formed."},
+    {"name": "health", "description": "Liveness of the database, the chain, the indexer and the outbox."},
+]
+
+
+def create_read_engine(database_url: str) -> Engine:
+    """The engine for the mirror and the API's tables: SQLite in WAL across threads, PostgreSQL pooled."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        if url.database and url.database != ":memory:":
+            Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        return create_mirror_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+    return create_mirror_engine(database_url, **POSTGRES_POOL)
+
+
+def _gateway_job(gateway: Gateway) -> None:
+    deadline = time.monotonic() + GATEWAY_JOB_BUDGET_SECONDS
+    try:
+        while gateway.process_once() and time.monotonic() < deadline:
+            pass
+    except (GatewayRPCError, OperationalError) as exc:
+        log.warning("gateway step failed, retrying next interval: %s", str(exc).splitlines()[0])
+
+
+def start_services(settings: Settings) -> AppState:
+    """Engines, tables, deployment, keystore, gateway and indexer, and the scheduler if they run in-process."""
+    rpcs = [JsonRpcClient(settings.rpc_urls) for _ in range(2)]
+    health_rpc = JsonRpcClient(settings.rpc_urls, timeout=HEALTH_RPC_TIMEOUT_SECONDS)
+    rpcs.append(health_rpc)
+    try:
+        try:
+            chain_id = settings.chain_id or rpcs[0].chain_id()
+        except GatewayRPCError as exc:
+            raise GatewayConfigError(
+                f"cannot reach the chain at {settings.rpc_url} to learn its id; start the node or set DIRCHAIN_CHAIN_ID"
+            ) from exc
+        deployment = load_deployment(settings.deployments_file(chain_id))
+    except Exception:
+        for rpc in rpcs:
+            rpc.close()
+        raise
+    engine = create_read_engine(settings.database_url)
+    outbox_engine = create_outbox_engine(
+        settings.database_url, **({} if settings.database_url.startswith("sqlite") else {"pool_pre_ping": True})
+    )
+    indexer = Indexer(
+        engine,
+        rpcs[1],
+        deployment,
+        finality_depth=settings.indexer_finality_depth,
+        poll_seconds=settings.indexer_poll_seconds,
+    )
+    gateway = Gateway(
+        settings, outbox_engine, deployment, Keystore(settings.keystore_dir, settings.keystore_password), rpcs[0]
+    )
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        outbox_engine=outbox_engine,
+        deployment=deployment,
+        gateway=gateway,
+        indexer=indexer,
+        health_rpc=health_rpc,
+        rpcs=rpcs,
+    )
+    try:
+        indexer.create_tables()
+        gateway.create_tables()
+        create_token_table(engine)
+        if settings.run_gateway_in_api or settings.run_indexer_in_api:
+            scheduler = BackgroundScheduler(timezone=UTC)
+            if settings.run_indexer_in_api:
+                indexer.schedule(scheduler)
+                state.indexer_running = True
+            if settings.run_gateway_in_api:
+                scheduler.add_job(
+                    _gateway_job,
+                    "interval",
+                    args=[gateway],
+                    seconds=settings.gateway_poll_seconds,
+                    id=GATEWAY_JOB_ID,
+                    max_instances=1,
+                    coalesce=True,
+                    next_run_time=datetime.now(UTC),
+                )
+                state.gateway_running = True
+            scheduler.start()
+            state.scheduler = scheduler
+    except Exception:
+        stop_services(state)
+        raise
+    log.info("registry API ready: chain %d, database %s", chain_id, engine.url.render_as_string(hide_password=True))
+    return state
+
+
+def stop_services(state: AppState) -> None:
+    """Stop the scheduler (waiting for a running job), then close RPC clients and dispose the engines."""
+    if state.scheduler is not None:
+        state.scheduler.shutdown(wait=True)
+        state.scheduler = None
+    for rpc in state.rpcs:
+        rpc.close()
+    state.engine.dispose()
+    state.outbox_engine.dispose()
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state = start_services(app.state.settings)
+    app.state.services = state
+    app.state.engine = state.engine
+    app.state.gateway = state.gateway
+    app.state.indexer = state.indexer
+    try:
+        yield
+    finally:
+        stop_services(state)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API for `settings` (the process-wide `get_settings()` when None); services start in the lifespan."""
+    app = FastAPI(
+        title="Directory chain registry API",
+        version=API_VERSION,
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=_lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.settings = settings or get_settings()
+    metrics = Metrics(app)
+    app.state.metrics = metrics
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    install_error_handlers(app)
+    for router in (devices.router, operations.router, members.router, code_rules.router, health.router):
+        app.include_router(router)
+    app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    return app

@@ -1,0 +1,314 @@
+"""Reads of the mirror for the routes, and the translation of API device objects into contract arguments.
+
+Reads never touch the chain: everything here is SQL over the indexer's tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from chain_gateway.outbox import Operation
+from indexer.models import Account, AccountRole, CodeRule, Device, DeviceEvent, Member
+from registry_api.encoding import (
+    canonical_json,
+    charset_names,
+    code_example,
+    code_pattern,
+    from_micro_degrees,
+    from_unix,
+    to_micro_degrees,
+    to_unix,
+)
+from registry_api.errors import describe_revert
+from registry_api.schemas.code_rules import CodeRulePublic
+from registry_api.schemas.common import Links
+from registry_api.schemas.devices import (
+    DeviceCreate,
+    DeviceEventPublic,
+    DevicePublic,
+    LocationPublic,
+)
+from registry_api.schemas.members import AccountPublic, MemberPublic
+from registry_api.schemas.operations import OperationError, OperationPublic
+
+__all__ = [
+    "EARTH_RADIUS_M",
+    "DeviceFilter",
+    "code_rule_public",
+    "code_rules_by_type",
+    "device_input",
+    "get_device",
+    "haversine_m",
+    "list_code_rules",
+    "list_device_events",
+    "list_devices",
+    "list_members",
+    "operation_public",
+]
+
+EARTH_RADIUS_M = 6_371_008.8  # mean radius, metres
+METRES_PER_DEGREE_LAT = 111_320.0
+STATUS_CODES = {"planned": 1, "active": 2}  # IDeviceRegistry.Status of a new device
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres between two WGS-84 points (degrees)."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+# ---------------------------------------------------------------- devices
+
+
+@dataclass(frozen=True)
+class DeviceFilter:
+    """Filters of GET /v1/devices; bbox is (min_lon, min_lat, max_lon, max_lat), near (lat, lon, radius_m)."""
+
+    type: str | None = None
+    owner: str | None = None
+    status: str | None = None
+    district: int | None = None
+    bbox: tuple[float, float, float, float] | None = None
+    near: tuple[float, float, float] | None = None
+
+
+def _device_public(device: Device, type_name: str | None, owner: str | None) -> DevicePublic:
+    return DevicePublic(
+        code=device.code,
+        type=type_name,
+        type_id=device.type_id,
+        owner_org=owner,
+        district=device.district,
+        location=LocationPublic(lat=from_micro_degrees(device.lat_e6), lon=from_micro_degrees(device.lon_e6)),
+        built_at=from_unix(device.built_at),
+        status=device.status,
+        attributes=json.loads(device.attributes) if device.attributes else {},
+        attributes_hash=device.attributes_hash,
+        tx_hash=device.tx_hash,
+        block_number=device.block_number,
+        replaced_by=device.replaced_by or None,
+        last_inspected_at=from_unix(device.last_inspected_at) if device.last_inspected_at else None,
+        updated_block=device.updated_block,
+    )
+
+
+def _device_select() -> Any:
+    return (
+        select(Device, CodeRule.type_name, Member.code)
+        .outerjoin(CodeRule, col(CodeRule.type_id) == col(Device.type_id))
+        .outerjoin(Member, col(Member.org_id) == col(Device.owner_org_id))
+    )
+
+
+def _near_box(lat: float, lon: float, radius_m: float) -> tuple[int, int, int, int]:
+    """(min_lat_e6, max_lat_e6, min_lon_e6, max_lon_e6) of a box holding the circle."""
+    dlat = radius_m / METRES_PER_DEGREE_LAT
+    dlon = radius_m / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 1e-6))
+    return (
+        to_micro_degrees(lat - dlat),
+        to_micro_degrees(lat + dlat),
+        to_micro_degrees(max(-180.0, lon - dlon)),
+        to_micro_degrees(min(180.0, lon + dlon)),
+    )
+
+
+def _where(query: Any, f: DeviceFilter) -> Any:
+    if f.type is not None:
+        type_id = select(CodeRule.type_id).where(CodeRule.type_name == f.type).scalar_subquery()
+        query = query.where(col(Device.type_id) == type_id)
+    if f.owner is not None:
+        org_id = select(Member.org_id).where(Member.code == f.owner).scalar_subquery()
+        query = query.where(col(Device.owner_org_id) == org_id)
+    if f.status is not None:
+        query = query.where(Device.status == f.status)
+    if f.district is not None:
+        query = query.where(Device.district == f.district)
+    if f.bbox is not None:
+        min_lon, min_lat, max_lon, max_lat = f.bbox
+        query = query.where(
+            col(Device.lat_e6).between(to_micro_degrees(min_lat), to_micro_degrees(max_lat)),
+            col(Device.lon_e6).between(to_micro_degrees(min_lon), to_micro_degrees(max_lon)),
+        )
+    if f.near is not None:
+        lat0, lat1, lon0, lon1 = _near_box(*f.near)
+        query = query.where(col(Device.lat_e6).between(lat0, lat1), col(Device.lon_e6).between(lon0, lon1))
+    return query
+
+
+def list_devices(session: Session, f: DeviceFilter, limit: int, offset: int) -> tuple[list[DevicePublic], int]:
+    """One page of devices matching `f` (by code, or by distance with `near`) and how many match in all."""
+    query = _where(_device_select(), f)
+    if f.near is None:
+        total = session.exec(_where(select(func.count()).select_from(Device), f)).one()
+        rows = session.exec(query.order_by(col(Device.code)).offset(offset).limit(limit)).all()
+        return [_device_public(*row) for row in rows], int(total)
+    lat, lon, radius = f.near
+    found: list[tuple[float, DevicePublic]] = []
+    for device, type_name, owner in session.exec(query).all():
+        distance = haversine_m(lat, lon, device.lat_e6 / 1e6, device.lon_e6 / 1e6)
+        if distance <= radius:
+            public = _device_public(device, type_name, owner)
+            public.distance_m = round(distance, 1)
+            found.append((distance, public))
+    found.sort(key=lambda item: (item[0], item[1].code))
+    return [public for _, public in found[offset : offset + limit]], len(found)
+
+
+def get_device(session: Session, code: str) -> DevicePublic | None:
+    row = session.exec(_device_select().where(Device.code == code)).first()
+    return _device_public(*row) if row else None
+
+
+def device_owner(session: Session, code: str) -> int | None:
+    """The owner org id of a mirrored device, or None if the mirror does not hold it."""
+    device = session.get(Device, code)
+    return device.owner_org_id if device else None
+
+
+def list_device_events(session: Session, code: str, limit: int, offset: int) -> tuple[list[DeviceEventPublic], int]:
+    """A device's on-chain events in chain order."""
+    total = session.exec(select(func.count()).select_from(DeviceEvent).where(DeviceEvent.code == code)).one()
+    rows = session.exec(
+        select(DeviceEvent)
+        .where(DeviceEvent.code == code)
+        .order_by(col(DeviceEvent.block_number), col(DeviceEvent.log_index))
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    events = [
+        DeviceEventPublic(
+            event=e.event,
+            tx_hash=e.tx_hash,
+            block_number=e.block_number,
+            block_hash=e.block_hash,
+            log_index=e.log_index,
+            time=from_unix(e.block_time),
+            sender=e.sender,
+            args=json.loads(e.data),
+        )
+        for e in rows
+    ]
+    return events, int(total)
+
+
+def device_input(device: DeviceCreate, type_id: int) -> dict[str, Any]:
+    """The contract's DeviceInput struct (JSON form) for a device as a client sends it."""
+    return {
+        "code": device.code,
+        "typeId": type_id,
+        "status": STATUS_CODES[device.status],
+        "district": device.district,
+        "lat": to_micro_degrees(device.location.lat),
+        "lon": to_micro_degrees(device.location.lon),
+        "builtAt": to_unix(device.built_at),
+        "attributes": canonical_json(device.attributes),
+    }
+
+
+# ---------------------------------------------------------------- code rules
+
+
+def code_rule_public(rule: CodeRule) -> CodeRulePublic:
+    return CodeRulePublic(
+        type=rule.type_name,
+        type_id=rule.type_id,
+        prefix=rule.prefix,
+        length=rule.length,
+        charset=charset_names(rule.charset),
+        pattern=code_pattern(rule.prefix, rule.length, rule.charset),
+        example=code_example(rule.prefix, rule.length, rule.charset),
+    )
+
+
+def code_rules_by_type(session: Session, names: Sequence[str]) -> dict[str, CodeRule]:
+    rows = session.exec(select(CodeRule).where(col(CodeRule.type_name).in_(sorted(set(names))))).all()
+    return {rule.type_name: rule for rule in rows}
+
+
+def list_code_rules(session: Session, limit: int, offset: int) -> tuple[list[CodeRulePublic], int]:
+    total = session.exec(select(func.count()).select_from(CodeRule)).one()
+    rows = session.exec(select(CodeRule).order_by(col(CodeRule.type_id)).offset(offset).limit(limit)).all()
+    return [code_rule_public(rule) for rule in rows], int(total)
+
+
+# ---------------------------------------------------------------- members
+
+
+def _members_public(session: Session, members: Sequence[Member]) -> list[MemberPublic]:
+    ids = [m.org_id for m in members]
+    accounts = session.exec(
+        select(Account).where(col(Account.org_id).in_(ids)).order_by(col(Account.block_number), col(Account.address))
+    ).all()
+    roles: dict[str, list[str]] = defaultdict(list)
+    if accounts:
+        for address, role in session.exec(
+            select(AccountRole.address, AccountRole.role)
+            .where(col(AccountRole.address).in_([a.address for a in accounts]))
+            .order_by(col(AccountRole.role))
+        ).all():
+            roles[address].append(role)
+    by_org: dict[int, list[AccountPublic]] = defaultdict(list)
+    for account in accounts:
+        by_org[account.org_id].append(AccountPublic(address=account.address, roles=roles[account.address]))
+    return [
+        MemberPublic(code=m.code, org_id=m.org_id, name=m.name, kind=m.kind, active=m.active, accounts=by_org[m.org_id])
+        for m in members
+    ]
+
+
+def list_members(session: Session, limit: int, offset: int, code: str | None = None) -> tuple[list[MemberPublic], int]:
+    query = select(Member)
+    counter = select(func.count()).select_from(Member)
+    if code is not None:
+        query = query.where(Member.code == code)
+        counter = counter.where(Member.code == code)
+    total = session.exec(counter).one()
+    members = session.exec(query.order_by(col(Member.org_id)).offset(offset).limit(limit)).all()
+    return _members_public(session, members), int(total)
+
+
+# ---------------------------------------------------------------- operations
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def operation_public(op: Operation) -> OperationPublic:
+    error = None
+    if op.error_code is not None:
+        args = op.error_args or {}
+        info = describe_revert(op.error_code, args)
+        if op.error_code == "GatewayTxRejected":
+            code, message = "TX_REJECTED", f"the node refused the transaction: {args.get('message', '')}"
+        else:
+            code, message = info.code, info.message
+        error = OperationError(code=code, name=op.error_code, args=args, message=message)
+    return OperationPublic(
+        id=op.id,
+        status=op.status,
+        contract=op.contract,
+        function=op.function,
+        org_code=op.org_code,
+        account=op.account,
+        idempotency_key=op.idempotency_key,
+        nonce=op.nonce,
+        tx_hash=op.tx_hash,
+        block_number=op.block_number,
+        block_hash=op.block_hash,
+        error=error,
+        created_at=_iso(op.created_at),
+        updated_at=_iso(op.updated_at),
+        links=Links(operation=f"/v1/operations/{op.id}"),
+    )

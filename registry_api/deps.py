@@ -1,0 +1,112 @@
+"""FastAPI dependencies: settings, SQL session, gateway, indexer, the authenticated principal, role checks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Annotated
+
+from fastapi import Depends, Query, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
+
+from chain_gateway.gateway import Gateway
+from chain_gateway.settings import Settings
+from indexer.service import Indexer
+from registry_api.auth import Principal, resolve_principal
+from registry_api.errors import ApiError
+from registry_api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT
+
+__all__ = [
+    "GatewayDep",
+    "IndexerDep",
+    "PageDep",
+    "PrincipalDep",
+    "RegistrarDep",
+    "SessionDep",
+    "SettingsDep",
+    "get_session",
+    "require_role",
+]
+
+_bearer = HTTPBearer(auto_error=False, description="a token issued by `dirchain tokens issue` (dct_...)")
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as session:
+        yield session
+
+
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.app.state.gateway
+    return gateway
+
+
+def get_indexer(request: Request) -> Indexer:
+    indexer: Indexer = request.app.state.indexer
+    return indexer
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+SessionDep = Annotated[Session, Depends(get_session)]
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+IndexerDep = Annotated[Indexer, Depends(get_indexer)]
+
+
+def get_principal(
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The org and account of the bearer token; 401 UNAUTHENTICATED if it is missing, unknown or revoked."""
+    challenge = {"WWW-Authenticate": "Bearer"}
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>", headers=challenge)
+    principal = resolve_principal(session, credentials.credentials)
+    if principal is None:
+        raise ApiError(401, "UNAUTHENTICATED", "the token is unknown or revoked", headers=challenge)
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(role: str) -> Callable[[Principal], Principal]:
+    """A dependency that lets through principals whose account holds `role` on-chain (403 ROLE_REQUIRED)."""
+
+    def check(principal: PrincipalDep) -> Principal:
+        if principal.org_id is None:
+            raise ApiError(403, "ORG_UNKNOWN", f"organisation {principal.org_code} is not (yet) a consortium member")
+        if not principal.org_active:
+            raise ApiError(403, "ORG_INACTIVE", f"organisation {principal.org_code} is suspended from the consortium")
+        if not principal.has_role(role):
+            raise ApiError(
+                403,
+                "ROLE_REQUIRED",
+                f"this needs the {role} role; account {principal.account} of {principal.org_code} does not hold it",
+                role=role,
+            )
+        return principal
+
+    return check
+
+
+RegistrarDep = Annotated[Principal, Depends(require_role("REGISTRAR"))]
+
+
+class Page:
+    """`limit` (1..1000, default 50) and `offset` (>= 0) of a list."""
+
+    def __init__(
+        self,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
+        offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+    ) -> None:
+        self.limit = limit
+        self.offset = offset
+
+
+PageDep = Annotated[Page, Depends()]

@@ -1,0 +1,1 @@
+"""Pydantic models of the REST surface, one module per resource (XCreate / XPublic / XsPublic{data,count})."""
