@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Engine, create_engine, event
 
 from chain_gateway.deployments import Deployment, load_deployment
@@ -368,7 +369,7 @@ class Indexer:
                 continue
             stop.wait(self.poll_seconds)
 
-    def schedule(self, scheduler: Any) -> None:
+    def schedule(self, scheduler: BaseScheduler) -> None:
         """Add a `sync_once` job to an APScheduler scheduler (one instance at a time, missed runs coalesced).
 
         A fatal error pauses the job (see `status`); retryable ones are retried at the next interval.
