@@ -248,9 +248,10 @@ def devices_list(
     if as_json:
         _print_json(page)
         return
-    table = Table(
-        "code", "type", "owner", "status", "district", "lat", "lon", "block", title=f"{page['count']} devices"
-    )
+    table = Table(title=f"{page['count']} devices")
+    table.add_column("code", no_wrap=True, min_width=20)
+    for column in ("type", "owner", "status", "district", "lat", "lon", "block"):
+        table.add_column(column)
     for d in page["data"]:
         table.add_row(
             d["code"],

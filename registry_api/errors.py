@@ -51,8 +51,17 @@ log = logging.getLogger(__name__)
 class ApiError(StarletteHTTPException):
     """An HTTP error with a stable `code`, the `field` at fault (or None) and extra body members."""
 
-    def __init__(self, status_code: int, code: str, message: str, *, field: str | None = None, **extra: Any) -> None:
-        super().__init__(status_code=status_code, detail=message)
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        field: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(status_code=status_code, detail=message, headers=dict(headers) if headers else None)
         self.code = code
         self.message = message
         self.field = field

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 import time
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from registry_api.encoding import canonical_json, to_unix
 from registry_api.errors import CodedValueError
@@ -88,7 +88,22 @@ def _check_attributes(value: dict[str, Any]) -> dict[str, Any]:
     return value
 
 
-def _not_future(value: date | datetime) -> date | datetime:
+def _date_or_datetime(value: Any) -> Any:
+    """Let a plain ISO date through as midnight UTC; everything else goes to pydantic's datetime parsing."""
+    if isinstance(value, str) and len(value) == len("2024-01-01"):
+        try:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=UTC)
+        except ValueError:
+            return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, datetime.min.time(), tzinfo=UTC)
+    return value
+
+
+DateOrDateTime = Annotated[datetime, BeforeValidator(_date_or_datetime)]
+
+
+def _not_future(value: datetime) -> datetime:
     if to_unix(value) > time.time() + CLOCK_SKEW_SECONDS:
         raise ValueError("must not be in the future")
     if to_unix(value) < 0:
@@ -110,7 +125,7 @@ class DeviceCreate(StrictModel):
     type: str = Field(min_length=1, max_length=64, examples=["camera.road"], description="a type of GET /v1/code-rules")
     district: int = Field(ge=100_000, le=999_999, examples=[110105], description="6-digit division code")
     location: Location
-    built_at: date | datetime = Field(examples=["2023-06-01"], description="ISO date or datetime, not in the future")
+    built_at: DateOrDateTime = Field(examples=["2023-06-01"], description="ISO date or datetime, not in the future")
     status: Literal["planned", "active"] = "active"
     attributes: dict[str, Any] = Field(default_factory=dict, examples=[{"vendor": "海康威视", "model": "DS-2CD3T47G2"}])
 
@@ -170,7 +185,7 @@ class InspectionCreate(StrictModel):
     """A periodic inspection (巡检) of an active or suspended device."""
 
     result: Literal["passed", "issues", "failed"]
-    inspected_at: date | datetime = Field(description="ISO date or datetime, not in the future")
+    inspected_at: DateOrDateTime = Field(description="ISO date or datetime, not in the future")
     report_hash: str | None = Field(
         default=None, pattern=r"^0x[0-9a-fA-F]{64}$", description="keccak256/sha256 of the report, 0x + 64 hex"
     )

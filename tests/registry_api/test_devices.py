@@ -79,7 +79,9 @@ def test_history_lists_the_on_chain_events_in_order(api: Api) -> None:
 
 def test_update_changes_location_and_replaces_attributes(api: Api) -> None:
     api.register([device(1)])
-    answer = api.patch("/v1/devices/BJ-CAMR-110105000001", {"location": {"lat": 39.95, "lon": 116.5}, "attributes": {"vendor": "大华"}})
+    answer = api.patch(
+        "/v1/devices/BJ-CAMR-110105000001", {"location": {"lat": 39.95, "lon": 116.5}, "attributes": {"vendor": "大华"}}
+    )
     assert answer.status_code == 202, answer.text
     assert api.settle(answer.json()["operation_id"])["status"] == "confirmed"
     one = api.get("/v1/devices/BJ-CAMR-110105000001").json()
@@ -118,7 +120,9 @@ def test_another_org_changing_a_device_is_403_device_not_owned(api: Api) -> None
         api.post("/v1/devices/BJ-CAMR-110105000001/lifecycle", {"action": "suspend"}, org="BJ-CMC"),
         api.patch("/v1/devices/BJ-CAMR-110105000001", {"district": 110101}, org="BJ-CY"),
         api.post(
-            "/v1/devices/BJ-CAMR-110105000001/inspections", {"result": "passed", "inspected_at": "2024-01-01"}, org="BJ-EIB"
+            "/v1/devices/BJ-CAMR-110105000001/inspections",
+            {"result": "passed", "inspected_at": "2024-01-01"},
+            org="BJ-EIB",
         ),
     ):
         assert answer.status_code == 403, answer.text

@@ -1,0 +1,200 @@
+"""The API with gateway and indexer scheduled in-process, and the CLI against a real HTTP server."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+from web3 import Web3
+
+from chain_gateway.devnet import SeededConsortium, free_port
+from chain_gateway.settings import Settings, get_settings
+from registry_api.app import create_app
+from registry_api.auth import issue_token, list_tokens
+from registry_api.cli import app as cli
+from tests.registry_api.support import device
+
+BLOCK_SECONDS = 0.2
+
+
+@contextmanager
+def blocks(w3: Web3, interval: float = BLOCK_SECONDS) -> Iterator[None]:
+    """Mine a block every `interval` seconds (automining makes blocks only for transactions; confirmations need
+    blocks on top, as a real chain makes them)."""
+    stop = threading.Event()
+
+    def mine() -> None:
+        while not stop.wait(interval):
+            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+
+    thread = threading.Thread(target=mine, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _scheduled(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={"run_gateway_in_api": True, "run_indexer_in_api": True, "gateway_poll_seconds": 0.2,
+                "indexer_poll_seconds": 0.2}
+    )  # fmt: skip
+
+
+def _wait(fetch: Any, done: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if done(value):
+            return value
+        assert time.monotonic() < deadline, f"timed out; last: {value}"
+        time.sleep(0.1)
+
+
+def test_scheduler_runs_gateway_and_indexer_in_the_api(
+    api_settings: Settings, chain: SeededConsortium, w3: Web3
+) -> None:
+    app = create_app(_scheduled(api_settings))
+    with TestClient(app) as client, blocks(w3):
+        headers = {"Authorization": f"Bearer {issue_token(app.state.engine, 'BJ-PSB', chain.orgs['BJ-PSB'].account)}"}
+        # the indexer mirrors the roles first; until then the org holds no role here
+        _wait(lambda: client.get("/v1/members/BJ-PSB", headers=headers).status_code, lambda s: s == 200)
+        accepted = client.post("/v1/devices", json={"devices": [device(1), device(2)]}, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+        op = _wait(
+            lambda: client.get(accepted.json()["links"]["operation"], headers=headers).json(),
+            lambda o: o["status"] in ("confirmed", "failed"),
+        )
+        assert op["status"] == "confirmed"
+        listed = _wait(lambda: client.get("/v1/devices", headers=headers).json(), lambda p: p["count"] == 2)
+        assert {d["tx_hash"] for d in listed["data"]} == {op["tx_hash"]}
+        health = client.get("/healthz").json()
+        assert health["indexer"]["running_here"] and health["outbox"]["running_here"]
+        assert health["outbox"]["queue_depth"] == 0
+
+
+@contextmanager
+def serve(settings: Settings) -> Iterator[tuple[str, Any]]:
+    """The app on a real uvicorn server in a thread; yields (base URL, app)."""
+    app = create_app(settings)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    _wait(lambda: server.started, bool)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+def test_cli_registers_waits_lists_and_shows_history(
+    api_settings: Settings, chain: SeededConsortium, w3: Web3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+    with serve(_scheduled(api_settings)) as (url, app), blocks(w3):
+        token = issue_token(app.state.engine, "BJ-PSB", chain.orgs["BJ-PSB"].account, "cli")
+        credentials = tmp_path / "credentials.json"
+        credentials.write_text(json.dumps({"api": url, "orgs": {"BJ-PSB": {"token": token}}}), encoding="utf-8")
+        monkeypatch.setattr("registry_api.client.CREDENTIALS_PATH", credentials)
+        monkeypatch.setattr("registry_api.client.resolve_credentials.__defaults__", (None, None, None, credentials))
+        _wait(lambda: app.state.indexer.status.checkpoint or 0, lambda n: n >= chain.deployment["deploy_block"])
+        time.sleep(0.5)
+        devices_file = tmp_path / "devices.json"
+        devices_file.write_text(json.dumps([device(1), device(2, status="planned")], ensure_ascii=False), "utf-8")
+
+        registered = runner.invoke(cli, ["devices", "register", str(devices_file), "--org", "BJ-PSB", "--wait"])
+        assert registered.exit_code == 0, registered.output
+        assert "confirmed" in registered.output and "tx_hash" in registered.output
+
+        env = {"DIRCHAIN_API": url, "DIRCHAIN_TOKEN": token}
+        _wait(lambda: app.state.indexer.status.lag, lambda lag: lag == 0)
+        listed = runner.invoke(cli, ["devices", "list", "--status", "planned", "--json"], env=env)
+        assert listed.exit_code == 0, listed.output
+        page = json.loads(listed.output)
+        assert page["count"] == 1 and page["data"][0]["code"] == "BJ-CAMR-110105000002"
+        table = runner.invoke(cli, ["devices", "list"], env=env)
+        assert "BJ-CAMR-110105000001" in table.output and "2 devices" in table.output
+
+        got = runner.invoke(cli, ["devices", "get", "BJ-CAMR-110105000001", "--api", url, "--token", token])
+        assert got.exit_code == 0 and json.loads(got.output)["owner_org"] == "BJ-PSB"
+
+        activated = runner.invoke(
+            cli, ["devices", "lifecycle", "BJ-CAMR-110105000002", "activate", "--wait", "--note", "上线"], env=env
+        )
+        assert activated.exit_code == 0, activated.output
+        history = runner.invoke(cli, ["devices", "history", "BJ-CAMR-110105000002", "--json"], env=env)
+        events = _wait(
+            lambda: json.loads(
+                runner.invoke(cli, ["devices", "history", "BJ-CAMR-110105000002", "--json"], env=env).output
+            ),
+            lambda h: h["count"] == 2,
+        )
+        assert history.exit_code == 0
+        assert [e["event"] for e in events["data"]] == ["DeviceRegistered", "DeviceLifecycleChanged"]
+
+        refused = runner.invoke(cli, ["devices", "lifecycle", "BJ-CAMR-110105000001", "resume"], env=env)
+        assert refused.exit_code == 1
+        assert "409 ILLEGAL_TRANSITION" in refused.output and "DeviceRegistryIllegalTransition" in refused.output
+
+        accepted = runner.invoke(cli, ["devices", "lifecycle", "BJ-CAMR-110105000001", "suspend"], env=env)
+        found = re.search(r"operation ([0-9a-f]{32}): queued", accepted.output)
+        assert found, accepted.output
+        op_id = found.group(1)
+        waited = runner.invoke(cli, ["operations", "get", op_id, "--wait", "--json"], env=env)
+        assert waited.exit_code == 0, (accepted.output, waited.output)
+        assert json.loads(waited.output)["status"] == "confirmed"
+
+        unauthenticated = runner.invoke(cli, ["devices", "list"], env={"DIRCHAIN_API": url, "DIRCHAIN_TOKEN": "bad"})
+        assert unauthenticated.exit_code == 1 and "401 UNAUTHENTICATED" in unauthenticated.output
+
+
+def test_cli_tokens_issue_list_revoke(database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DIRCHAIN_DATABASE_URL", database_url)
+    get_settings.cache_clear()
+    try:
+        runner = CliRunner()
+        account = "0x" + "ab" * 20
+        issued = runner.invoke(cli, ["tokens", "issue", "--org", "BJ-EMB", "--account", account, "--label", "ops"])
+        assert issued.exit_code == 0, issued.output
+        token = next(line for line in issued.output.splitlines() if line.startswith("dct_"))
+        listed = runner.invoke(cli, ["tokens", "list", "--org", "BJ-EMB"])
+        assert "BJ-EMB" in listed.output and token not in listed.output
+        assert runner.invoke(cli, ["tokens", "revoke", token]).exit_code == 0
+        assert runner.invoke(cli, ["tokens", "revoke", "dct_unknown"]).exit_code == 1
+        bad = runner.invoke(cli, ["tokens", "issue", "--org", "BJ-EMB", "--account", "nope"])
+        assert bad.exit_code == 2
+        from sqlalchemy import create_engine
+
+        engine = create_engine(database_url)
+        try:
+            assert [t.revoked for t in list_tokens(engine, "BJ-EMB")] == [True]
+        finally:
+            engine.dispose()
+    finally:
+        get_settings.cache_clear()
+
+
+def test_every_cli_command_has_help() -> None:
+    runner = CliRunner()
+    for args in (
+        [], ["serve"], ["gateway", "run"], ["indexer", "run"], ["compile"], ["deploy"], ["tokens", "issue"],
+        ["devices", "list"], ["devices", "get"], ["devices", "register"], ["devices", "history"],
+        ["devices", "lifecycle"], ["operations", "get"], ["devnet"],
+    ):  # fmt: skip
+        result = runner.invoke(cli, [*args, "--help"])
+        assert result.exit_code == 0, (args, result.output)
+        assert "Usage" in result.output
