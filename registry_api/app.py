@@ -1,5 +1,6 @@
 """The FastAPI application: `create_app(settings)` wires the routers, errors, metrics and, in its lifespan, the
-database engines, deployment, keystore, gateway and indexer (optionally run in-process by APScheduler).
+database engines, deployment, keystore, gateway and indexer; optionally the indexer runs in-process on an
+APScheduler BackgroundScheduler and the gateway in its own worker thread (its loop sleeps only when idle).
 
 Reads are SQL over the indexer's mirror; writes go to the gateway's durable outbox and answer 202 with an
 operation. With `run_gateway_in_api` / `run_indexer_in_api` off (tests, or separate `dirchain gateway run` and
@@ -9,9 +10,10 @@ operation. With `run_gateway_in_api` / `run_indexer_in_api` off (tests, or separ
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
 
 from chain_gateway.deployments import load_deployment
 from chain_gateway.errors import GatewayConfigError, GatewayRPCError
@@ -41,7 +42,8 @@ log = logging.getLogger(__name__)
 
 API_VERSION = "1.0.0"
 HEALTH_RPC_TIMEOUT_SECONDS = 2.0
-GATEWAY_JOB_ID = "gateway-process"
+GATEWAY_RESTART_SECONDS = 5.0
+GATEWAY_JOIN_SECONDS = 30.0
 POSTGRES_POOL = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
 
 DESCRIPTION = """
@@ -75,12 +77,14 @@ def create_read_engine(database_url: str) -> Engine:
     return create_mirror_engine(database_url, **POSTGRES_POOL)
 
 
-def _gateway_job(gateway: Gateway) -> None:
-    """One pass over the outbox (each pass handles up to the gateway's batch size of rows per step)."""
-    try:
-        gateway.process_once()
-    except (GatewayRPCError, OperationalError) as exc:
-        log.warning("gateway step failed, retrying next interval: %s", str(exc).splitlines()[0])
+def _run_gateway(gateway: Gateway, stop: threading.Event) -> None:
+    """The gateway's own loop (it backs off on RPC errors); restarted after anything that escapes it."""
+    while not stop.is_set():
+        try:
+            gateway.run(stop)
+        except Exception as exc:  # a worker thread must not die silently: log and start again
+            log.error("gateway worker failed, restarting in %.0f s: %s", GATEWAY_RESTART_SECONDS, exc)
+            stop.wait(GATEWAY_RESTART_SECONDS)
 
 
 def start_services(settings: Settings) -> AppState:
@@ -128,25 +132,18 @@ def start_services(settings: Settings) -> AppState:
         indexer.create_tables()
         gateway.create_tables()
         create_token_table(engine)
-        if settings.run_gateway_in_api or settings.run_indexer_in_api:
+        if settings.run_indexer_in_api:  # APScheduler: one sync at a time, missed runs coalesced
             scheduler = BackgroundScheduler(timezone=UTC)
-            if settings.run_indexer_in_api:
-                indexer.schedule(scheduler)
-                state.indexer_running = True
-            if settings.run_gateway_in_api:
-                scheduler.add_job(
-                    _gateway_job,
-                    "interval",
-                    args=[gateway],
-                    seconds=settings.gateway_poll_seconds,
-                    id=GATEWAY_JOB_ID,
-                    max_instances=1,
-                    coalesce=True,
-                    next_run_time=datetime.now(UTC),
-                )
-                state.gateway_running = True
+            indexer.schedule(scheduler)
             scheduler.start()
             state.scheduler = scheduler
+            state.indexer_running = True
+        if settings.run_gateway_in_api:  # its own loop in a thread: it sleeps only when the outbox is idle
+            state.gateway_thread = threading.Thread(
+                target=_run_gateway, args=(gateway, state.stop), name="dirchain-gateway", daemon=True
+            )
+            state.gateway_thread.start()
+            state.gateway_running = True
     except Exception:
         stop_services(state)
         raise
@@ -155,7 +152,11 @@ def start_services(settings: Settings) -> AppState:
 
 
 def stop_services(state: AppState) -> None:
-    """Stop the scheduler (waiting for a running job), then close RPC clients and dispose the engines."""
+    """Stop the gateway thread and the scheduler (waiting for running work), close RPC clients, dispose engines."""
+    state.stop.set()
+    if state.gateway_thread is not None:
+        state.gateway_thread.join(GATEWAY_JOIN_SECONDS)
+        state.gateway_thread = None
     if state.scheduler is not None:
         state.scheduler.shutdown(wait=True)
         state.scheduler = None

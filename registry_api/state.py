@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +31,9 @@ class AppState:
     indexer: Indexer
     health_rpc: JsonRpcClient  # short timeout: /healthz must answer fast when the node is gone
     rpcs: list[JsonRpcClient] = field(default_factory=list)
-    scheduler: Any = None
+    scheduler: Any = None  # APScheduler BackgroundScheduler running the indexer
+    gateway_thread: threading.Thread | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
     gateway_running: bool = False
     indexer_running: bool = False
 
