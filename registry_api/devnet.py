@@ -93,7 +93,6 @@ def demo_devices(count: int, seed: int = 2026) -> dict[str, list[dict[str, Any]]
 def prepare_devnet(rpc_url: str, api_url: str, var_dir: Path = VAR_DIR) -> tuple[Settings, SeededConsortium]:
     """Deploy and seed the demo consortium on `rpc_url`; write deployment, keystore, database and credentials."""
     import chain_gateway.outbox  # noqa: F401 - registers the outbox tables
-
     import indexer.models  # noqa: F401 - registers the mirror tables
     from registry_api.auth import issue_token  # the API's own tables are registered on import
 
