@@ -35,7 +35,7 @@ from registry_api.city import DISTRICTS
 __all__ = ["app", "demo_devices", "prepare_devnet"]
 
 app = typer.Typer(help="The local development network: anvil, the demo consortium, indexer and API.")
-console = Console()
+console = Console(soft_wrap=True)  # paths and commands stay on one line, terminal or not
 DEV_DIR = VAR_DIR / "dev"
 CREDENTIALS_PATH = DEV_DIR / "credentials.json"
 DEV_PASSWORD = SecretStr("dev-only-password")
