@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -52,12 +53,12 @@ def make_gateway(settings: Settings, chain: SeededConsortium, keystore: Keystore
     """A factory of gateways on the test's outbox (with settings overrides); all closed after the test."""
     made: list[tuple[JsonRpcClient, Engine]] = []
 
-    def factory(**overrides: object) -> Gateway:
+    def factory(gateway_options: dict[str, Any] | None = None, **overrides: object) -> Gateway:
         local = settings.model_copy(update=overrides)
         engine = create_outbox_engine(local.database_url)
         rpc = JsonRpcClient(local.rpc_urls)
         made.append((rpc, engine))
-        gateway = Gateway(local, engine, chain.deployment, keystore, rpc)
+        gateway = Gateway(local, engine, chain.deployment, keystore, rpc, **(gateway_options or {}))
         gateway.create_tables()
         return gateway
 

@@ -10,13 +10,15 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from eth_utils import keccak
 from web3 import Web3
 
+from chain_gateway.deployments import send_transaction
 from chain_gateway.devnet import SeededConsortium
-from chain_gateway.gateway import CRASH_ENV, CRASH_EXIT_CODE, Gateway
+from chain_gateway.gateway import CRASH_ENV, CRASH_EXIT_CODE, QUEUED_RESEND_AFTER_SECONDS, Gateway
 from chain_gateway.outbox import CONFIRMED, QUEUED, Operation
 from chain_gateway.settings import Settings
 from tests.chain_gateway.support import DEVICE_REGISTERED_TOPIC, device, wait_until
@@ -145,3 +147,25 @@ def test_every_write_is_confirmed_once_after_kill_9_at_a_random_moment(
     assert all(registrations[_code_hash(s)] == 1 for s in range(total)), f"seed {seed}"
     sent = sum(w3.eth.get_transaction_count(a) - nonces_before[org] for org, a in accounts.items())  # type: ignore[arg-type]
     assert sent == total, f"seed {seed}: {sent} transactions for {total} writes"
+
+
+def test_write_whose_nonce_was_taken_by_another_transaction_is_signed_again(
+    make_gateway: Callable[..., Gateway], settings: Settings, chain: SeededConsortium, w3: Web3, tmp_path: Path
+) -> None:
+    gateway = make_gateway(gateway_options={"rebroadcast_after_seconds": 0.0})
+    org = chain.orgs["BJ-PSB"]
+    op = gateway.enqueue(
+        org_code="BJ-PSB", account=org.account, contract="DeviceRegistry", function="registerDevice", args=[device(2)]
+    )
+    assert _start_worker(settings, tmp_path / "worker.log", crash_at="after_sign").wait(60) == CRASH_EXIT_CODE
+    signed = gateway.get_operation(op.id)
+    assert signed is not None and signed.nonce is not None
+    # someone else with the same key uses the nonce: the signed raw tx can never be mined now
+    send_transaction(w3, org.private_key, {"to": org.account, "value": 0, "nonce": signed.nonce, "gas": 21_000})
+    time.sleep(QUEUED_RESEND_AFTER_SECONDS)
+
+    wait_until(lambda: gateway.process_once() >= 0 and _all_confirmed(gateway, [op]), timeout=60, interval=0.05)
+
+    done = gateway.get_operation(op.id)
+    assert done is not None and done.tx_hash != signed.tx_hash and done.nonce == signed.nonce + 1
+    assert _registrations(w3, chain)[_code_hash(2)] == 1
