@@ -70,6 +70,7 @@ GAS_MARGIN = 1.25  # estimate x margin + headroom: state may change between esti
 GAS_HEADROOM = 20_000  # gas
 REBROADCAST_AFTER_SECONDS = 10.0
 QUEUED_RESEND_AFTER_SECONDS = 1.0
+FOLLOW_AT_LEAST_EVERY_SECONDS = 1.0  # under a backlog, steps 2-4 run at least this often
 # receipts are looked up again without a new block after this long: rows another worker submitted meanwhile
 RECEIPTS_RECHECK_SECONDS = 2.0
 RPC_CHUNK = 500  # calls per JSON-RPC batch
@@ -145,6 +146,7 @@ class Gateway:
         self._keyed: set[str] = set()  # accounts whose keystore file was seen
         self._receipts_head: str | None = None  # latest block hash at the last complete receipts pass
         self._receipts_at = 0.0  # time.monotonic() of that pass
+        self._followed_at = 0.0  # time.monotonic() of the last receipts/resend/confirm steps
         self.gas_estimator = gas_estimator
         self._chain_id: int | None = settings.chain_id
         self._owned: list[Any] = []
@@ -336,7 +338,10 @@ class Gateway:
     def process_once(self) -> int:
         """One pass over the outbox; returns how many rows changed status (or were signed)."""
         stats = _Stats()
-        self._sign_and_send(stats)
+        saturated = self._sign_and_send(stats)
+        if saturated and time.monotonic() - self._followed_at < FOLLOW_AT_LEAST_EVERY_SECONDS:
+            return stats.changed  # a backlog of new rows: send first, follow receipts a little later
+        self._followed_at = time.monotonic()
         self._follow_receipts(stats)
         self._rebroadcast(stats)
         self._confirm(stats)
@@ -363,7 +368,8 @@ class Gateway:
             signer = self._signers[account] = TxSigner(local, self.chain_id)
         return signer
 
-    def _sign_and_send(self, stats: _Stats) -> None:
+    def _sign_and_send(self, stats: _Stats) -> bool:
+        """Step 1 on up to `batch_size` queued rows; True if the batch was full (more are likely waiting)."""
         with Session(self.engine, expire_on_commit=False) as session:
             rows = list(
                 session.execute(
@@ -374,7 +380,7 @@ class Gateway:
                 ).scalars()
             )
         if not rows:
-            return
+            return False
         in_flight = self._accounts_in_flight({r.account for r in rows})
         encoded: dict[str, tuple[ChecksumAddress, bytes]] = {}
         failures: dict[str, ContractRevert] = {}
@@ -401,11 +407,12 @@ class Gateway:
             self._mark_failed(failures)
             stats.changed += len(failures)
         if not to_sign:
-            return
+            return len(rows) == self.batch_size
         signed = self._sign_and_persist(to_sign, encoded)
         if self._crash_at == "after_sign" and signed:
             os._exit(CRASH_EXIT_CODE)  # crash-test hook, see the module docstring
         self._send(signed, stats)
+        return len(rows) == self.batch_size
 
     def _estimate_gas(self, calls: list[dict[str, str]]) -> list[Any]:
         """Gas of each call (hex) or its `RpcErrorAnswer`; see `GasEstimator` for the two ways."""
@@ -580,9 +587,10 @@ class Gateway:
             tx_hash=_hex(tx.tx_hash),
             gas_limit=FILL_GAS,
         )
-        with Session(self.engine) as session:
+        with Session(self.engine, expire_on_commit=False) as session:
             session.add(filler)
             session.commit()
+        self._send([filler], stats)
 
     # -- 2. receipts
 

@@ -111,6 +111,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--block-time", type=float, default=1.0, help="seconds; 0 for automine")
+    parser.add_argument("--gas-estimator", choices=["estimate", "access_list"], default="estimate")
     parser.add_argument("--database", default=None, help="outbox database URL (default: temporary SQLite)")
     options = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
@@ -136,10 +137,13 @@ def main() -> None:
         engine = create_outbox_engine(settings.database_url)
         rpc = JsonRpcClient(settings.rpc_urls, timeout=60)
         try:
-            gateway = Gateway(settings, engine, chain.deployment, keystore, rpc)
+            gateway = Gateway(settings, engine, chain.deployment, keystore, rpc, gas_estimator=options.gas_estimator)
             gateway.create_tables()
             mode = "automine" if not options.block_time else f"block time {options.block_time:g} s"
-            print(f"anvil {mode}; outbox {engine.dialect.name}; {len(REGISTRARS)} registrar accounts")
+            print(
+                f"anvil {mode}; outbox {engine.dialect.name}; {len(REGISTRARS)} registrar accounts; "
+                f"gas by {options.gas_estimator}"
+            )
             single: list[float] = []
             batched: list[float] = []
             serial = 0
