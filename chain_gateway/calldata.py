@@ -7,7 +7,7 @@ normalised from their JSON form (hex strings for bytes, lists or objects for str
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,8 +22,11 @@ from chain_gateway.errors import InvalidCall
 __all__ = ["CalldataEncoder", "abi_type"]
 
 
-def abi_type(item: dict[str, Any]) -> str:
-    """The canonical eth_abi type of an ABI input, tuples spelled out: `(string,uint16)[]`."""
+def abi_type(item: Mapping[str, Any]) -> str:
+    """The canonical eth_abi type of an ABI input, tuples spelled out: `(string,uint16)[]`.
+
+    The same spelling is used in function selectors and event signatures (topic0).
+    """
     kind: str = item["type"]
     if kind.startswith("tuple"):
         inner = ",".join(abi_type(c) for c in item["components"])

@@ -55,6 +55,7 @@ from chain_gateway.outbox import (
     create_outbox_engine,
     request_hash,
 )
+from chain_gateway.resources import OwnsResources
 from chain_gateway.revert import REVERTED_WITHOUT_DATA, RevertDecoder
 from chain_gateway.rpc import JsonRpcClient, RpcErrorAnswer
 from chain_gateway.settings import Settings
@@ -117,7 +118,7 @@ class _Stats:
     changed: int = 0
 
 
-class Gateway:
+class Gateway(OwnsResources):
     """Relayer and key custodian: the only writer of transactions, the only reader/writer of the outbox."""
 
     def __init__(
@@ -149,7 +150,7 @@ class Gateway:
         self._followed_at = 0.0  # time.monotonic() of the last receipts/resend/confirm steps
         self.gas_estimator = gas_estimator
         self._chain_id: int | None = settings.chain_id
-        self._owned: list[Any] = []
+        self._owned = []
         self._crash_at = os.environ.get(CRASH_ENV)
 
     @classmethod
@@ -168,21 +169,6 @@ class Gateway:
         gateway._chain_id = chain_id
         gateway._owned = [rpc, engine]
         return gateway
-
-    def close(self) -> None:
-        """Release what `from_settings` created (an injected engine or RPC client stays the caller's)."""
-        for resource in self._owned:
-            if isinstance(resource, JsonRpcClient):
-                resource.close()
-            else:
-                resource.dispose()
-        self._owned = []
-
-    def __enter__(self) -> Gateway:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def create_tables(self) -> None:
         SQLModel.metadata.create_all(self.engine, tables=[Operation.__table__, AccountNonce.__table__])  # type: ignore[list-item]

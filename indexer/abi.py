@@ -22,6 +22,7 @@ from eth_abi.abi import default_codec
 from eth_abi.exceptions import DecodingError
 from eth_utils import keccak, to_checksum_address
 
+from chain_gateway.calldata import abi_type
 from chain_gateway.deployments import Deployment
 from indexer.errors import LogDecodeError
 
@@ -44,18 +45,9 @@ class DecodedLog(NamedTuple):
     log_index: int
 
 
-def _canonical_type(param: Mapping[str, Any]) -> str:
-    """The ABI type as it appears in the event signature (tuples expanded to their components)."""
-    kind: str = param["type"]
-    if kind.startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in param["components"])
-        return f"({inner}){kind[len('tuple') :]}"
-    return kind
-
-
 def event_signature(abi_event: Mapping[str, Any]) -> str:
     """`Name(type1,type2,...)`, whose keccak256 is the event's topic0."""
-    return f"{abi_event['name']}({','.join(_canonical_type(p) for p in abi_event['inputs'])})"
+    return f"{abi_event['name']}({','.join(abi_type(p) for p in abi_event['inputs'])})"
 
 
 # ---------------------------------------------------------------- value normalisation
@@ -306,8 +298,8 @@ class EventDecoder:
     @staticmethod
     def _spec(contract_name: str, item: Mapping[str, Any]) -> EventSpec:
         signature = event_signature(item)
-        indexed = tuple((p["name"], _canonical_type(p)) for p in item["inputs"] if p.get("indexed"))
-        fields = tuple((p["name"], _canonical_type(p)) for p in item["inputs"] if not p.get("indexed"))
+        indexed = tuple((p["name"], abi_type(p)) for p in item["inputs"] if p.get("indexed"))
+        fields = tuple((p["name"], abi_type(p)) for p in item["inputs"] if not p.get("indexed"))
         types = [t for _, t in fields]
         fast = _fast_decoder(types)
         return EventSpec(

@@ -28,6 +28,7 @@ from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Engine, create_engine, event
 
 from chain_gateway.deployments import Deployment, load_deployment
+from chain_gateway.resources import OwnsResources
 from chain_gateway.rpc import JsonRpcClient
 from chain_gateway.settings import Settings
 from indexer.abi import EventDecoder
@@ -99,7 +100,7 @@ def create_mirror_engine(database_url: str, **kwargs: Any) -> Engine:
     return engine
 
 
-class Indexer:
+class Indexer(OwnsResources):
     """Mirrors the events of every contract in `deployment` into the SQL tables of `indexer.models`."""
 
     def __init__(
@@ -124,7 +125,7 @@ class Indexer:
         self.decoder = EventDecoder(deployment)
         self.sizer = RangeSizer(max_block_range, target_logs=target_logs_per_call)
         self._lock = threading.Lock()
-        self._owned: list[Any] = []
+        self._owned = []
         self._chain_head: int | None = None
         self._last_error: str | None = None
         self._fatal = False
@@ -150,21 +151,6 @@ class Indexer:
         )
         indexer._owned = [rpc, engine]
         return indexer
-
-    def close(self) -> None:
-        """Close the RPC client and dispose the engine if `from_settings` made them."""
-        for resource in self._owned:
-            if isinstance(resource, Engine):
-                resource.dispose()
-            else:
-                resource.close()
-        self._owned = []
-
-    def __enter__(self) -> Indexer:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     def create_tables(self) -> None:
         self.store.create_tables()

@@ -90,7 +90,9 @@ def demo_devices(count: int, seed: int = 2026) -> dict[str, list[dict[str, Any]]
     return fleet
 
 
-def prepare_devnet(rpc_url: str, api_url: str, var_dir: Path = VAR_DIR) -> tuple[Settings, SeededConsortium]:
+def prepare_devnet(
+    rpc_url: str, api_url: str, var_dir: Path = VAR_DIR, deployments_dir: Path = PROJECT_ROOT / "deployments"
+) -> tuple[Settings, SeededConsortium]:
     """Deploy and seed the demo consortium on `rpc_url`; write deployment, keystore, database and credentials."""
     import chain_gateway.outbox  # noqa: F401 - registers the outbox tables
     import indexer.models  # noqa: F401 - registers the mirror tables
@@ -101,7 +103,7 @@ def prepare_devnet(rpc_url: str, api_url: str, var_dir: Path = VAR_DIR) -> tuple
     w3 = Web3(Web3.HTTPProvider(rpc_url))
     seeded = seed_demo_consortium(w3)
     chain_id = seeded.deployment["chain_id"]
-    deployment_path = PROJECT_ROOT / "deployments" / f"{chain_id}.json"
+    deployment_path = deployments_dir / f"{chain_id}.json"
     write_deployment(seeded.deployment, deployment_path)
 
     keystore = Keystore(dev_dir / "keystore", DEV_PASSWORD)

@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 from web3 import Web3
 
+from chain_gateway.deployments import write_deployment
 from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium
+from chain_gateway.keystore import DEV_SCRYPT_N, Keystore
+from chain_gateway.settings import Settings
+from tests.support import TEST_KEYSTORE_PASSWORD
 from tests.support.postgres import PostgresServer
 
 
@@ -55,3 +59,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'dirchain.db'}"
     server: PostgresServer = request.getfixturevalue("postgres")
     return server.create_database("t_" + uuid.uuid4().hex[:12])
+
+
+@pytest.fixture(scope="session")
+def keystore_dir(seeded: SeededConsortium, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every demo org's keys (main accounts and approvers), encrypted once per session."""
+    directory = tmp_path_factory.mktemp("keystore")
+    keystore = Keystore(directory, TEST_KEYSTORE_PASSWORD)
+    for org in seeded.orgs.values():
+        keystore.add(org.private_key, DEV_SCRYPT_N)
+        for _, key in org.approvers:
+            keystore.add(key, DEV_SCRYPT_N)
+    return directory
+
+
+@pytest.fixture
+def service_settings(
+    anvil: AnvilNode, chain: SeededConsortium, database_url: str, keystore_dir: Path, tmp_path: Path
+) -> Settings:
+    """Settings of the gateway, indexer and API over the seeded chain and this test's database."""
+    deployment_path = tmp_path / "deployment.json"
+    write_deployment(chain.deployment, deployment_path)
+    return Settings(
+        rpc_urls=[anvil.url],
+        chain_id=chain.deployment["chain_id"],
+        deployments_path=deployment_path,
+        database_url=database_url,
+        keystore_dir=keystore_dir,
+        keystore_password=TEST_KEYSTORE_PASSWORD,
+    )

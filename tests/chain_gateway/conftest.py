@@ -7,45 +7,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import SecretStr
 from sqlalchemy import Engine
 from web3 import Web3
 
-from chain_gateway.deployments import write_deployment
-from chain_gateway.devnet import AnvilNode, SeededConsortium
+from chain_gateway.devnet import SeededConsortium
 from chain_gateway.gateway import Gateway
-from chain_gateway.keystore import DEV_SCRYPT_N, Keystore
+from chain_gateway.keystore import Keystore
 from chain_gateway.outbox import create_outbox_engine
 from chain_gateway.rpc import JsonRpcClient
 from chain_gateway.settings import Settings
-
-KEYSTORE_PASSWORD = "test-only-password"
-
-
-@pytest.fixture
-def keystore(tmp_path: Path, chain: SeededConsortium) -> Keystore:
-    store = Keystore(tmp_path / "keystore", SecretStr(KEYSTORE_PASSWORD))
-    for org in chain.orgs.values():
-        store.add(org.private_key, DEV_SCRYPT_N)
-    return store
+from tests.support import TEST_KEYSTORE_PASSWORD
 
 
 @pytest.fixture
-def settings(
-    anvil: AnvilNode, chain: SeededConsortium, database_url: str, tmp_path: Path, keystore: Keystore
-) -> Settings:
-    deployments = tmp_path / "deployments.json"
-    write_deployment(chain.deployment, deployments)
-    return Settings(
-        rpc_urls=[anvil.url],
-        chain_id=chain.deployment["chain_id"],
-        deployments_path=deployments,
-        database_url=database_url,
-        keystore_dir=tmp_path / "keystore",
-        keystore_password=SecretStr(KEYSTORE_PASSWORD),
-        confirmations=0,
-        gateway_poll_seconds=0.05,
-    )
+def keystore(keystore_dir: Path) -> Keystore:
+    return Keystore(keystore_dir, TEST_KEYSTORE_PASSWORD)
+
+
+@pytest.fixture
+def settings(service_settings: Settings) -> Settings:
+    return service_settings.model_copy(update={"confirmations": 0, "gateway_poll_seconds": 0.05})
 
 
 @pytest.fixture
