@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import solcx
+from solcx.exceptions import SolcError
 
 from chain_gateway.errors import GatewayConfigError
 
@@ -75,7 +76,12 @@ def compile_contracts(write: bool = True) -> dict[str, Any]:
     if not (PROJECT_ROOT / "node_modules" / "solc").is_dir():
         raise GatewayConfigError("node_modules/solc is missing: run scripts/setup first")
     standard_input = _standard_input()
-    output = solcx.compile_standard(standard_input, base_path=str(PROJECT_ROOT), solc_binary=str(SOLC_LAUNCHER))
+    try:
+        output = solcx.compile_standard(standard_input, base_path=str(PROJECT_ROOT), solc_binary=str(SOLC_LAUNCHER))
+    except SolcError as exc:  # its message carries the whole output JSON; keep only the compiler's errors
+        output = json.loads(exc.stdout_data or "{}") or {
+            "errors": [{"severity": "error", "formattedMessage": str(exc)}]
+        }
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise GatewayConfigError("solc failed:\n" + "\n".join(e["formattedMessage"] for e in errors))

@@ -102,7 +102,7 @@ def _deploy_one(
 
 
 def deploy_contracts(w3: Web3, deployer_key: str, founder: FounderOrg) -> Deployment:
-    """Deploy Consortium (with `founder` as its first ADMIN org) and DeviceRegistry; return the deployment."""
+    """Deploy Consortium (with `founder` as its first ADMIN org), DeviceRegistry, DataCatalog and SharingAgreements."""
     artifacts = load_artifacts()
     kind = ORG_KINDS.get(founder["kind"])
     if kind is None:
@@ -114,12 +114,23 @@ def deploy_contracts(w3: Web3, deployer_key: str, founder: FounderOrg) -> Deploy
         [founder["code"], founder["name"], kind, founder["admin"]],
     )
     registry, _ = _deploy_one(w3, deployer_key, artifacts["contracts"]["DeviceRegistry"], [consortium["address"]])
+    catalog, _ = _deploy_one(
+        w3, deployer_key, artifacts["contracts"]["DataCatalog"], [consortium["address"], registry["address"]]
+    )
+    sharing, _ = _deploy_one(
+        w3, deployer_key, artifacts["contracts"]["SharingAgreements"], [consortium["address"], catalog["address"]]
+    )
     return Deployment(
         chain_id=int(w3.eth.chain_id),
         deploy_block=consortium["block_number"],
         compiler=artifacts["compiler"],
         source_hashes=artifacts["source_hashes"],
-        contracts={"Consortium": consortium, "DeviceRegistry": registry},
+        contracts={
+            "Consortium": consortium,
+            "DeviceRegistry": registry,
+            "DataCatalog": catalog,
+            "SharingAgreements": sharing,
+        },
         errors_abi=artifacts["errors_abi"],
     )
 

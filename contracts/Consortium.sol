@@ -146,10 +146,15 @@ contract Consortium is IConsortium, AccessControl, Multicall {
 
     /// @inheritdoc IConsortium
     function requireRole(address account, bytes32 role) public view returns (uint32 orgId) {
+        orgId = requireMember(account);
+        if (!hasRole(role, account)) revert ConsortiumMissingRole(account, role);
+    }
+
+    /// @inheritdoc IConsortium
+    function requireMember(address account) public view returns (uint32 orgId) {
         orgId = _orgOf[account];
         if (orgId == 0) revert ConsortiumUnknownAccount(account);
         if (!_orgs[orgId].active) revert ConsortiumOrgInactive(orgId);
-        if (!hasRole(role, account)) revert ConsortiumMissingRole(account, role);
     }
 
     function orgOf(address account) external view returns (uint32) {

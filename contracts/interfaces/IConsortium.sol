@@ -58,6 +58,9 @@ interface IConsortium {
     /// @dev Returns the org id of `account` if it belongs to an active org and holds `role`; reverts otherwise.
     function requireRole(address account, bytes32 role) external view returns (uint32 orgId);
 
+    /// @dev Returns the org id of `account` if it belongs to an active org (any role or none); reverts otherwise.
+    function requireMember(address account) external view returns (uint32 orgId);
+
     function orgOf(address account) external view returns (uint32 orgId);
 
     function orgIdByCode(string calldata code) external view returns (uint32 orgId);
