@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import socket
 import threading
 import time
-from datetime import date, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,12 +25,12 @@ from web3 import Web3
 
 from chain_gateway.compiler import PROJECT_ROOT
 from chain_gateway.deployments import ORG_KINDS, FounderOrg, deploy_contracts, write_deployment
-from chain_gateway.devnet import DEMO_CODE_RULES, AnvilNode, SeededConsortium, seed_demo_consortium
+from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium
 from chain_gateway.keystore import DEV_SCRYPT_N, Keystore
 from chain_gateway.settings import VAR_DIR, Settings
-from registry_api.city import DISTRICTS
+from registry_api.demo import DemoFilingError, file_demo_data
 
-__all__ = ["app", "demo_devices", "prepare_devnet"]
+__all__ = ["app", "prepare_devnet"]
 
 app = typer.Typer(help="The local development network: anvil, the demo consortium, indexer and API.")
 console = Console(soft_wrap=True)  # paths and commands stay on one line, terminal or not
@@ -40,54 +38,10 @@ DEV_DIR = VAR_DIR / "dev"
 CREDENTIALS_PATH = DEV_DIR / "credentials.json"
 DEV_PASSWORD = SecretStr("dev-only-password")
 
-# Which demo org files which device types (lead departments own imagery / city management sensors).
-DEMO_FLEET: dict[str, tuple[str, ...]] = {
-    "BJ-PSB": ("camera.road", "camera.checkpoint", "camera.face"),
-    "BJ-CMC": ("sensor.water-pressure", "sensor.gas"),
-    "BJ-EMB": ("sensor.flood",),
-    "BJ-EIB": ("sensor.air",),
-    "BJ-CY": ("camera.road", "sensor.traffic"),
-}
-VENDORS = {
-    "camera": [("海康威视", "DS-2CD3T47G2"), ("大华", "DH-IPC-HFW5442"), ("宇视", "IPC2124SR3")],
-    "sensor": [("聚光科技", "AQMS-900"), ("汉威科技", "HW-P100"), ("威胜信息", "WS-IOT-3")],
-}
-
 
 def _port_free(port: int) -> bool:
     with socket.socket() as s:
         return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def demo_devices(count: int, seed: int = 2026) -> dict[str, list[dict[str, Any]]]:
-    """A deterministic, realistic set of demo devices per owner org, in the API's device format."""
-    rng = random.Random(seed)
-    prefixes = {rule[1]: rule[2] for rule in DEMO_CODE_RULES}
-    fleet: dict[str, list[dict[str, Any]]] = {org: [] for org in DEMO_FLEET}
-    serial = 0
-    owners = list(DEMO_FLEET)
-    for i in range(count):
-        org = owners[i % len(owners)]
-        dtype = rng.choice(DEMO_FLEET[org])
-        district = next(d for d in DISTRICTS if d.code == 110105) if org == "BJ-CY" else rng.choice(DISTRICTS)
-        min_lon, min_lat, max_lon, max_lat = district.bbox
-        serial += 1
-        vendor, model = rng.choice(VENDORS[dtype.split(".")[0]])
-        fleet[org].append(
-            {
-                "code": f"{prefixes[dtype]}{district.code}{serial:06d}",
-                "type": dtype,
-                "district": district.code,
-                "location": {
-                    "lat": round(rng.uniform(min_lat, max_lat), 6),
-                    "lon": round(rng.uniform(min_lon, max_lon), 6),
-                },
-                "built_at": (date(2018, 1, 1) + timedelta(days=rng.randrange(0, 2500))).isoformat(),
-                "status": "active" if rng.random() > 0.1 else "planned",
-                "attributes": {"vendor": vendor, "model": model, "network": "政务外网", "power": "市电"},
-            }
-        )
-    return fleet
 
 
 def prepare_devnet(
@@ -151,25 +105,21 @@ def prepare_devnet(
     return settings, seeded
 
 
-def _post_demo_devices(api_url: str, tokens: dict[str, str], count: int) -> None:
-    """File the demo fleet through the public API, as registrars would (runs once the API answers)."""
-    with httpx.Client(base_url=api_url, timeout=30) as client:
-        for _ in range(200):
+def _file_demo_data(api_url: str, devices: int) -> None:
+    """Once the API answers, file the demo data through it (in a thread: the server keeps serving)."""
+    with httpx.Client(base_url=api_url, timeout=5) as client:
+        for _ in range(300):
             try:
                 if client.get("/healthz").status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             time.sleep(0.1)
-        for org, devices in demo_devices(count).items():
-            response = client.post(
-                "/v1/devices",
-                json={"devices": devices},
-                headers={"Authorization": f"Bearer {tokens[org]}", "Idempotency-Key": f"demo-fleet-{org}"},
-            )
-            if response.status_code != 202:
-                console.print(f"[red]demo devices of {org} refused: {response.status_code} {response.text}")
-    console.print(f"[green]demo fleet of {count} devices filed through POST /v1/devices")
+    credentials = json.loads(CREDENTIALS_PATH.read_text(encoding="utf-8"))
+    try:
+        console.print(f"[green]{file_demo_data(api_url, credentials, devices)}")
+    except (DemoFilingError, httpx.HTTPError) as exc:
+        console.print(f"[red]demo data not filed: {exc}")
 
 
 @app.command("up")
@@ -177,7 +127,7 @@ def up(
     api_port: Annotated[int, typer.Option(help="API port on 127.0.0.1")] = 8000,
     rpc_port: Annotated[int, typer.Option(help="anvil port on 127.0.0.1 (a free one if taken)")] = 8545,
     block_time: Annotated[float, typer.Option(help="seconds between blocks (interval mining)")] = 1.0,
-    devices: Annotated[int, typer.Option(help="demo devices to file at start")] = 60,
+    devices: Annotated[int, typer.Option(help="demo devices to file at start (0: no demo data)")] = 60,
 ) -> None:
     """Start anvil, deploy, seed the demo consortium and serve the API with indexer and gateway (Ctrl-C stops)."""
     from registry_api.app import create_app
@@ -195,21 +145,17 @@ def up(
         with console.status("deploying contracts and seeding the demo consortium"):
             settings, seeded = prepare_devnet(node.url, api_url)
         settings = settings.model_copy(update={"api_port": api_port})
-        tokens = json.loads(CREDENTIALS_PATH.read_text(encoding="utf-8"))["orgs"]
+        orgs = json.loads(CREDENTIALS_PATH.read_text(encoding="utf-8"))["orgs"]
         console.print(f"[bold]anvil[/] {node.url} (chain {seeded.deployment['chain_id']}, {block_time:g} s blocks)")
         console.print(f"[bold]contracts[/] {settings.deployments_path}")
-        console.print(f"[bold]credentials[/] {CREDENTIALS_PATH} ({len(tokens)} orgs: tokens, accounts, dev keys)")
+        console.print(f"[bold]credentials[/] {CREDENTIALS_PATH} ({len(orgs)} orgs: tokens, accounts, dev keys)")
         console.print(f"[bold]API docs[/] {api_url}/docs    [bold]health[/] {api_url}/healthz")
         console.print(
             f'try: curl -H "Authorization: Bearer $(jq -r \'.orgs["BJ-PSB"].token\' {CREDENTIALS_PATH})" '
             f"{api_url}/v1/devices"
         )
         if devices:
-            threading.Thread(
-                target=_post_demo_devices,
-                args=(api_url, {k: v["token"] for k, v in tokens.items()}, devices),
-                daemon=True,
-            ).start()
+            threading.Thread(target=_file_demo_data, args=(api_url, devices), daemon=True).start()
         uvicorn.run(create_app(settings), host="127.0.0.1", port=api_port, log_level="warning")
     finally:
         node.stop()

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 from chain_gateway.devnet import DEMO_CODE_RULES, AnvilNode, SeededConsortium
 from registry_api.app import create_app
 from registry_api.city import district_by_code
-from registry_api.devnet import DEMO_FLEET, demo_devices, prepare_devnet
+from registry_api.demo import DEMO_FLEET, demo_devices
+from registry_api.devnet import prepare_devnet
 
 
 def test_prepared_devnet_writes_private_credentials_that_open_the_api(
