@@ -12,6 +12,11 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 __all__ = [
     "Account",
     "AccountRole",
+    "ApprovalThreshold",
+    "CatalogEntry",
+    "CatalogEntryVersion",
+    "CatalogLineage",
+    "CatalogSearch",
     "CodeRule",
     "Device",
     "DeviceEvent",
@@ -20,6 +25,8 @@ __all__ = [
     "Inspection",
     "Member",
     "Proposal",
+    "SharingApproval",
+    "SharingRequest",
     "UndoEntry",
 ]
 
@@ -165,6 +172,162 @@ class Proposal(SQLModel, table=True):
     tx_hash: str  # creation
     updated_block: int
     updated_tx_hash: str
+
+
+class CatalogEntry(SQLModel, table=True):
+    """Current version and status of a catalog entry (DataCatalog CatalogEntryVersioned / CatalogEntryStatusChanged).
+
+    `forms` is the JSON list of form names in bit order (["raw", "desensitized", "result_only"]) and
+    `forms_mask` the on-chain bit set (1 raw, 2 desensitized, 4 result-only); `schema` is the schema JSON text
+    exactly as on-chain and `schema_hash` its keccak256; `device_codes`/`upstream` the current lineage as JSON
+    lists in on-chain order (`catalog_lineage` holds the same, one row per reference).
+    """
+
+    __tablename__ = "catalog_entries"
+    entry_id: int = Field(primary_key=True, sa_type=BigInteger)  # uint64 on-chain
+    owner_org_id: int = Field(index=True, sa_type=BigInteger)
+    title: str
+    classification: str = Field(index=True)
+    grade: int = Field(index=True)
+    share_condition: str = Field(index=True)  # unconditional | conditional | not_shareable
+    forms: str  # JSON list of form names
+    forms_mask: int
+    schema_: str = Field(sa_column_kwargs={"name": "schema"})  # JSON text as on-chain
+    schema_hash: str
+    device_codes: str  # JSON list, current version's lineage to devices
+    upstream: str  # JSON list of entry ids, current version's lineage to entries
+    status: str = Field(index=True)  # draft | published | deprecated
+    major: int
+    minor: int
+    version_hash: str
+    created_block: int
+    created_tx_hash: str
+    updated_block: int
+    updated_tx_hash: str
+
+
+class CatalogEntryVersion(SQLModel, table=True):
+    """Every version of every catalog entry with its full record (CatalogEntryVersioned), in chain order."""
+
+    __tablename__ = "catalog_entry_versions"
+    __table_args__ = (UniqueConstraint("entry_id", "major", "minor"), UniqueConstraint("block_number", "log_index"))
+    id: int | None = Field(default=None, primary_key=True)
+    entry_id: int = Field(index=True, sa_type=BigInteger)
+    major: int
+    minor: int
+    owner_org_id: int = Field(sa_type=BigInteger)
+    title: str
+    classification: str
+    grade: int
+    share_condition: str
+    forms: str  # JSON list of form names
+    forms_mask: int
+    schema_: str = Field(sa_column_kwargs={"name": "schema"})
+    schema_hash: str
+    device_codes: str  # JSON list
+    upstream: str  # JSON list of entry ids
+    version_hash: str
+    block_number: int = Field(index=True)
+    block_time: int = Field(sa_type=BigInteger)
+    tx_hash: str
+    log_index: int
+    sender: str | None = None
+
+
+class CatalogLineage(SQLModel, table=True):
+    """Lineage of an entry's CURRENT version: one row per device code or upstream entry (replaced on revision).
+
+    `ref` is the device code, or the upstream entry id as decimal text; `position` the index in the on-chain
+    list (a reference listed twice keeps its first position).
+    """
+
+    __tablename__ = "catalog_lineage"
+    entry_id: int = Field(primary_key=True, sa_type=BigInteger)
+    kind: str = Field(primary_key=True)  # device | entry
+    ref: str = Field(primary_key=True, index=True)
+    position: int
+    block_number: int
+    tx_hash: str
+
+
+class CatalogSearch(SQLModel, table=True):
+    """Text to search per catalog entry: title, classification and schema field names, one line each.
+
+    Kept in sync by the indexer with the current version; the API builds its full-text index over it
+    (SQLite FTS5, PostgreSQL tsvector).
+    """
+
+    __tablename__ = "catalog_search"
+    entry_id: int = Field(primary_key=True, sa_type=BigInteger)
+    text: str
+    block_number: int
+
+
+class SharingRequest(SQLModel, table=True):
+    """A sharing request and its grant (SharingAgreements SharingRequested / Approved / Granted / Refused / Revoked).
+
+    Times are unix seconds of the chain's blocks. "expired" is not stored: a granted request is active while
+    the reader's time is before `expires_at`.
+    """
+
+    __tablename__ = "sharing_requests"
+    request_id: int = Field(primary_key=True, sa_type=BigInteger)
+    entry_id: int = Field(index=True, sa_type=BigInteger)
+    requester_org_id: int = Field(index=True, sa_type=BigInteger)
+    owner_org_id: int = Field(index=True, sa_type=BigInteger)
+    requester: str  # checksum address of the requesting account
+    form: str  # raw | desensitized | result_only
+    purpose: str
+    duration: int = Field(sa_type=BigInteger)  # seconds
+    approvals_needed: int
+    approvals: int
+    status: str = Field(index=True)  # pending | granted | refused | revoked
+    requested_at: int = Field(sa_type=BigInteger)
+    granted_at: int | None = Field(default=None, sa_type=BigInteger)
+    expires_at: int | None = Field(default=None, sa_type=BigInteger)
+    refusal_reason: str | None = None
+    revocation_reason: str | None = None
+    closed_at: int | None = Field(default=None, sa_type=BigInteger)  # block time of the refusal or revocation
+    closed_tx_hash: str | None = None
+    request_tx_hash: str
+    request_block: int
+    grant_tx_hash: str | None = None
+    grant_block: int | None = None
+    updated_block: int
+    updated_tx_hash: str
+
+
+class SharingApproval(SQLModel, table=True):
+    """Every signed decision relayed on-chain (SharingApproved / SharingRefused / SharingRevoked), in chain order.
+
+    `approvals_after` is the request's approval count after the log; `reason` is empty for approvals.
+    """
+
+    __tablename__ = "sharing_approvals"
+    __table_args__ = (UniqueConstraint("block_number", "log_index"),)
+    id: int | None = Field(default=None, primary_key=True)
+    request_id: int = Field(index=True, sa_type=BigInteger)
+    approver: str = Field(index=True)  # checksum
+    owner_org_id: int = Field(sa_type=BigInteger)
+    decision: str  # approve | refuse | revoke
+    approvals_after: int
+    nonce: str  # uint256 as decimal text
+    reason: str
+    block_number: int = Field(index=True)
+    block_time: int = Field(sa_type=BigInteger)
+    tx_hash: str
+    log_index: int
+    sender: str | None = None  # the relaying account when known
+
+
+class ApprovalThreshold(SQLModel, table=True):
+    """Approvals a conditional entry of a grade needs (SharingAgreements ApprovalThresholdSet)."""
+
+    __tablename__ = "approval_thresholds"
+    grade: int = Field(primary_key=True)
+    approvals: int
+    block_number: int
+    tx_hash: str
 
 
 class UndoEntry(SQLModel, table=True):

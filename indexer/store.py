@@ -10,7 +10,7 @@ Invariants (each holds after every commit):
   block changed while the block was within the finality depth, the row as it was before that block. It covers
   exactly the blocks in `indexed_blocks`, so deep catch-up pays no journal cost. Rewinding to an ancestor A
   restores, for each journaled key, the prior of its earliest entry above A (the row as it stood after A),
-  deletes the history rows (`device_events`, `inspections`) above A, and drops journal and hashes above A.
+  deletes the history rows (`APPEND_TABLES`) above A, and drops journal and hashes above A.
 """
 
 from __future__ import annotations
@@ -48,11 +48,26 @@ PROJECTION_TABLES: dict[str, Table] = {
     t.name: t
     for t in map(
         _table,
-        (models.Member, models.Account, models.AccountRole, models.CodeRule, models.Device, models.Proposal),
+        (
+            models.Member,
+            models.Account,
+            models.AccountRole,
+            models.CodeRule,
+            models.Device,
+            models.Proposal,
+            models.CatalogEntry,
+            models.CatalogLineage,
+            models.CatalogSearch,
+            models.SharingRequest,
+            models.ApprovalThreshold,
+        ),
     )
 }
 # History tables: append-only, one row per log, removed on rewind by block number.
-APPEND_TABLES: dict[str, Table] = {t.name: t for t in map(_table, (models.DeviceEvent, models.Inspection))}
+APPEND_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in map(_table, (models.DeviceEvent, models.Inspection, models.CatalogEntryVersion, models.SharingApproval))
+}
 
 _BLOCKS = _table(models.IndexedBlock)
 _CHECKPOINTS = _table(models.IndexerCheckpoint)
