@@ -1,10 +1,10 @@
 """Event decoding: (contract address, topic0) -> a decoder built from the deployment's ABIs.
 
 web3's contract-event decoding runs at ~2k logs/s and `eth_abi.decode` at ~17k/s for DeviceRegistered, both
-below the indexer's 30k events/s target, so every event whose data holds only elementary static types and
-`string`/`bytes` gets a decoder generated once from its ABI: straight slicing of the 32-byte ABI words, with
-the same results as `eth_abi.decode` (tests/indexer/test_abi.py checks them against each other). Events with
-tuples or arrays fall back to a prebuilt `eth_abi` decoder.
+below the indexer's 30k events/s target, so every event gets a decoder generated once from its ABI: straight
+slicing of the 32-byte ABI words, with the same results as `eth_abi.decode` (tests/indexer/test_abi.py checks
+them against each other). Elementary types are decoded inline; tuples and arrays (static or dynamic, nested)
+get one generated helper function per type. A type the generator does not know falls back to `eth_abi`.
 
 Decoded values are JSON-ready: integers, booleans, `str` for `string`, checksum addresses, and `0x`-hex
 strings for `bytes`/`bytesN`. An indexed dynamic argument (string, bytes, array) is its topic: the keccak
@@ -92,13 +92,14 @@ def _split_tuple(inner: str) -> list[str]:
 # ---------------------------------------------------------------- generated fast decoders
 
 
-def _read_dynamic(data: bytes, head: int) -> bytes:
-    """The bytes of a dynamic `string`/`bytes` value whose offset word sits at `head`."""
-    offset = int.from_bytes(data[head : head + WORD], "big")
+def _read_dynamic(data: bytes, head: int, offset: int | None = None) -> bytes:
+    """The bytes of a dynamic `string`/`bytes` value whose offset word sits at `head` (or at `offset`, if given)."""
+    if offset is None:
+        offset = int.from_bytes(data[head : head + WORD], "big")
     length = int.from_bytes(data[offset : offset + WORD], "big")
     end = offset + WORD + length
     if end > len(data) or offset + WORD > len(data):
-        raise DecodingError(f"dynamic value at word {head // WORD} runs past the data ({end} > {len(data)})")
+        raise DecodingError(f"dynamic value at byte {offset} runs past the data ({end} > {len(data)})")
     return data[offset + WORD : end]
 
 
@@ -135,24 +136,182 @@ def _word_expr(kind: str, start: int) -> str:
     return f"'0x' + d[{start}:{start + size}].hex()"
 
 
+_ARRAY = re.compile(r"^(.*)\[(\d*)\]$")
+
+
+def _is_known(kind: str) -> bool:
+    """Whether the generator handles `kind`: elementary types, tuples and arrays of known types."""
+    if _ELEMENTARY.match(kind):
+        return True
+    array = _ARRAY.match(kind)
+    if array:
+        return _is_known(array.group(1))
+    if kind.startswith("(") and kind.endswith(")"):
+        return all(_is_known(p) for p in _split_tuple(kind[1:-1]))
+    return False
+
+
+def _is_dynamic(kind: str) -> bool:
+    if kind in ("string", "bytes"):
+        return True
+    array = _ARRAY.match(kind)
+    if array:
+        return array.group(2) == "" or _is_dynamic(array.group(1))
+    if kind.startswith("("):
+        return any(_is_dynamic(p) for p in _split_tuple(kind[1:-1]))
+    return False
+
+
+def _head_size(kind: str) -> int:
+    """Bytes `kind` takes in the head of its enclosing tuple: one offset word if dynamic, else its encoding."""
+    if _is_dynamic(kind):
+        return WORD
+    array = _ARRAY.match(kind)
+    if array:
+        return int(array.group(2)) * _head_size(array.group(1))
+    if kind.startswith("("):
+        return sum(_head_size(p) for p in _split_tuple(kind[1:-1]))
+    return WORD
+
+
+def _plus(base: str, offset: int | str) -> str:
+    if base == "0":
+        return str(offset)
+    return base if offset in (0, "0") else f"{base} + {offset}"
+
+
+class _Generator:
+    """Python source of a decoder for ABI types: inline expressions, plus one helper per tuple/array type.
+
+    Positions are expressions over `d` (the data bytes): a value's head sits at an absolute position, and a
+    dynamic value's offset is relative to the start of its enclosing tuple or array encoding (`base`).
+    """
+
+    def __init__(self) -> None:
+        self.helpers: dict[str, str] = {}  # kind -> helper name
+        self.sources: list[str] = []
+
+    def head(self, kind: str, base: str, at: str) -> str:
+        """Expression of the value of `kind` whose head word(s) start at `at`, inside an encoding at `base`."""
+        if kind in ("string", "bytes") and base == "0" and at.isdigit():
+            return _word_expr(kind, int(at))  # top-level: the offset word is relative to the data's start
+        if _is_dynamic(kind):
+            if kind == "string":
+                return f"_str_at(d, {base}, {at})"
+            if kind == "bytes":
+                return f"_bytes_at(d, {base}, {at})"
+            return f"{self.helper(kind)}(d, _tail(d, {base}, {at}))"
+        if _ELEMENTARY.match(kind):
+            return self.word(kind, at)
+        return f"{self.helper(kind)}(d, {at})"
+
+    @staticmethod
+    def word(kind: str, at: str) -> str:
+        if at.isdigit():
+            return _word_expr(kind, int(at))
+        word = f"d[{at}:{at} + {WORD}]"
+        if kind.startswith("uint"):
+            return f"_ib({word}, 'big')"
+        if kind.startswith("int"):
+            return f"_ib({word}, 'big', signed=True)"
+        if kind == "bool":
+            return f"(_ib({word}, 'big') != 0)"
+        if kind == "address":
+            return f"_addr({word})"
+        match = _ELEMENTARY.match(kind)
+        assert match is not None and match.group(3)
+        return f"'0x' + d[{at}:{at} + {int(match.group(3))}].hex()"
+
+    def helper(self, kind: str) -> str:
+        """The name of a generated function `(d, p) -> value` decoding `kind` encoded at `p`."""
+        if kind in self.helpers:
+            return self.helpers[kind]
+        name = f"_h{len(self.helpers)}"
+        self.helpers[kind] = name
+        array = _ARRAY.match(kind)
+        if array is not None:
+            inner, size = array.group(1), _head_size(array.group(1))
+            if array.group(2) == "":
+                body = (
+                    f"    n = _length(d, p, {size})\n"
+                    f"    q = p + {WORD}\n"
+                    f"    return [{self.head(inner, 'q', f'q + {size} * i')} for i in range(n)]\n"
+                )
+            else:
+                count = int(array.group(2))
+                body = f"    return [{self.head(inner, 'p', f'p + {size} * i')} for i in range({count})]\n"
+        else:
+            parts, at, items = _split_tuple(kind[1:-1]), 0, []
+            for part in parts:
+                items.append(self.head(part, "p", _plus("p", at)))
+                at += _head_size(part)
+            body = f"    _need(d, p + {at})\n    return [{', '.join(items)}]\n"
+        self.sources.append(f"def {name}(d, p):  # {kind}\n{body}")
+        return name
+
+    def fields(self, types: Sequence[str]) -> tuple[list[str], int]:
+        """Expressions of the top-level values of `types` (the event data) and the head size in bytes."""
+        exprs, at = [], 0
+        for kind in types:
+            exprs.append(self.head(kind, "0", str(at)))
+            at += _head_size(kind)
+        return exprs, at
+
+    def source(self, main: str) -> str:
+        return "\n".join([*self.sources, main])
+
+
 def _fast_decoder(types: Sequence[str]) -> Callable[[bytes], tuple[Any, ...]] | None:
-    """A decoder generated for `types` when all are elementary, else None (use eth_abi).
+    """A decoder generated for `types`, or None for a type the generator does not know (use eth_abi).
 
     Generated source (not closures) because one tuple expression per event is ~4x faster than calling a
-    function per field; the source is built only from ABI type names matched by `_ELEMENTARY`.
+    function per field; the source is built only from ABI type names matched by `_ELEMENTARY`, with tuple
+    and array spellings around them.
     """
-    if not all(_ELEMENTARY.match(t) for t in types):
+    if not all(_is_known(t) for t in types):
         return None
-    head = WORD * len(types)
-    fields = ", ".join(_word_expr(t, WORD * i) for i, t in enumerate(types))
-    source = (
+    gen = _Generator()
+    fields, head = gen.fields(types)
+    main = (
         "def decode(d):\n"
         f"    if len(d) < {head}:\n"
         f"        raise DecodingError('data holds ' + str(len(d)) + ' bytes, the head alone needs {head}')\n"
-        f"    return ({fields}{',' if len(types) == 1 else ''})\n"
+        f"    return ({', '.join(fields)}{',' if len(types) == 1 else ''})\n"
     )
-    decoder: Callable[[bytes], tuple[Any, ...]] = _compile(source, f"<decoder {','.join(types)}>")
+    decoder: Callable[[bytes], tuple[Any, ...]] = _compile(gen.source(main), f"<decoder {','.join(types)}>")
     return decoder
+
+
+def _tail(data: bytes, base: int, head: int) -> int:
+    """The absolute position of a dynamic value whose offset (relative to `base`) sits at `head`."""
+    if head + WORD > len(data):
+        raise DecodingError(f"offset word at byte {head} runs past the data ({len(data)} bytes)")
+    position = base + int.from_bytes(data[head : head + WORD], "big")
+    if position + WORD > len(data):
+        raise DecodingError(f"dynamic value at byte {position} runs past the data ({len(data)} bytes)")
+    return position
+
+
+def _length(data: bytes, position: int, element_size: int) -> int:
+    """The length word of a dynamic array at `position`, checked against the data that must hold its heads."""
+    count = int.from_bytes(data[position : position + WORD], "big")
+    if position + WORD + count * element_size > len(data):
+        raise DecodingError(f"array of {count} items at byte {position} runs past the data ({len(data)} bytes)")
+    return count
+
+
+def _need(data: bytes, end: int) -> None:
+    if end > len(data):
+        raise DecodingError(f"tuple ends at byte {end}, past the data ({len(data)} bytes)")
+
+
+def _str_at(data: bytes, base: int, head: int) -> str:
+    position = _tail(data, base, head)
+    return _read_dynamic(data, 0, position).decode("utf-8")
+
+
+def _bytes_at(data: bytes, base: int, head: int) -> str:
+    return _hex(_read_dynamic(data, 0, _tail(data, base, head)))
 
 
 def _compile(source: str, filename: str) -> Any:
@@ -162,10 +321,20 @@ def _compile(source: str, filename: str) -> Any:
         "_addr": _read_address,
         "_str": _read_string,
         "_bytes": _read_bytes,
+        "_str_at": _str_at,
+        "_bytes_at": _bytes_at,
+        "_tail": _tail,
+        "_length": _length,
+        "_need": _need,
+        "_topic_addr": _topic_address,
         "DecodingError": DecodingError,
     }
     exec(compile(source, filename, "exec"), scope)  # noqa: S102 - source built from ABI type and argument names
     return scope["decode"]
+
+
+def _topic_address(topic: str) -> str:
+    return to_checksum_address("0x" + topic[-40:])
 
 
 def _args_decoder(
@@ -173,34 +342,41 @@ def _args_decoder(
 ) -> Callable[[Sequence[str], str], dict[str, Any]] | None:
     """A decoder generated from topics and 0x-hex data straight to the arguments dict (all in ABI order).
 
-    Only for events whose indexed arguments are integers or 32-byte values and whose data is elementary.
+    Only for events whose indexed arguments are integers, addresses or 32-byte values and whose data types the
+    generator knows.
     """
-    if not all(_ELEMENTARY.match(t) for _, t in fields):
+    if not all(_is_known(t) for _, t in fields):
         return None
-    if not all(re.match(r"^uint\d*$|^bytes32$", t) for _, t in indexed):
+    if not all(re.match(r"^uint\d*$|^bytes32$|^address$", t) for _, t in indexed):
         return None
     if not all(n.isidentifier() for n in names) or len(set(names)) != len(names):
         return None
+    gen = _Generator()
+    exprs, head = gen.fields([t for _, t in fields])
     topic_of = {name: i + 1 for i, (name, _) in enumerate(indexed)}
-    field_of = {name: (i, t) for i, (name, t) in enumerate(fields)}
+    field_of = {name: i for i, (name, _) in enumerate(fields)}
     items = []
     for name in names:
         if name in topic_of:
             t = dict(indexed)[name]
-            expr = f"int(t[{topic_of[name]}], 16)" if t.startswith("uint") else f"t[{topic_of[name]}].lower()"
+            i = topic_of[name]
+            if t.startswith("uint"):
+                expr = f"int(t[{i}], 16)"
+            elif t == "address":
+                expr = f"_topic_addr(t[{i}])"
+            else:
+                expr = f"t[{i}].lower()"
         else:
-            i, t = field_of[name]
-            expr = _word_expr(t, WORD * i)
+            expr = exprs[field_of[name]]
         items.append(f"{name!r}: {expr}")
-    head = WORD * len(fields)
-    source = (
+    main = (
         "def decode(t, h):\n"
         "    d = _fromhex(h[2:])\n"
         f"    if len(d) < {head}:\n"
         f"        raise DecodingError('data holds ' + str(len(d)) + ' bytes, the head alone needs {head}')\n"
         f"    return {{{', '.join(items)}}}\n"
     )
-    decoder: Callable[[Sequence[str], str], dict[str, Any]] = _compile(source, f"<args {','.join(names)}>")
+    decoder: Callable[[Sequence[str], str], dict[str, Any]] = _compile(gen.source(main), f"<args {','.join(names)}>")
     return decoder
 
 

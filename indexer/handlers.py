@@ -6,6 +6,11 @@ Invariants:
   "equals a fresh replay" checks rely on.
 - Every device event appends one `device_events` row (args as JSON, enums by name) and stamps the device's
   `updated_block`/`updated_tx_hash`; roles are stored by name and a revocation deletes the row.
+- Catalog: `catalog_entries` holds the current version of each entry, `catalog_entry_versions` every version's
+  full record, `catalog_lineage` and `catalog_search` are derived from the current version and rewritten on
+  each revision. Sharing: `sharing_requests` holds each request's state, `sharing_approvals` every signed
+  decision relayed on-chain (approve, refuse, revoke). "Expired" is never stored: readers compare
+  `expires_at` with the time.
 - Events without a handler (RoleAdminChanged, ThresholdChanged, ...) are skipped: the mirror holds no state
   for them.
 """
@@ -21,17 +26,23 @@ from eth_utils import keccak
 from indexer.abi import DecodedLog
 
 __all__ = [
+    "ENTRY_STATUSES",
+    "FORM_NAMES",
     "HANDLERS",
     "INSPECTION_RESULTS",
     "LIFECYCLE_ACTIONS",
     "ORG_KINDS",
     "PREFETCH",
+    "REQUEST_STATUSES",
     "ROLE_NAMES",
     "DEVICE_STATUSES",
+    "SHARE_CONDITIONS",
     "Handler",
     "HandlerContext",
     "NEEDS_BLOCK_FACTS",
+    "form_names",
     "role_name",
+    "search_text",
 ]
 
 # Enum member names in declaration order (contracts/interfaces/*.sol).
@@ -39,6 +50,11 @@ ORG_KINDS = ("none", "department", "district", "company", "auditor")
 DEVICE_STATUSES = ("none", "planned", "active", "suspended", "replaced", "retired")
 LIFECYCLE_ACTIONS = ("activate", "suspend", "resume", "upgrade", "replace", "retire")
 INSPECTION_RESULTS = ("passed", "issues", "failed")
+SHARE_CONDITIONS = ("unconditional", "conditional", "not_shareable")
+ENTRY_STATUSES = ("none", "draft", "published", "deprecated")
+REQUEST_STATUSES = ("none", "pending", "granted", "refused", "revoked")
+# Form bits of DataCatalog (FORM_RAW, FORM_DESENSITIZED, FORM_RESULT_ONLY) and their names, in bit order.
+FORM_NAMES: dict[int, str] = {1: "raw", 2: "desensitized", 4: "result_only"}
 
 _ROLES = ("ADMIN", "REGISTRAR", "REVIEWER", "APPROVER", "AUDITOR", "RELAYER")
 ROLE_NAMES: dict[str, str] = {"0x" + keccak(text=name).hex(): name for name in _ROLES}
@@ -82,6 +98,36 @@ def _enum(names: tuple[str, ...], value: int) -> str:
     if not 0 <= value < len(names):
         raise ValueError(f"enum value {value} out of range for {names}")
     return names[value]
+
+
+def form_names(mask: int) -> list[str]:
+    """The names of the forms in a form bit set, in bit order (unknown bits are an error)."""
+    if mask & ~sum(FORM_NAMES):
+        raise ValueError(f"form bit set {mask} has unknown bits")
+    return [name for bit, name in FORM_NAMES.items() if mask & bit]
+
+
+def _form_name(bit: int) -> str:
+    if bit not in FORM_NAMES:
+        raise ValueError(f"form {bit} is not one form bit")
+    return FORM_NAMES[bit]
+
+
+def _schema_field_names(schema: str) -> list[str]:
+    """The field names of a schema JSON `{"fields": [{"name": ...}, ...]}`; none if it has another shape."""
+    try:
+        parsed = json.loads(schema)
+    except ValueError:
+        return []
+    fields = parsed.get("fields") if isinstance(parsed, dict) else None
+    if not isinstance(fields, list):
+        return []
+    return [f["name"] for f in fields if isinstance(f, dict) and isinstance(f.get("name"), str) and f["name"]]
+
+
+def search_text(title: str, classification: str, schema: str) -> str:
+    """The text searched for an entry: title, classification and schema field names, one line each."""
+    return "\n".join((title, classification, " ".join(_schema_field_names(schema))))
 
 
 # ---------------------------------------------------------------- Consortium
@@ -295,6 +341,217 @@ def device_inspected(log: DecodedLog, ctx: HandlerContext) -> None:
     _device_event(log, ctx, "DeviceInspected")
 
 
+# ---------------------------------------------------------------- DataCatalog
+
+
+def _lineage_refs(device_codes: list[str], upstream: list[int]) -> dict[tuple[str, str], int]:
+    """(kind, ref) -> position of a version's lineage; a reference listed twice keeps its first position."""
+    refs: dict[tuple[str, str], int] = {}
+    for position, code in enumerate(device_codes):
+        refs.setdefault(("device", code), position)
+    for position, entry_id in enumerate(upstream):
+        refs.setdefault(("entry", str(entry_id)), position)
+    return refs
+
+
+def catalog_entry_versioned(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    entry_id = a["entryId"]
+    title, classification, grade, condition, forms, schema, device_codes, upstream = a["entry"]
+    record = {
+        "owner_org_id": a["ownerOrg"],
+        "title": title,
+        "classification": classification,
+        "grade": grade,
+        "share_condition": _enum(SHARE_CONDITIONS, condition),
+        "forms": _JSON(form_names(forms)),
+        "forms_mask": forms,
+        "schema": schema,
+        "schema_hash": "0x" + keccak(text=schema).hex(),
+        "device_codes": _JSON(device_codes),
+        "upstream": _JSON(upstream),
+        "major": a["major"],
+        "minor": a["minor"],
+        "version_hash": a["versionHash"],
+    }
+    row = ctx.get("catalog_entries", (entry_id,))
+    if row is None:
+        old_refs: dict[tuple[str, str], int] = {}
+        row = {
+            "entry_id": entry_id,
+            "status": "draft",  # createEntry sets Draft before recording version 1.0
+            "created_block": log.block_number,
+            "created_tx_hash": log.tx_hash,
+        }
+    else:
+        old_refs = _lineage_refs(json.loads(row["device_codes"]), json.loads(row["upstream"]))
+    row.update(record, updated_block=log.block_number, updated_tx_hash=log.tx_hash)
+    ctx.put("catalog_entries", row)
+
+    new_refs = _lineage_refs(device_codes, upstream)
+    for kind, ref in old_refs.keys() - new_refs.keys():
+        ctx.delete("catalog_lineage", (entry_id, kind, ref))
+    for (kind, ref), position in new_refs.items():
+        ctx.put(
+            "catalog_lineage",
+            {
+                "entry_id": entry_id,
+                "kind": kind,
+                "ref": ref,
+                "position": position,
+                "block_number": log.block_number,
+                "tx_hash": log.tx_hash,
+            },
+        )
+    ctx.put(
+        "catalog_search",
+        {"entry_id": entry_id, "text": search_text(title, classification, schema), "block_number": log.block_number},
+    )
+    ctx.append(
+        "catalog_entry_versions",
+        {
+            "entry_id": entry_id,
+            **record,
+            "block_number": log.block_number,
+            "block_time": ctx.block_time(log.block_number),
+            "tx_hash": log.tx_hash,
+            "log_index": log.log_index,
+            "sender": ctx.sender(log.tx_hash),
+        },
+    )
+
+
+def catalog_entry_status_changed(log: DecodedLog, ctx: HandlerContext) -> None:
+    row = ctx.get("catalog_entries", (log.args["entryId"],))
+    if row is None:
+        raise ValueError(f"CatalogEntryStatusChanged for unknown entry {log.args['entryId']}")
+    row.update(
+        status=_enum(ENTRY_STATUSES, log.args["toStatus"]), updated_block=log.block_number, updated_tx_hash=log.tx_hash
+    )
+    ctx.put("catalog_entries", row)
+
+
+# ---------------------------------------------------------------- SharingAgreements
+
+
+def sharing_requested(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    ctx.insert(
+        "sharing_requests",
+        {
+            "request_id": a["requestId"],
+            "entry_id": a["entryId"],
+            "requester_org_id": a["requesterOrg"],
+            "owner_org_id": a["ownerOrg"],
+            "requester": a["requester"],
+            "form": _form_name(a["form"]),
+            "purpose": a["purpose"],
+            "duration": a["duration"],
+            "approvals_needed": a["approvalsNeeded"],
+            "approvals": 0,
+            "status": "pending",
+            "requested_at": ctx.block_time(log.block_number),
+            "granted_at": None,
+            "expires_at": None,
+            "refusal_reason": None,
+            "revocation_reason": None,
+            "closed_at": None,
+            "closed_tx_hash": None,
+            "request_tx_hash": log.tx_hash,
+            "request_block": log.block_number,
+            "grant_tx_hash": None,
+            "grant_block": None,
+            "updated_block": log.block_number,
+            "updated_tx_hash": log.tx_hash,
+        },
+    )
+
+
+def _request(log: DecodedLog, ctx: HandlerContext) -> dict[str, Any]:
+    row = ctx.get("sharing_requests", (log.args["requestId"],))
+    if row is None:
+        raise ValueError(f"{log.key} for unknown request {log.args['requestId']}")
+    row["updated_block"] = log.block_number
+    row["updated_tx_hash"] = log.tx_hash
+    return row
+
+
+def _decision(log: DecodedLog, ctx: HandlerContext, decision: str, approvals_after: int) -> None:
+    a = log.args
+    ctx.append(
+        "sharing_approvals",
+        {
+            "request_id": a["requestId"],
+            "approver": a["approver"],
+            "owner_org_id": a["ownerOrg"],
+            "decision": decision,
+            "approvals_after": approvals_after,
+            "nonce": str(a["nonce"]),
+            "reason": a.get("reason", ""),
+            "block_number": log.block_number,
+            "block_time": ctx.block_time(log.block_number),
+            "tx_hash": log.tx_hash,
+            "log_index": log.log_index,
+            "sender": ctx.sender(log.tx_hash),
+        },
+    )
+
+
+def sharing_approved(log: DecodedLog, ctx: HandlerContext) -> None:
+    row = _request(log, ctx)
+    row["approvals"] = log.args["approvals"]
+    ctx.put("sharing_requests", row)
+    _decision(log, ctx, "approve", log.args["approvals"])
+
+
+def sharing_granted(log: DecodedLog, ctx: HandlerContext) -> None:
+    row = _request(log, ctx)
+    row.update(
+        status="granted",
+        granted_at=log.args["grantedAt"],
+        expires_at=log.args["expiresAt"],
+        grant_tx_hash=log.tx_hash,
+        grant_block=log.block_number,
+    )
+    ctx.put("sharing_requests", row)
+
+
+def sharing_refused(log: DecodedLog, ctx: HandlerContext) -> None:
+    row = _request(log, ctx)
+    row.update(
+        status="refused",
+        refusal_reason=log.args["reason"],
+        closed_at=ctx.block_time(log.block_number),
+        closed_tx_hash=log.tx_hash,
+    )
+    ctx.put("sharing_requests", row)
+    _decision(log, ctx, "refuse", row["approvals"])
+
+
+def sharing_revoked(log: DecodedLog, ctx: HandlerContext) -> None:
+    row = _request(log, ctx)
+    row.update(
+        status="revoked",
+        revocation_reason=log.args["reason"],
+        closed_at=ctx.block_time(log.block_number),
+        closed_tx_hash=log.tx_hash,
+    )
+    ctx.put("sharing_requests", row)
+    _decision(log, ctx, "revoke", row["approvals"])
+
+
+def approval_threshold_set(log: DecodedLog, ctx: HandlerContext) -> None:
+    ctx.put(
+        "approval_thresholds",
+        {
+            "grade": log.args["grade"],
+            "approvals": log.args["approvals"],
+            "block_number": log.block_number,
+            "tx_hash": log.tx_hash,
+        },
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "Consortium:MemberAdmitted": member_admitted,
     "Consortium:MemberStatusChanged": member_status_changed,
@@ -309,6 +566,14 @@ HANDLERS: dict[str, Handler] = {
     "DeviceRegistry:DeviceUpdated": device_updated,
     "DeviceRegistry:DeviceLifecycleChanged": device_lifecycle_changed,
     "DeviceRegistry:DeviceInspected": device_inspected,
+    "DataCatalog:CatalogEntryVersioned": catalog_entry_versioned,
+    "DataCatalog:CatalogEntryStatusChanged": catalog_entry_status_changed,
+    "SharingAgreements:SharingRequested": sharing_requested,
+    "SharingAgreements:SharingApproved": sharing_approved,
+    "SharingAgreements:SharingGranted": sharing_granted,
+    "SharingAgreements:SharingRefused": sharing_refused,
+    "SharingAgreements:SharingRevoked": sharing_revoked,
+    "SharingAgreements:ApprovalThresholdSet": approval_threshold_set,
 }
 
 # Rows a handler reads, so a range's reads can be fetched in bulk before its handlers run.
@@ -318,6 +583,12 @@ PREFETCH: dict[str, Callable[[DecodedLog], tuple[str, tuple[Any, ...]]]] = {
     "DeviceRegistry:DeviceLifecycleChanged": _BY_CODE,
     "DeviceRegistry:DeviceInspected": _BY_CODE,
     "DeviceRegistry:CodeRuleSet": lambda log: ("code_rules", (log.args["typeId"],)),
+    "DataCatalog:CatalogEntryVersioned": lambda log: ("catalog_entries", (log.args["entryId"],)),
+    "DataCatalog:CatalogEntryStatusChanged": lambda log: ("catalog_entries", (log.args["entryId"],)),
+    "SharingAgreements:SharingApproved": lambda log: ("sharing_requests", (log.args["requestId"],)),
+    "SharingAgreements:SharingGranted": lambda log: ("sharing_requests", (log.args["requestId"],)),
+    "SharingAgreements:SharingRefused": lambda log: ("sharing_requests", (log.args["requestId"],)),
+    "SharingAgreements:SharingRevoked": lambda log: ("sharing_requests", (log.args["requestId"],)),
 }
 
 # Events whose history rows need the block time and the transaction sender.
@@ -327,5 +598,10 @@ NEEDS_BLOCK_FACTS = frozenset(
         "DeviceRegistry:DeviceUpdated",
         "DeviceRegistry:DeviceLifecycleChanged",
         "DeviceRegistry:DeviceInspected",
+        "DataCatalog:CatalogEntryVersioned",
+        "SharingAgreements:SharingRequested",
+        "SharingAgreements:SharingApproved",
+        "SharingAgreements:SharingRefused",
+        "SharingAgreements:SharingRevoked",
     }
 )

@@ -1,8 +1,9 @@
 """Dump the mirror tables to sorted, comparable lists: "the SQL equals a fresh replay" as one `==`.
 
-Surrogate ids (`device_events.id`, `inspections.id`) are left out because they depend on insertion history,
-not on the chain; every other column is kept. Indexer bookkeeping (checkpoint, block hashes, undo journal)
-depends on when the head was seen and is not part of the mirror.
+Surrogate ids (`id` of the history tables: device events, inspections, catalog versions, sharing decisions)
+are left out because they depend on insertion history, not on the chain; every other column is kept.
+Indexer bookkeeping (checkpoint, block hashes, undo journal) depends on when the head was seen and is not
+part of the mirror.
 """
 
 from __future__ import annotations

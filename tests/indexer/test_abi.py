@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain_gateway.compiler import load_artifacts
-from indexer.abi import EventDecoder, _eth_abi_decoder, event_signature
+from indexer.abi import EventDecoder, _eth_abi_decoder, _fast_decoder, _split_tuple, event_signature
 from indexer.errors import LogDecodeError
 
 ARTIFACTS = load_artifacts()
@@ -26,6 +26,13 @@ SPECS = sorted(DECODER.by_key.values(), key=lambda s: s.key)
 
 
 def _strategy(kind: str) -> st.SearchStrategy[Any]:
+    if kind.endswith("]"):
+        inner, size = kind[: kind.rindex("[")], kind[kind.rindex("[") + 1 : -1]
+        if size:
+            return st.lists(_strategy(inner), min_size=int(size), max_size=int(size))
+        return st.lists(_strategy(inner), max_size=4)
+    if kind.startswith("("):
+        return st.tuples(*(_strategy(p) for p in _split_tuple(kind[1:-1])))
     if kind.startswith("uint"):
         bits = int(kind[4:] or 256)
         return st.integers(0, 2**bits - 1)
@@ -51,6 +58,41 @@ def test_every_event_of_the_contracts_gets_a_generated_decoder() -> None:
     assert all(s.fast for s in SPECS)
     assert all(s.decode_all is not None for s in SPECS if s.contract == "DeviceRegistry")
     assert all(s.topic0 == "0x" + keccak(text=event_signature_of(s.key)).hex() for s in SPECS)
+    assert all(s.decode_all is not None for s in SPECS if s.contract in ("DataCatalog", "SharingAgreements"))
+
+
+NESTED_TYPES = [
+    "(string,string,uint8,uint8,uint8,string,string[],uint64[])",
+    "uint16[3]",
+    "(uint8,bytes32)[2]",
+    "(string,(uint64,bytes)[])[]",
+    "string[2][]",
+    "(address,int16[],bool)",
+    "bytes[]",
+]
+
+
+@pytest.mark.parametrize("kind", NESTED_TYPES)
+@settings(max_examples=40, deadline=None)
+@given(data=st.data())
+def test_generated_decoder_of_tuples_and_arrays_equals_eth_abi(kind: str, data: st.DataObject) -> None:
+    types = ["uint8", kind, "string", kind]
+    encoded = eth_abi.encode(types, [data.draw(_strategy(t)) for t in types])
+    decoder = _fast_decoder(types)
+    assert decoder is not None
+    assert decoder(encoded) == _eth_abi_decoder(types)(encoded)
+
+
+def test_truncated_arrays_are_decode_errors() -> None:
+    spec = DECODER.by_key["DataCatalog:CatalogEntryVersioned"]
+    types = [t for _, t in spec.fields]
+    entry = ("title", "class", 3, 1, 6, "{}", ["A", "B"], [1, 2])
+    encoded = eth_abi.encode(types, [1, 0, entry, b"\x22" * 32])
+    topics = [spec.topic0, "0x" + "00" * 31 + "07", "0x" + "00" * 31 + "02"]
+    assert spec.decode_args(topics, "0x" + encoded.hex())["entry"][6] == ["A", "B"]
+    for cut in (len(encoded) - 32, len(encoded) // 2, 5 * 32):
+        with pytest.raises(LogDecodeError):
+            spec.decode_args(topics, "0x" + encoded[:cut].hex())
 
 
 def event_signature_of(key: str) -> str:
@@ -76,7 +118,7 @@ def test_generated_args_decoder_equals_the_reference_path(spec: Any, data: st.Da
     encoded = "0x" + eth_abi.encode(types, [data.draw(_strategy(t)) for t in types]).hex()
     topics = [spec.topic0]
     for _, kind in spec.indexed:
-        value = data.draw(_strategy(kind)) if kind.startswith(("uint", "address")) else data.draw(_strategy("bytes32"))
+        value = data.draw(_strategy(kind if kind.startswith(("uint", "address")) else "bytes32"))
         topics.append(
             "0x" + eth_abi.encode([kind if kind.startswith(("uint", "address")) else "bytes32"], [value]).hex()
         )

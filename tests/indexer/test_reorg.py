@@ -9,16 +9,26 @@ from eth_account import Account
 from web3 import Web3
 
 from chain_gateway.devnet import AnvilNode, SeededConsortium
+from chain_gateway.eip712 import Decision
 from chain_gateway.governance import contract, govern, role_id
 from indexer.errors import ReorgTooDeepError
 from indexer.snapshot import dump_mirror
 from tests.indexer.support import (
     ACTIVE,
+    DESENSITIZED,
     REGISTRAR_ORG,
+    REQUESTER_ORG,
     assert_equals_fresh_replay,
+    catalog_call,
     device_input,
+    entry_input,
     open_indexer,
     registry_call,
+    relay_approval,
+    relay_refusal,
+    relay_revocation,
+    request_sharing,
+    sign_decision,
 )
 
 PASSED = 0
@@ -33,9 +43,15 @@ def anvil_reorg(w3: Web3, depth: int, txs: list[tuple[str, int]]) -> None:
 
 def signed_registry_tx(w3: Web3, chain: SeededConsortium, nonce: int, function: str, *args: Any) -> str:
     """A raw DeviceRegistry transaction from the BJ-PSB registrar with an explicit nonce (no estimate)."""
-    key = chain.orgs[REGISTRAR_ORG].private_key
-    registry = contract(w3, chain.deployment, "DeviceRegistry")
-    tx = getattr(registry.functions, function)(*args).build_transaction(
+    return signed_tx(w3, chain, chain.orgs[REGISTRAR_ORG].private_key, nonce, "DeviceRegistry", function, *args)
+
+
+def signed_tx(
+    w3: Web3, chain: SeededConsortium, key: str, nonce: int, contract_name: str, function: str, *args: Any
+) -> str:
+    """A raw transaction calling `contract_name`.`function` signed by `key` with an explicit nonce (no estimate)."""
+    target = contract(w3, chain.deployment, contract_name)
+    tx = getattr(target.functions, function)(*args).build_transaction(
         {
             "from": Account.from_key(key).address,
             "nonce": nonce,
@@ -148,3 +164,95 @@ def test_reorg_deeper_than_the_finality_depth_is_fatal(
         with pytest.raises(ReorgTooDeepError):
             indexer.sync_once()
         assert indexer.status.fatal
+
+
+@pytest.mark.parametrize("depth", [1, 3, 6, 8])
+def test_reorg_of_catalog_and_sharing_events_equals_a_fresh_replay(
+    depth: int, chain: SeededConsortium, w3: Web3, anvil: AnvilNode, database_url: str, replay_url: str
+) -> None:
+    devices = [device_input(600 + i) for i in range(3)]
+    codes = [d[0] for d in devices]
+    registry_call(w3, chain, "registerDevices", devices)
+    catalog_call(w3, chain, "createEntry", entry_input("卡口过车流量", devices=codes[:2]), True)
+    request_sharing(w3, chain, 1)
+    with open_indexer(database_url, anvil.url, chain.deployment) as indexer:
+        indexer.sync_once()
+        start = w3.eth.block_number
+        # Eight blocks, one transaction each, that the reorg will (partly) replace.
+        catalog_call(w3, chain, "reviseEntry", 1, entry_input("卡口过车流量 v1.1", devices=codes[1:]), False)
+        relay_approval(w3, chain, 1, sign_decision(w3, chain, 1, 0))
+        relay_approval(w3, chain, 1, sign_decision(w3, chain, 1, 1))  # granted
+        request_sharing(w3, chain, 1)
+        relay_refusal(w3, chain, 2, sign_decision(w3, chain, 2, 0, Decision.REFUSE, "不予"), "不予")
+        relay_revocation(w3, chain, 1, sign_decision(w3, chain, 1, 1, Decision.REVOKE, "到期"), "到期")
+        govern(w3, chain.deployment, chain.admin_keys(), [("SharingAgreements", "setApprovalThreshold", [3, 1])], "1")
+        indexed = indexer.sync_once()
+        head = w3.eth.block_number
+        assert indexed.to_block == head and head - start >= 8
+
+        fork = head - depth
+        registrar, requester = chain.orgs[REGISTRAR_ORG], chain.orgs[REQUESTER_ORG]
+        replacement = [
+            (
+                signed_tx(
+                    w3,
+                    chain,
+                    registrar.private_key,
+                    w3.eth.get_transaction_count(registrar.account, fork),
+                    "DataCatalog",
+                    "reviseEntry",
+                    1,
+                    entry_input("卡口过车流量 v2", devices=[codes[2]], upstream=[], grade=4),
+                    True,
+                ),
+                0,
+            ),
+            (
+                signed_tx(
+                    w3,
+                    chain,
+                    requester.private_key,
+                    w3.eth.get_transaction_count(requester.account, fork),
+                    "SharingAgreements",
+                    "request",
+                    1,
+                    DESENSITIZED,
+                    "重组后的申请",
+                    7 * 86_400,
+                ),
+                0,
+            ),
+        ]
+        anvil_reorg(w3, depth, replacement)
+        result = indexer.sync_once()
+        assert result.reorg is not None and result.reorg.ancestor == fork
+        entries = {r[0]: r for r in dump_mirror(indexer.engine)["catalog_entries"]}
+    assert entries[1][2] == "卡口过车流量 v2"
+    assert_equals_fresh_replay(database_url, replay_url, anvil.url, chain.deployment)
+
+
+def test_reorg_dropping_catalog_and_sharing_blocks_restores_the_mirror(
+    chain: SeededConsortium, w3: Web3, anvil: AnvilNode, database_url: str, replay_url: str
+) -> None:
+    devices = [device_input(650 + i) for i in range(2)]
+    registry_call(w3, chain, "registerDevices", devices)
+    catalog_call(w3, chain, "createEntry", entry_input("积水点监测", devices=[devices[0][0]]), True)
+    request_sharing(w3, chain, 1)
+    with open_indexer(database_url, anvil.url, chain.deployment) as indexer:
+        indexer.sync_once()
+        before = dump_mirror(indexer.engine)
+        head = w3.eth.block_number
+        catalog_call(w3, chain, "reviseEntry", 1, entry_input("积水点监测 v2", devices=[devices[1][0]]), True)
+        relay_approval(w3, chain, 1, sign_decision(w3, chain, 1, 0))
+        relay_approval(w3, chain, 1, sign_decision(w3, chain, 1, 1))
+        catalog_call(w3, chain, "setStatus", 1, 3)  # deprecated
+        changed = indexer.sync_once()
+        after = dump_mirror(indexer.engine)
+        assert after["catalog_lineage"] != before["catalog_lineage"]
+        assert len(after["sharing_approvals"]) == 2 and len(after["catalog_entry_versions"]) == 2
+
+        anvil_reorg(w3, changed.to_block - head, [])
+        result = indexer.sync_once()
+        assert result.reorg is not None and result.reorg.ancestor == head
+        assert dump_mirror(indexer.engine) == before
+    assert_equals_fresh_replay(database_url, replay_url, anvil.url, chain.deployment)

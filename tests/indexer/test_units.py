@@ -1,10 +1,13 @@
-"""Small parts: error classification for the retry loops, and the adaptive range size."""
+"""Small parts: error classification for the retry loops, the adaptive range size, catalog value rendering."""
 
 from __future__ import annotations
+
+import pytest
 
 from chain_gateway.errors import GatewayRPCError
 from chain_gateway.rpc import RpcErrorAnswer
 from indexer.errors import ChainMovedError, HandlerError, LogDecodeError, ReorgTooDeepError, is_retryable
+from indexer.handlers import form_names, search_text
 from indexer.sync import RangeSizer
 
 
@@ -46,3 +49,19 @@ def test_range_halves_on_refusals_down_to_one_block() -> None:
         sizes.append(sizer.size)
     assert sizes == [4, 2, 1]
     assert sizer.size == 1
+
+
+def test_form_bits_are_named_in_bit_order_and_unknown_bits_refused() -> None:
+    assert form_names(7) == ["raw", "desensitized", "result_only"]
+    assert form_names(6) == ["desensitized", "result_only"]
+    assert form_names(0) == []
+    with pytest.raises(ValueError):
+        form_names(8)
+
+
+def test_search_text_holds_title_classification_and_schema_field_names() -> None:
+    schema = '{"fields":[{"name":"hour","type":"datetime"},{"name":"plate_number","mask":"hash"},{"type":"x"}]}'
+    text = search_text("卡口过车流量", "城市影像/交通卡口", schema)
+    assert text == "卡口过车流量\n城市影像/交通卡口\nhour plate_number"
+    assert search_text("t", "c", "not json") == "t\nc\n"
+    assert search_text("t", "c", '["fields"]') == "t\nc\n"
