@@ -33,7 +33,8 @@ from indexer.service import Indexer, create_mirror_engine
 from registry_api.auth import create_token_table
 from registry_api.errors import install_error_handlers
 from registry_api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
-from registry_api.routers import code_rules, devices, health, members, operations
+from registry_api.routers import catalog, code_rules, devices, health, members, operations, sharing
+from registry_api.search import create_search_tables
 from registry_api.state import AppState
 
 __all__ = ["API_VERSION", "create_app", "create_read_engine", "start_services", "stop_services"]
@@ -60,6 +61,12 @@ The directory chain (目录链) of the city's sensing devices: a permissioned EV
 
 TAGS: list[dict[str, Any]] = [
     {"name": "devices", "description": "Sensing front ends: register, find, update, life cycle, inspections."},
+    {"name": "catalog", "description": "The sensing-data catalog: entries, versions, lineage, full-text search."},
+    {
+        "name": "sharing",
+        "description": "Sharing requests, the approvers' EIP-712 signed decisions (relayed, never made by the API), "
+        "and grants.",
+    },
     {"name": "operations", "description": "Writes on their way to the chain."},
     {"name": "members", "description": "Member organisations, their accounts and roles."},
     {"name": "code rules", "description": "How each device type's codes are formed."},
@@ -132,6 +139,7 @@ def start_services(settings: Settings) -> AppState:
         indexer.create_tables()
         gateway.create_tables()
         create_token_table(engine)
+        create_search_tables(engine)
         if settings.run_indexer_in_api:  # APScheduler: one sync at a time, missed runs coalesced
             scheduler = BackgroundScheduler(timezone=UTC)
             indexer.schedule(scheduler)
@@ -195,7 +203,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     install_error_handlers(app)
-    for router in (devices.router, operations.router, members.router, code_rules.router, health.router):
+    for router in (
+        devices.router,
+        catalog.router,
+        sharing.router,
+        sharing.grants_router,
+        operations.router,
+        members.router,
+        code_rules.router,
+        health.router,
+    ):
         app.include_router(router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
     return app

@@ -8,6 +8,7 @@ the API given by --api/--token, DIRCHAIN_API/DIRCHAIN_TOKEN, or the dev profile'
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 from pathlib import Path
@@ -31,11 +32,17 @@ indexer_app = typer.Typer(help="The indexer: mirrors the chain's events into SQL
 tokens_app = typer.Typer(help="API bearer tokens of member orgs (stored hashed).")
 devices_app = typer.Typer(help="Devices through the API: list, get, register, history, lifecycle.")
 operations_app = typer.Typer(help="Operations (writes on their way to the chain) through the API.")
+catalog_app = typer.Typer(help="The data catalog through the API: list, search, get, create, versions, lineage.")
+request_app = typer.Typer(help="Sharing requests through the API: create, list, get.")
+grants_app = typer.Typer(help="Grants through the API: list, revoke (signed locally by an approver).")
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(indexer_app, name="indexer")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(devices_app, name="devices")
 app.add_typer(operations_app, name="operations")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(request_app, name="request")
+app.add_typer(grants_app, name="grants")
 
 console = Console()
 err = Console(stderr=True)
@@ -392,6 +399,412 @@ def operations_get(
         _print_json(op)
     else:
         _show_operation(op)
+
+
+# ---------------------------------------------------------------- client: catalog
+
+
+def _read_json(file: Path) -> Any:
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"{file} is not JSON: {exc}") from exc
+
+
+def _show_entries(page: dict[str, Any], offset: int) -> None:
+    table = Table(title=f"{page['count']} catalog entries")
+    for column in ("id", "title", "classification", "grade", "share", "forms", "owner", "status", "version"):
+        table.add_column(column)
+    for e in page["data"]:
+        table.add_row(
+            str(e["id"]),
+            e["title"],
+            e["classification"],
+            str(e["grade"]),
+            e["share_condition"],
+            ",".join(e["forms"]),
+            e["owner_org"] or "",
+            e["status"],
+            e["version"],
+        )
+    console.print(table)
+    facets = page.get("facets") or {}
+    for name, counts in facets.items():
+        if counts:
+            console.print(f"[bold]{name}[/]: " + ", ".join(f"{c['value']} ({c['count']})" for c in counts))
+    shown_to = offset + len(page["data"])
+    if shown_to < page["count"]:
+        console.print(f"{offset + 1}-{shown_to} of {page['count']}; next page: --offset {shown_to}")
+
+
+def _list_catalog(
+    client_args: tuple[str | None, str | None, str | None], params: dict[str, Any], as_json: bool
+) -> None:
+    page = _call(*client_args, "get", "/v1/catalog", **params)
+    if as_json:
+        _print_json(page)
+    else:
+        _show_entries(page, params.get("offset", 0))
+
+
+ClassificationOpt = Annotated[str | None, typer.Option(help="a classification and those below it")]
+GradeOpt = Annotated[int | None, typer.Option(help="sensitivity grade 1..4")]
+ShareOpt = Annotated[str | None, typer.Option("--share", help="unconditional|conditional|not_shareable")]
+FormOpt = Annotated[str | None, typer.Option("--form", help="raw|desensitized|result_only")]
+LimitOpt = Annotated[int, typer.Option(help="items per page (max 1000)")]
+OffsetOpt = Annotated[int, typer.Option(help="items to skip")]
+
+
+@catalog_app.command("list")
+def catalog_list(
+    classification: ClassificationOpt = None,
+    grade: GradeOpt = None,
+    owner: Annotated[str | None, typer.Option(help="owner org code")] = None,
+    share: ShareOpt = None,
+    form: FormOpt = None,
+    status: Annotated[str | None, typer.Option(help="draft|published|deprecated")] = None,
+    device: Annotated[str | None, typer.Option(help="entries whose lineage names this device")] = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List catalog entries with filters, and the facets (counts by classification, grade, owner, ...)."""
+    params = {
+        "classification": classification, "grade": grade, "owner": owner, "share_condition": share, "form": form,
+        "status": status, "device": device, "limit": limit, "offset": offset,
+    }  # fmt: skip
+    _list_catalog((api, token, org), params, as_json)
+
+
+@catalog_app.command("search")
+def catalog_search(
+    query: Annotated[str, typer.Argument(help="words of the title, classification or schema (e.g. 过车)")],
+    classification: ClassificationOpt = None,
+    grade: GradeOpt = None,
+    share: ShareOpt = None,
+    form: FormOpt = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Full-text search of the catalog (Chinese titles are found by any of their words), with facets."""
+    params = {
+        "q": query, "classification": classification, "grade": grade, "share_condition": share, "form": form,
+        "limit": limit, "offset": offset,
+    }  # fmt: skip
+    _list_catalog((api, token, org), params, as_json)
+
+
+@catalog_app.command("get")
+def catalog_get(
+    entry_id: Annotated[int, typer.Argument(help="entry id")],
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Show one catalog entry (JSON)."""
+    _print_json(_call(api, token, org, "get", f"/v1/catalog/{entry_id}"))
+
+
+@catalog_app.command("create")
+def catalog_create(
+    file: Annotated[Path, typer.Argument(help="JSON file: one entry as POST /v1/catalog takes it", exists=True)],
+    publish: Annotated[bool | None, typer.Option("--publish/--draft", help="override the file's publish")] = None,
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """File a catalog entry of your org (title, classification, grade, share_condition, forms, schema, lineage)."""
+    body = _read_json(file)
+    if not isinstance(body, dict):
+        raise typer.BadParameter(f"{file} must hold one JSON object")
+    if publish is not None:
+        body["publish"] = publish
+    accepted = _call(api, token, org, "post", "/v1/catalog", body, idempotency_key)
+    _finish((api, token, org), accepted, wait, timeout)
+
+
+@catalog_app.command("versions")
+def catalog_versions(
+    entry_id: Annotated[int, typer.Argument(help="entry id")],
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every version of an entry with its hash and transaction."""
+    page = _call(api, token, org, "get", f"/v1/catalog/{entry_id}/versions", limit=1000)
+    if as_json:
+        _print_json(page)
+        return
+    table = Table("version", "title", "grade", "share", "forms", "block", "tx", title=f"entry {entry_id}")
+    for v in page["data"]:
+        table.add_row(
+            v["version"], v["title"], str(v["grade"]), v["share_condition"], ",".join(v["forms"]),
+            str(v["block_number"]), v["tx_hash"][:18] + "…",
+        )  # fmt: skip
+    console.print(table)
+
+
+@catalog_app.command("lineage")
+def catalog_lineage(
+    entry_id: Annotated[int, typer.Argument(help="entry id")],
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Producing devices and upstream entries of an entry, and the entries derived from it."""
+    lineage = _call(api, token, org, "get", f"/v1/catalog/{entry_id}/lineage")
+    if as_json:
+        _print_json(lineage)
+        return
+    table = Table("relation", "kind", "ref", "title / type", "owner", "status", title=f"lineage of entry {entry_id}")
+    for relation in ("devices", "upstream", "downstream"):
+        for ref in lineage[relation]:
+            table.add_row(
+                relation, ref["kind"], ref["ref"], ref["title"] or "", ref["owner_org"] or "", ref["status"] or "?"
+            )
+    console.print(table)
+
+
+# ---------------------------------------------------------------- client: sharing
+
+
+def _show_requests(page: dict[str, Any], title: str) -> None:
+    table = Table(title=f"{page['count']} {title}")
+    for column in ("id", "entry", "requester", "owner", "form", "status", "approvals", "expires", "approvers"):
+        table.add_column(column)
+    for r in page["data"]:
+        status = "expired" if r.get("expired") else r["status"]
+        approvers = [d["approver"][:10] + "…" for d in r.get("decisions", []) if d["decision"] == "approve"]
+        table.add_row(
+            str(r["id"]), f"{r['entry_id']} {r['entry_title'] or ''}", r["requester_org"] or "", r["owner_org"] or "",
+            r["form"], status, f"{r['approvals']}/{r['approvals_needed']}", r["expires_at"] or "", " ".join(approvers),
+        )  # fmt: skip
+    console.print(table)
+
+
+@request_app.command("create")
+def request_create(
+    entry: Annotated[int, typer.Option("--entry", help="catalog entry id")],
+    form: Annotated[str, typer.Option("--form", help="raw|desensitized|result_only")],
+    purpose: Annotated[str, typer.Option("--purpose", help="what the data is for")],
+    days: Annotated[int, typer.Option("--days", help="how long the grant lasts")] = 90,
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Request one form of another org's catalog entry for a purpose and a number of days."""
+    body = {"entry_id": entry, "form": form, "purpose": purpose, "duration_days": days}
+    accepted = _call(api, token, org, "post", "/v1/sharing-requests", body, idempotency_key)
+    _finish((api, token, org), accepted, wait, timeout)
+
+
+@request_app.command("list")
+def request_list(
+    status: Annotated[str | None, typer.Option(help="pending|granted|refused|revoked|active|expired")] = None,
+    entry: Annotated[int | None, typer.Option(help="catalog entry id")] = None,
+    requester: Annotated[str | None, typer.Option(help="requester org code")] = None,
+    owner: Annotated[str | None, typer.Option(help="owner org code")] = None,
+    pending_for_me: Annotated[bool, typer.Option("--pending-for-me", help="my org's approvers' queue")] = False,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Sharing requests your org may see (as requester or owner; all for auditors), newest first."""
+    page = _call(
+        api, token, org, "get", "/v1/sharing-requests", status=status, entry=entry, requester=requester,
+        owner=owner, pending_for_me=pending_for_me or None, limit=limit, offset=offset,
+    )  # fmt: skip
+    if as_json:
+        _print_json(page)
+    else:
+        _show_requests(page, "sharing requests")
+
+
+@request_app.command("get")
+def request_get(
+    request_id: Annotated[int, typer.Argument(help="request id")],
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Show one sharing request with its signed decisions (JSON)."""
+    _print_json(_call(api, token, org, "get", f"/v1/sharing-requests/{request_id}"))
+
+
+DEV_KEYSTORE_PASSWORD = "dev-only-password"  # the dev profile's (chain_gateway.settings default)
+
+
+def _approver_key(approver: str, keystore: Path | None, from_credentials: bool) -> str:
+    """The approver's private key: from the dev credentials file, or decrypted from its keystore file."""
+    from eth_utils import to_checksum_address
+    from pydantic import SecretStr
+
+    from chain_gateway.errors import GatewayConfigError
+    from chain_gateway.keystore import Keystore
+    from chain_gateway.settings import VAR_DIR
+    from registry_api import client as client_module
+
+    account = to_checksum_address(approver)
+    if from_credentials:
+        path: Path = client_module.CREDENTIALS_PATH
+        if not path.exists():
+            raise typer.BadParameter(
+                f"{path} does not exist (start the dev profile)", param_hint="--key-from-credentials"
+            )
+        saved = json.loads(path.read_text(encoding="utf-8"))
+        for org in saved.get("orgs", {}).values():
+            for item in org.get("approvers", []):
+                if to_checksum_address(item["account"]) == account:
+                    return str(item["private_key"])
+        raise typer.BadParameter(f"no approver {account} in {path}", param_hint="--approver")
+    directory = keystore or VAR_DIR / "dev" / "keystore"
+    password = SecretStr(os.environ.get("DIRCHAIN_KEYSTORE_PASSWORD", DEV_KEYSTORE_PASSWORD))
+    try:
+        return "0x" + bytes(Keystore(directory, password).signer(account).key).hex()
+    except GatewayConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--keystore") from exc
+
+
+def _decide(
+    client_args: tuple[str | None, str | None, str | None],
+    request_id: int,
+    approver: str,
+    decision: str,
+    reason: str,
+    key: str,
+    deadline_seconds: int,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
+    """Fetch the typed data, sign it here with the approver's key, and post the signature (the API relays it)."""
+    from chain_gateway.eip712 import recover_signer, sign_typed_data
+
+    typed = _call(*client_args, "approval_typed_data", request_id, approver, decision, reason, deadline_seconds)
+    signature = sign_typed_data(key, typed)
+    if recover_signer(typed, signature).lower() != approver.lower():
+        err.print(f"[red]the key given is not {approver}'s[/]")
+        raise typer.Exit(1)
+    body: dict[str, Any] = {
+        "approver": approver,
+        "signature": signature,
+        "nonce": typed["message"]["nonce"],
+        "deadline": typed["message"]["deadline"],
+    }
+    if decision != "approve":
+        body["reason"] = reason
+    path = {
+        "approve": f"/v1/sharing-requests/{request_id}/approvals",
+        "refuse": f"/v1/sharing-requests/{request_id}/refusals",
+        "revoke": f"/v1/grants/{request_id}/revoke",
+    }[decision]
+    console.print(f"{decision} of request {request_id} signed locally by {approver} (nonce {body['nonce']})")
+    result: dict[str, Any] = _call(*client_args, "post", path, body, idempotency_key)
+    return result
+
+
+ApproverOpt = Annotated[str, typer.Option("--approver", help="the approver's account (0x...) that signs")]
+KeystoreOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--keystore",
+        help="keystore directory holding the approver's key (default var/dev/keystore); password from "
+        "DIRCHAIN_KEYSTORE_PASSWORD (default: the dev password)",
+    ),
+]
+FromCredentialsOpt = Annotated[
+    bool, typer.Option("--key-from-credentials", help="dev only: take the approver's key from var/dev/credentials.json")
+]
+DeadlineOpt = Annotated[int, typer.Option(help="seconds the signature stays valid (chain time)")]
+
+
+@app.command("approve")
+def approve(
+    request_id: Annotated[int, typer.Argument(help="sharing request id")],
+    approver: ApproverOpt,
+    refuse: Annotated[bool, typer.Option("--refuse", help="refuse instead of approving (needs --reason)")] = False,
+    reason: Annotated[str, typer.Option(help="why (signed with the decision)")] = "",
+    keystore: KeystoreOpt = None,
+    key_from_credentials: FromCredentialsOpt = False,
+    deadline_seconds: DeadlineOpt = 600,
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Approve (or --refuse) a sharing request: the EIP-712 decision is signed HERE with the approver's own key,
+    and the API only relays the signature (the contract verifies it)."""
+    if refuse and not reason.strip():
+        raise typer.BadParameter("a refusal needs --reason", param_hint="--reason")
+    key = _approver_key(approver, keystore, key_from_credentials)
+    decision = "refuse" if refuse else "approve"
+    accepted = _decide(
+        (api, token, org), request_id, approver, decision, reason, key, deadline_seconds, idempotency_key
+    )
+    _finish((api, token, org), accepted, wait, timeout)
+
+
+@grants_app.command("list")
+def grants_list(
+    status: Annotated[str, typer.Option(help="active|expired|revoked|all")] = "active",
+    entry: Annotated[int | None, typer.Option(help="catalog entry id")] = None,
+    requester: Annotated[str | None, typer.Option(help="requester org code")] = None,
+    owner: Annotated[str | None, typer.Option(help="owner org code")] = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Grants your org may see, with their approvers (expiry judged by the chain's time)."""
+    page = _call(
+        api, token, org, "get", "/v1/grants", status=status, entry=entry, requester=requester, owner=owner,
+        limit=limit, offset=offset,
+    )  # fmt: skip
+    if as_json:
+        _print_json(page)
+    else:
+        _show_requests(page, f"{status} grants (chain time {page.get('chain_time')})")
+
+
+@grants_app.command("revoke")
+def grants_revoke(
+    grant_id: Annotated[int, typer.Argument(help="grant (request) id")],
+    approver: ApproverOpt,
+    reason: Annotated[str, typer.Option(help="why (signed with the revocation)")],
+    keystore: KeystoreOpt = None,
+    key_from_credentials: FromCredentialsOpt = False,
+    deadline_seconds: DeadlineOpt = 600,
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Revoke a grant: the approver signs the revocation here, the API relays it."""
+    key = _approver_key(approver, keystore, key_from_credentials)
+    accepted = _decide((api, token, org), grant_id, approver, "revoke", reason, key, deadline_seconds, idempotency_key)
+    _finish((api, token, org), accepted, wait, timeout)
 
 
 # ---------------------------------------------------------------- dev profile (registry_api/devnet.py)

@@ -121,6 +121,27 @@ class ApiClient:
         result: dict[str, Any] = self.request("POST", f"/v1/devices/{code}/lifecycle", json=body, headers=headers)
         return result
 
+    # ------------------------------------------------------------ catalog and sharing
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET `path` with the non-None `params` as the query string."""
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def post(self, path: str, body: Any, idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        result: dict[str, Any] = self.request("POST", path, json=body, headers=headers)
+        return result
+
+    def approval_typed_data(
+        self, request_id: int, approver: str, decision: str = "approve", reason: str = "", deadline_seconds: int = 600
+    ) -> dict[str, Any]:
+        """The EIP-712 typed data `approver` signs for a decision on a request (eth_signTypedData_v4 JSON)."""
+        params: dict[str, Any] = {"approver": approver, "decision": decision, "deadline_seconds": deadline_seconds}
+        if reason:
+            params["reason"] = reason
+        result: dict[str, Any] = self.get(f"/v1/sharing-requests/{request_id}/approval-typed-data", **params)
+        return result
+
     def operation(self, operation_id: str) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", f"/v1/operations/{operation_id}")
         return result

@@ -173,6 +173,25 @@ def _action_name(value: Any) -> str:
 
 
 _FORBIDDEN, _CONFLICT, _INVALID, _MISSING = 403, 409, 422, 404
+_ENTRY_STATUSES = ("none", "draft", "published", "deprecated")
+_REQUEST_STATUSES = ("none", "pending", "granted", "refused", "revoked")
+_FORMS = {1: "raw", 2: "desensitized", 4: "result_only"}
+
+
+def _entry_status(value: Any) -> str:
+    return _ENTRY_STATUSES[value] if isinstance(value, int) and 0 <= value < len(_ENTRY_STATUSES) else str(value)
+
+
+def _request_status(value: Any) -> str:
+    return _REQUEST_STATUSES[value] if isinstance(value, int) and 0 <= value < len(_REQUEST_STATUSES) else str(value)
+
+
+def _form_names(mask: Any) -> str:
+    if not isinstance(mask, int):
+        return str(mask)
+    return ", ".join(name for bit, name in _FORMS.items() if mask & bit) or str(mask)
+
+
 _REVERTS: dict[str, Callable[[dict[str, Any]], RevertInfo]] = {
     "DeviceRegistryNotOwner": lambda a: RevertInfo(
         _FORBIDDEN, "DEVICE_NOT_OWNED", f"device {a.get('code')} belongs to another organisation", "code", a.get("code")
@@ -249,6 +268,104 @@ _REVERTS: dict[str, Callable[[dict[str, Any]], RevertInfo]] = {
     ),
     "DeviceRegistryBadInitialStatus": lambda a: RevertInfo(
         _INVALID, "CONTRACT_REJECTED", "a device is registered as planned or active", "status", a.get("code")
+    ),
+    # ------------------------------------------------------------ DataCatalog
+    "CatalogOnlyRegistrar": lambda a: RevertInfo(
+        _FORBIDDEN, "ROLE_REQUIRED", f"account {a.get('account')} lacks the REGISTRAR role", extra={"role": "REGISTRAR"}
+    ),
+    "CatalogUnknownEntry": lambda a: RevertInfo(_MISSING, "ENTRY_NOT_FOUND", f"no catalog entry {a.get('entryId')}"),
+    "CatalogNotOwner": lambda a: RevertInfo(
+        _FORBIDDEN, "ENTRY_NOT_OWNED", f"catalog entry {a.get('entryId')} belongs to another organisation"
+    ),
+    "CatalogEmptyTitle": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "the title must not be empty", "title"),
+    "CatalogBadGrade": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "grade is 1..4", "grade"),
+    "CatalogBadForms": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "forms must be a non-empty set", "forms"),
+    "CatalogUnknownDevice": lambda a: RevertInfo(
+        _INVALID,
+        "UNKNOWN_DEVICE",
+        f"lineage names device {a.get('code')}, which is not on the ledger",
+        "device_codes",
+        extra={"device_code": a.get("code")},
+    ),
+    "CatalogUnknownUpstream": lambda a: RevertInfo(
+        _INVALID,
+        "UNKNOWN_UPSTREAM",
+        f"lineage names upstream entry {a.get('entryId')}, which does not exist before this entry",
+        "upstream",
+        extra={"entry_id": a.get("entryId")},
+    ),
+    "CatalogIllegalStatus": lambda a: RevertInfo(
+        _CONFLICT,
+        "ILLEGAL_STATUS",
+        f"catalog entry {a.get('entryId')} cannot go from {_entry_status(a.get('fromStatus'))} to "
+        f"{_entry_status(a.get('toStatus'))} (draft -> published -> deprecated; deprecated entries are final)",
+        "status",
+    ),
+    # ------------------------------------------------------------ SharingAgreements
+    "SharingEntryNotPublished": lambda a: RevertInfo(
+        _CONFLICT, "ENTRY_NOT_PUBLISHED", f"catalog entry {a.get('entryId')} is not published", "entry_id"
+    ),
+    "SharingNotShareable": lambda a: RevertInfo(
+        _CONFLICT, "NOT_SHAREABLE", f"catalog entry {a.get('entryId')} is not shareable (不予共享)", "entry_id"
+    ),
+    "SharingBadForm": lambda a: RevertInfo(
+        _INVALID, "VALIDATION_ERROR", "form is raw, desensitized or result_only", "form"
+    ),
+    "SharingFormNotAllowed": lambda a: RevertInfo(
+        _INVALID,
+        "FORM_NOT_ALLOWED",
+        f"catalog entry {a.get('entryId')} is not shared as {_form_names(a.get('form'))}; it allows "
+        f"{_form_names(a.get('allowedForms'))}",
+        "form",
+    ),
+    "SharingOwnEntry": lambda a: RevertInfo(
+        _INVALID, "OWN_ENTRY", f"catalog entry {a.get('entryId')} is your own organisation's", "entry_id"
+    ),
+    "SharingEmptyPurpose": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "purpose must not be empty", "purpose"),
+    "SharingBadDuration": lambda a: RevertInfo(
+        _INVALID, "VALIDATION_ERROR", "duration is 1 hour to 5 years", "duration_days"
+    ),
+    "SharingUnknownRequest": lambda a: RevertInfo(_MISSING, "REQUEST_NOT_FOUND", f"no request {a.get('requestId')}"),
+    "SharingNotPending": lambda a: RevertInfo(
+        _CONFLICT,
+        "REQUEST_NOT_PENDING",
+        f"request {a.get('requestId')} is {_request_status(a.get('status'))}, no longer pending",
+    ),
+    "SharingNotGranted": lambda a: RevertInfo(
+        _CONFLICT, "NOT_GRANTED", f"request {a.get('requestId')} is {_request_status(a.get('status'))}, not granted"
+    ),
+    "SharingSignatureExpired": lambda a: RevertInfo(
+        _FORBIDDEN, "SIGNATURE_EXPIRED", f"the signature's deadline {a.get('deadline')} has passed", "deadline"
+    ),
+    "SharingNonceUsed": lambda a: (
+        RevertInfo(
+            _CONFLICT,
+            "SIGNATURE_REPLAYED",
+            f"nonce {a.get('nonce')} of approver {a.get('approver')} is used (next is {a.get('expected')})",
+            "nonce",
+        )
+        if int(a.get("nonce", 0)) < int(a.get("expected", 0))
+        else RevertInfo(
+            _CONFLICT,
+            "NONCE_MISMATCH",
+            f"approver {a.get('approver')}'s next nonce is {a.get('expected')}, not {a.get('nonce')}",
+            "nonce",
+        )
+    ),
+    "SharingInvalidSignature": lambda a: RevertInfo(
+        _FORBIDDEN, "BAD_SIGNATURE", f"the signature is not {a.get('approver')}'s over this decision", "signature"
+    ),
+    "SharingNotOwnerApprover": lambda a: RevertInfo(
+        _FORBIDDEN,
+        "NOT_AN_APPROVER",
+        f"{a.get('approver')} is not an APPROVER of the entry's owner organisation",
+        "approver",
+    ),
+    "SharingAlreadyApproved": lambda a: RevertInfo(
+        _CONFLICT,
+        "ALREADY_APPROVED",
+        f"{a.get('approver')} has already approved request {a.get('requestId')}",
+        "approver",
     ),
 }
 
