@@ -26,19 +26,23 @@ from web3.types import TxReceipt
 
 from chain_gateway.deployments import Deployment, send_transaction
 from chain_gateway.devnet import SeededConsortium, dev_key
+from chain_gateway.eip712 import Decision, decision_typed_data, sign_typed_data
 from chain_gateway.governance import GovernedCall, contract, govern, role_id
 
 __all__ = [
     "Backend",
     "BUILT_AT",
+    "ENTRY_INPUT_TYPE",
     "ContractsChain",
     "DecodedRevert",
+    "SignedDecision",
     "ErrorDecoder",
     "RevertExpected",
     "Simulator",
     "attributes_hash",
     "device_code",
     "device_input",
+    "entry_input",
     "pass_proposal",
     "pyevm_simulator",
     "rpc_simulator",
@@ -51,6 +55,10 @@ FIRST_SPARE_DEV_KEY = 20
 
 # Demo code rules: "<prefix><6-digit district><6-digit serial>", 20 characters, digits after the prefix.
 TYPE_PREFIX = {1: "BJ-CAMR-", 2: "BJ-CAMK-", 3: "BJ-CAMF-", 4: "BJ-AIRQ-", 5: "BJ-WTRP-", 6: "BJ-FLDS-"}
+# IDataCatalog.EntryInput as one ABI tuple: title, classification, grade, shareCondition, forms, schema,
+# deviceCodes, upstream. versionHash = keccak256(abi.encode(input)) of exactly this type.
+ENTRY_INPUT_TYPE = "(string,string,uint8,uint8,uint8,string,string[],uint64[])"
+SIGNATURE_LIFETIME = 3_600  # seconds a test signature stays valid after the latest block
 
 
 class RevertExpected(AssertionError):
@@ -162,6 +170,35 @@ def device_input(
     return (code, type_id, status, district, lat, lon, built_at, attributes)
 
 
+def entry_input(
+    title: str = "卡口过车数据 checkpoint vehicle counts",
+    *,
+    classification: str = "city-imagery/traffic",
+    grade: int = 3,
+    share_condition: int = 1,
+    forms: int = 0b111,
+    schema: str = '{"fields":[{"name":"count","type":"int"}]}',
+    device_codes: Sequence[str] = (),
+    upstream: Sequence[int] = (),
+) -> tuple[str, str, int, int, int, str, list[str], list[int]]:
+    """An `IDataCatalog.EntryInput` tuple in ABI order (share condition 1 = Conditional, forms all three)."""
+    return (title, classification, grade, share_condition, forms, schema, list(device_codes), list(upstream))
+
+
+@dataclass(frozen=True)
+class SignedDecision:
+    """A decision signed by an approver, as `approve`/`refuse`/`revoke` take it (after the reason)."""
+
+    approver: ChecksumAddress
+    nonce: int
+    deadline: int
+    signature: bytes
+
+    @property
+    def args(self) -> tuple[ChecksumAddress, int, int, bytes]:
+        return (self.approver, self.nonce, self.deadline, self.signature)
+
+
 @dataclass
 class ContractsChain:
     """The demo consortium deployed on one backend, with helpers to act as its members and check reverts."""
@@ -173,11 +210,15 @@ class ContractsChain:
     decoder: ErrorDecoder = field(init=False)
     consortium: Contract = field(init=False)
     registry: Contract = field(init=False)
+    catalog: Contract = field(init=False)
+    sharing: Contract = field(init=False)
 
     def __post_init__(self) -> None:
         self.decoder = ErrorDecoder(self.deployment["errors_abi"])
         self.consortium = contract(self.w3, self.deployment, "Consortium")
         self.registry = contract(self.w3, self.deployment, "DeviceRegistry")
+        self.catalog = contract(self.w3, self.deployment, "DataCatalog")
+        self.sharing = contract(self.w3, self.deployment, "SharingAgreements")
 
     @property
     def deployment(self) -> Deployment:
@@ -251,6 +292,79 @@ class ContractsChain:
 
     def latest_timestamp(self) -> int:
         return int(self.w3.eth.get_block("latest")["timestamp"])
+
+    # ------------------------------------------------------------ state and time
+
+    def snapshot(self) -> Callable[[], None]:
+        """Snapshot the backend's state now; returns the function that puts it back (call it once)."""
+        if self.backend == "eth-tester":
+            tester = self.w3.provider.ethereum_tester  # type: ignore[attr-defined]
+            snapshot_id = tester.take_snapshot()
+            return lambda: tester.revert_to_snapshot(snapshot_id)
+        snapshot = self._rpc("evm_snapshot", [])
+        return lambda: self._rpc("evm_revert", [snapshot])
+
+    def advance_time(self, seconds: int) -> int:
+        """Mine one empty block `seconds` after the latest one; returns its timestamp (unix seconds)."""
+        target = self.latest_timestamp() + seconds
+        if self.backend == "eth-tester":
+            # eth-tester travels the pending block to the time given and mines the block one second before it
+            self.w3.provider.ethereum_tester.time_travel(target + 1)  # type: ignore[attr-defined]
+        else:
+            self._rpc("evm_setNextBlockTimestamp", [target])
+            self._rpc("evm_mine", [])
+        assert self.latest_timestamp() == target
+        return target
+
+    def _rpc(self, method: str, params: list[Any]) -> Any:
+        response = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        if "error" in response:
+            raise RuntimeError(f"{method} failed: {response['error']}")
+        return response["result"]
+
+    # ------------------------------------------------------------ catalog and sharing
+
+    def create_entry(self, org: str, input_: tuple[Any, ...], publish: bool = True) -> int:
+        """Create a catalog entry as the registrar of `org`; returns its id."""
+        receipt = self.transact(self.catalog.functions.createEntry(input_, publish), self.key(org))
+        return int(self.events(receipt, self.catalog, "CatalogEntryVersioned")[0]["entryId"])
+
+    def request(
+        self, org: str, entry_id: int, form: int = 2, purpose: str = "traffic study", duration: int = 86_400
+    ) -> int:
+        """Request `form` of `entry_id` as the main account of `org`; returns the request id."""
+        fn = self.sharing.functions.request(entry_id, form, purpose, duration)
+        receipt = self.transact(fn, self.key(org))
+        return int(self.events(receipt, self.sharing, "SharingRequested")[0]["requestId"])
+
+    def sign_decision(
+        self,
+        key: str,
+        request_id: int,
+        decision: Decision = Decision.APPROVE,
+        reason: str = "",
+        *,
+        nonce: int | None = None,
+        deadline: int | None = None,
+        contract_address: str | None = None,
+        chain_id: int | None = None,
+    ) -> SignedDecision:
+        """`key`'s EIP-712 signature of a decision (chain_gateway.eip712), by default with its next nonce."""
+        approver = self.address_of(key)
+        if nonce is None:
+            nonce = int(self.sharing.functions.nonces(approver).call())
+        if deadline is None:
+            deadline = self.latest_timestamp() + SIGNATURE_LIFETIME
+        typed = decision_typed_data(
+            chain_id=self.w3.eth.chain_id if chain_id is None else chain_id,
+            contract=contract_address or self.sharing.address,
+            request_id=request_id,
+            decision=decision,
+            reason=reason,
+            nonce=nonce,
+            deadline=deadline,
+        )
+        return SignedDecision(approver, nonce, deadline, _hex_bytes(sign_typed_data(key, typed)))
 
     # ------------------------------------------------------------ governance
 
