@@ -65,11 +65,7 @@ contract SharingAgreements is ISharingAgreements {
         returns (uint256 requestId)
     {
         uint32 requesterOrg = _consortium.requireMember(msg.sender);
-        IDataCatalog.Entry memory entry = _catalog.getEntry(entryId);
-        if (entry.status != IDataCatalog.EntryStatus.Published) revert SharingEntryNotPublished(entryId);
-        if (entry.shareCondition == IDataCatalog.ShareCondition.NotShareable) revert SharingNotShareable(entryId);
-        if (form != 1 && form != 2 && form != 4) revert SharingBadForm(form);
-        if (entry.forms & form == 0) revert SharingFormNotAllowed(entryId, form, entry.forms);
+        IDataCatalog.Entry memory entry = _shareableEntry(entryId, form);
         if (entry.ownerOrg == requesterOrg) revert SharingOwnEntry(entryId);
         if (bytes(purpose).length == 0) revert SharingEmptyPurpose();
         if (duration < MIN_DURATION || duration > MAX_DURATION) revert SharingBadDuration(duration);
@@ -100,9 +96,10 @@ contract SharingAgreements is ISharingAgreements {
     /**
      * @dev Counts `approver`'s signed approval of a pending request; grants it when enough have approved.
      *
-     * Requirements: the request is pending; the signature is `approver`'s over Decision(Approve) with its
-     * current nonce, before `deadline`; `approver` holds APPROVER in the entry's owner org and has not
-     * approved this request yet.
+     * Requirements: the request is pending; the entry is still published, shareable and allows the form
+     * (the owner may have changed it since the request); the signature is `approver`'s over Decision(Approve)
+     * with its current nonce, before `deadline`; `approver` holds APPROVER in the entry's owner org and has
+     * not approved this request yet.
      *
      * Emits a {SharingApproved} event, and {SharingGranted} when the threshold is reached.
      */
@@ -110,6 +107,7 @@ contract SharingAgreements is ISharingAgreements {
         external
     {
         Request storage r = _pending(requestId);
+        _shareableEntry(r.entryId, r.form);
         _useDecision(requestId, r.ownerOrg, Decision.Approve, "", approver, nonce, deadline, signature);
         if (_approvedBy[requestId][approver]) revert SharingAlreadyApproved(requestId, approver);
         _approvedBy[requestId][approver] = true;
@@ -201,6 +199,15 @@ contract SharingAgreements is ISharingAgreements {
         return _requests[requestId];
     }
 
+    /// @dev The entry, if it is published, shareable and allows `form` (one of the form bits).
+    function _shareableEntry(uint64 entryId, uint8 form) private view returns (IDataCatalog.Entry memory entry) {
+        entry = _catalog.getEntry(entryId);
+        if (entry.status != IDataCatalog.EntryStatus.Published) revert SharingEntryNotPublished(entryId);
+        if (entry.shareCondition == IDataCatalog.ShareCondition.NotShareable) revert SharingNotShareable(entryId);
+        if (form != 1 && form != 2 && form != 4) revert SharingBadForm(form);
+        if (entry.forms & form == 0) revert SharingFormNotAllowed(entryId, form, entry.forms);
+    }
+
     function _pending(uint256 requestId) private view returns (Request storage r) {
         r = _existing(requestId);
         if (r.status != RequestStatus.Pending) revert SharingNotPending(requestId, r.status);
@@ -233,8 +240,12 @@ contract SharingAgreements is ISharingAgreements {
         bytes32 digest = _digest(requestId, decision, reason, nonce, deadline);
         (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecover(digest, signature);
         if (error != ECDSA.RecoverError.NoError || signer != approver) revert SharingInvalidSignature(approver);
-        uint32 approverOrg = _consortium.orgOf(approver);
-        bool isOwnerApprover = approverOrg == ownerOrg && _consortium.requireRole(approver, _APPROVER_ROLE) == ownerOrg;
+        // requireRole reverts for an account outside the consortium, of a suspended org or without the role:
+        // each means "not an approver", reported as such rather than as the Consortium's own error
+        bool isOwnerApprover;
+        try _consortium.requireRole(approver, _APPROVER_ROLE) returns (uint32 approverOrg) {
+            isOwnerApprover = approverOrg == ownerOrg;
+        } catch {}
         if (!isOwnerApprover) revert SharingNotOwnerApprover(approver, ownerOrg);
         _nonces[approver] = expected + 1;
     }
