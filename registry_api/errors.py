@@ -270,9 +270,6 @@ _REVERTS: dict[str, Callable[[dict[str, Any]], RevertInfo]] = {
         _INVALID, "CONTRACT_REJECTED", "a device is registered as planned or active", "status", a.get("code")
     ),
     # ------------------------------------------------------------ DataCatalog
-    "CatalogOnlyRegistrar": lambda a: RevertInfo(
-        _FORBIDDEN, "ROLE_REQUIRED", f"account {a.get('account')} lacks the REGISTRAR role", extra={"role": "REGISTRAR"}
-    ),
     "CatalogUnknownEntry": lambda a: RevertInfo(_MISSING, "ENTRY_NOT_FOUND", f"no catalog entry {a.get('entryId')}"),
     "CatalogNotOwner": lambda a: RevertInfo(
         _FORBIDDEN, "ENTRY_NOT_OWNED", f"catalog entry {a.get('entryId')} belongs to another organisation"

@@ -56,7 +56,6 @@ interface IDataCatalog {
         uint64 indexed entryId, uint32 indexed ownerOrg, EntryStatus fromStatus, EntryStatus toStatus
     );
 
-    error CatalogOnlyRegistrar(address account);
     error CatalogUnknownEntry(uint64 entryId);
     error CatalogNotOwner(uint64 entryId, uint32 callerOrg, uint32 ownerOrg);
     error CatalogEmptyTitle();
