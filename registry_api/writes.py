@@ -53,8 +53,12 @@ def enqueue(
     function: str,
     args: list[Any],
     idempotency_key: str | None,
+    paths: dict[str, str] | None = None,
 ) -> Operation:
-    """Simulate (a contract refusal raises the mapped ApiError at once) and queue a call signed by the caller."""
+    """Simulate (a contract refusal raises the mapped ApiError at once) and queue a call signed by the caller.
+
+    `paths` maps a value named in a contract error (e.g. a device code) to the request field it came from.
+    """
     try:
         return gateway.enqueue(
             org_code=principal.org_code,
@@ -65,7 +69,7 @@ def enqueue(
             idempotency_key=idempotency_key,
         )
     except ContractRevert as exc:
-        raise revert_error(exc) from exc
+        raise revert_error(exc, paths) from exc
 
 
 def accepted(op: Operation, response: Response, started: float) -> OperationAccepted:

@@ -5,16 +5,14 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
-from chain_gateway.errors import ContractRevert
-from chain_gateway.outbox import Operation
 from indexer.handlers import INSPECTION_RESULTS, LIFECYCLE_ACTIONS
 from registry_api import crud
 from registry_api.deps import GatewayDep, PageDep, PrincipalDep, RegistrarDep, SessionDep
 from registry_api.encoding import canonical_json, code_rule_violation, to_micro_degrees, to_unix
-from registry_api.errors import ApiError, revert_error
-from registry_api.schemas.common import ErrorPublic, Links, OperationAccepted
+from registry_api.errors import ApiError
+from registry_api.schemas.common import ErrorPublic, OperationAccepted
 from registry_api.schemas.devices import (
     DeviceBatchCreate,
     DeviceEventsPublic,
@@ -25,6 +23,7 @@ from registry_api.schemas.devices import (
     InspectionCreate,
     LifecycleChange,
 )
+from registry_api.writes import IdempotencyKey, accepted, enqueue
 
 __all__ = ["router"]
 
@@ -35,15 +34,6 @@ MAX_NEAR_RADIUS_M = 50_000.0
 NO_REPORT = "0x" + "00" * 32
 DeviceStatus = Literal["planned", "active", "suspended", "replaced", "retired"]
 CodePath = Annotated[str, Path(min_length=1, max_length=64, description="the device's city-wide code")]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        max_length=255,
-        description="the same key with the same body answers the same operation; with another body 409",
-    ),
-]
-
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorPublic, "description": text}
     for code, text in {
@@ -55,36 +45,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         503: "CHAIN_UNAVAILABLE or DATABASE_UNAVAILABLE",
     }.items()
 }
-
-
-def _accepted(op: Operation, response: Response, started: float) -> OperationAccepted:
-    link = f"/v1/operations/{op.id}"
-    response.headers["Location"] = link
-    if op.created_at < started:
-        response.headers["Idempotent-Replayed"] = "true"
-    return OperationAccepted(operation_id=op.id, status=op.status, links=Links(operation=link))
-
-
-def _enqueue(
-    gateway: GatewayDep,
-    principal: RegistrarDep,
-    function: str,
-    args: list[Any],
-    idempotency_key: str | None,
-    paths: dict[str, str] | None = None,
-) -> Operation:
-    """Simulate and queue a DeviceRegistry call signed by the principal's own account."""
-    try:
-        return gateway.enqueue(
-            org_code=principal.org_code,
-            account=principal.account,
-            contract=CONTRACT,
-            function=function,
-            args=args,
-            idempotency_key=idempotency_key,
-        )
-    except ContractRevert as exc:
-        raise revert_error(exc, paths) from exc
 
 
 def _parse_floats(name: str, raw: str, count: int) -> list[float]:
@@ -158,7 +118,7 @@ def register_devices(
     function, args = ("registerDevices", [inputs]) if batch else ("registerDevice", [inputs[0]])
     paths = {d.code: (f"devices[{i}]" if batch else "") for i, d in enumerate(devices)}
     try:
-        op = _enqueue(gateway, principal, function, args, idempotency_key, paths)
+        op = enqueue(gateway, principal, CONTRACT, function, args, idempotency_key, paths)
     except ApiError as exc:
         revert = exc.extra.get("contract_error", {})
         if exc.field is None and revert.get("name") == "DeviceRegistryBadTime":
@@ -166,7 +126,7 @@ def register_devices(
             exc.field = at(i, "built_at")
             exc.message = "built_at is later than the chain's latest block time"
         raise
-    return _accepted(op, response, started)
+    return accepted(op, response, started)
 
 
 @router.get("", summary="List devices", responses=_ERRORS)  # type: ignore[arg-type]
@@ -246,8 +206,8 @@ def update_device(
         to_micro_degrees(location.lon),
         canonical_json(body.attributes if body.attributes is not None else current.attributes),
     ]
-    op = _enqueue(gateway, principal, "updateDevice", args, idempotency_key)
-    return _accepted(op, response, started)
+    op = enqueue(gateway, principal, CONTRACT, "updateDevice", args, idempotency_key)
+    return accepted(op, response, started)
 
 
 @router.post(
@@ -270,8 +230,8 @@ def change_lifecycle(
     """
     started = time.time()
     args = [code, LIFECYCLE_ACTIONS.index(body.action), body.replaced_by or "", body.note]
-    op = _enqueue(gateway, principal, "changeLifecycle", args, idempotency_key)
-    return _accepted(op, response, started)
+    op = enqueue(gateway, principal, CONTRACT, "changeLifecycle", args, idempotency_key)
+    return accepted(op, response, started)
 
 
 @router.post(
@@ -298,10 +258,10 @@ def record_inspection(
         body.note,
     ]
     try:
-        op = _enqueue(gateway, principal, "recordInspection", args, idempotency_key)
+        op = enqueue(gateway, principal, CONTRACT, "recordInspection", args, idempotency_key)
     except ApiError as exc:
         if exc.extra.get("contract_error", {}).get("name") == "DeviceRegistryBadTime":
             exc.field = "inspected_at"
             exc.message = "inspected_at is in the future or before the device's previous inspection"
         raise
-    return _accepted(op, response, started)
+    return accepted(op, response, started)
