@@ -8,31 +8,16 @@ after committing signed transactions, before sending them (crash tests only).
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import sys
 import threading
 from types import FrameType
 
-import structlog
-
 from chain_gateway.gateway import Gateway
+from chain_gateway.logs import configure_logging
 from chain_gateway.settings import get_settings
 
 __all__ = ["main"]
-
-
-def _configure_logging(json_logs: bool) -> None:
-    renderer = structlog.processors.JSONRenderer() if json_logs else structlog.dev.ConsoleRenderer(colors=False)
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso"),
-            renderer,
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["worker"], help="worker: run the outbox worker until stopped")
     parser.parse_args(argv)
     settings = get_settings()
-    _configure_logging(settings.log_json)
+    configure_logging(settings.log_json)
     stop = threading.Event()
 
     def _stop(_signum: int, _frame: FrameType | None) -> None:

@@ -65,6 +65,15 @@ def _settings() -> Any:
     return get_settings()
 
 
+def _process_settings() -> Any:
+    """Settings of a long-running process, with its logging set up from them (JSON with DIRCHAIN_LOG_JSON)."""
+    from chain_gateway.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_json)
+    return settings
+
+
 def _client(api: str | None, token: str | None, org: str | None) -> ApiClient:
     try:
         return ApiClient(resolve_credentials(api, token, org))
@@ -125,8 +134,10 @@ def serve(
 
     from registry_api.app import create_app
 
-    settings = _settings()
-    uvicorn.run(create_app(settings), host=host or settings.api_host, port=port or settings.api_port)
+    settings = _process_settings()
+    uvicorn.run(  # log_config=None: uvicorn's records go through our handler too
+        create_app(settings), host=host or settings.api_host, port=port or settings.api_port, log_config=None
+    )
 
 
 @gateway_app.command("run")
@@ -135,7 +146,7 @@ def gateway_run() -> None:
     from chain_gateway.gateway import Gateway
 
     stop = _stop_on_signals()
-    with Gateway.from_settings(_settings()) as gateway:
+    with Gateway.from_settings(_process_settings()) as gateway:
         gateway.create_tables()
         console.print(f"gateway running against {gateway.rpc.url} (Ctrl-C stops)")
         gateway.run(stop)
@@ -147,7 +158,7 @@ def indexer_run() -> None:
     from indexer.service import Indexer
 
     stop = _stop_on_signals()
-    with Indexer.from_settings(_settings()) as indexer:
+    with Indexer.from_settings(_process_settings()) as indexer:
         indexer.create_tables()
         console.print(f"indexer running against {indexer.rpc.url} (Ctrl-C stops)")
         indexer.run(stop)

@@ -7,11 +7,14 @@ chain is fresh on every start, so the mirror is reset with it. Dev keys only (an
 from __future__ import annotations
 
 import json
+import logging
 import os
+import signal
 import socket
 import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import httpx
@@ -27,6 +30,7 @@ from chain_gateway.compiler import PROJECT_ROOT
 from chain_gateway.deployments import ORG_KINDS, FounderOrg, deploy_contracts, write_deployment
 from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium
 from chain_gateway.keystore import DEV_SCRYPT_N, Keystore
+from chain_gateway.logs import configure_logging
 from chain_gateway.settings import VAR_DIR, Settings
 from registry_api.demo import DemoFilingError, file_demo_data
 
@@ -122,6 +126,15 @@ def _file_demo_data(api_url: str, devices: int) -> None:
         console.print(f"[red]demo data not filed: {exc}")
 
 
+def _stop_like_ctrl_c(_signum: int, _frame: FrameType | None) -> None:
+    """SIGTERM stops the dev profile as Ctrl-C does, so the node is stopped on the way out.
+
+    uvicorn re-raises the signal it caught after its own shutdown; without this handler the default one would
+    end the process before `finally` runs.
+    """
+    raise KeyboardInterrupt
+
+
 @app.command("up")
 def up(
     api_port: Annotated[int, typer.Option(help="API port on 127.0.0.1")] = 8000,
@@ -139,6 +152,7 @@ def up(
 
         rpc_port = free_port()
     DEV_DIR.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
     node = AnvilNode(port=rpc_port, block_time=block_time, log_path=DEV_DIR / "anvil.log").start()
     try:
         api_url = f"http://127.0.0.1:{api_port}"
@@ -156,7 +170,9 @@ def up(
         )
         if devices:
             threading.Thread(target=_file_demo_data, args=(api_url, devices), daemon=True).start()
-        uvicorn.run(create_app(settings), host="127.0.0.1", port=api_port, log_level="warning")
+        configure_logging(settings.log_json)
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # the demo filing would flood the console
+        uvicorn.run(create_app(settings), host="127.0.0.1", port=api_port, log_config=None)
     finally:
         node.stop()
 
