@@ -22,6 +22,7 @@ from tests.indexer.support import (
     catalog_call,
     device_input,
     entry_input,
+    nonce_at,
     open_indexer,
     registry_call,
     relay_approval,
@@ -84,7 +85,7 @@ def test_reorg_rewinds_to_the_common_ancestor_and_equals_a_fresh_replay(
 
         fork = head - depth
         registrar = chain.orgs[REGISTRAR_ORG].account
-        nonce = w3.eth.get_transaction_count(registrar, fork)
+        nonce = nonce_at(w3, registrar, fork)
         e = device_input(200 + depth, status=ACTIVE)
         replacement = [
             (signed_registry_tx(w3, chain, nonce, "registerDevice", e), 0),
@@ -198,7 +199,7 @@ def test_reorg_of_catalog_and_sharing_events_equals_a_fresh_replay(
                     w3,
                     chain,
                     registrar.private_key,
-                    w3.eth.get_transaction_count(registrar.account, fork),
+                    nonce_at(w3, registrar.account, fork),
                     "DataCatalog",
                     "reviseEntry",
                     1,
@@ -212,7 +213,7 @@ def test_reorg_of_catalog_and_sharing_events_equals_a_fresh_replay(
                     w3,
                     chain,
                     requester.private_key,
-                    w3.eth.get_transaction_count(requester.account, fork),
+                    nonce_at(w3, requester.account, fork),
                     "SharingAgreements",
                     "request",
                     1,
