@@ -191,17 +191,3 @@ def assert_equals_fresh_replay(database_url: str, replay_url: str, rpc_url: str,
         engine.dispose()
     assert mirror_differences(actual, expected) == {}
     assert actual == expected
-
-
-def nonce_at(w3: Web3, account: str, block: int) -> int:
-    """The nonce `account` had at the end of `block`, from the current chain: its latest nonce minus the
-    transactions it sent after that block.
-
-    Not `eth_getTransactionCount(account, block)`: on the long-lived session node, evm_revert reuses block
-    numbers and a historical-state answer for an old number is not reliable.
-    """
-    sent_after = 0
-    for number in range(block + 1, w3.eth.block_number + 1):
-        txs = w3.eth.get_block(number, full_transactions=True)["transactions"]
-        sent_after += sum(1 for tx in txs if tx["from"] == account)  # type: ignore[index]
-    return int(w3.eth.get_transaction_count(account, "latest")) - sent_after

@@ -22,7 +22,6 @@ from tests.indexer.support import (
     catalog_call,
     device_input,
     entry_input,
-    nonce_at,
     open_indexer,
     registry_call,
     relay_approval,
@@ -85,7 +84,7 @@ def test_reorg_rewinds_to_the_common_ancestor_and_equals_a_fresh_replay(
 
         fork = head - depth
         registrar = chain.orgs[REGISTRAR_ORG].account
-        nonce = nonce_at(w3, registrar, fork)
+        nonce = w3.eth.get_transaction_count(registrar, fork)
         e = device_input(200 + depth, status=ACTIVE)
         replacement = [
             (signed_registry_tx(w3, chain, nonce, "registerDevice", e), 0),
@@ -199,7 +198,7 @@ def test_reorg_of_catalog_and_sharing_events_equals_a_fresh_replay(
                     w3,
                     chain,
                     registrar.private_key,
-                    nonce_at(w3, registrar.account, fork),
+                    w3.eth.get_transaction_count(registrar.account, fork),
                     "DataCatalog",
                     "reviseEntry",
                     1,
@@ -213,7 +212,7 @@ def test_reorg_of_catalog_and_sharing_events_equals_a_fresh_replay(
                     w3,
                     chain,
                     requester.private_key,
-                    nonce_at(w3, requester.account, fork),
+                    w3.eth.get_transaction_count(requester.account, fork),
                     "SharingAgreements",
                     "request",
                     1,
