@@ -140,16 +140,21 @@ def serve(
     )
 
 
+def _run_until_stopped(service_class: Any, what: str) -> None:
+    """Build the gateway or indexer from settings, create its tables and run its loop until Ctrl-C/SIGTERM."""
+    stop = _stop_on_signals()
+    with service_class.from_settings(_process_settings()) as service:
+        service.create_tables()
+        console.print(f"{what} running against {service.rpc.url} (Ctrl-C stops)")
+        service.run(stop)
+
+
 @gateway_app.command("run")
 def gateway_run() -> None:
     """Process the outbox until Ctrl-C: sign, send, follow receipts, confirm."""
     from chain_gateway.gateway import Gateway
 
-    stop = _stop_on_signals()
-    with Gateway.from_settings(_process_settings()) as gateway:
-        gateway.create_tables()
-        console.print(f"gateway running against {gateway.rpc.url} (Ctrl-C stops)")
-        gateway.run(stop)
+    _run_until_stopped(Gateway, "gateway")
 
 
 @indexer_app.command("run")
@@ -157,11 +162,7 @@ def indexer_run() -> None:
     """Mirror the chain into SQL until Ctrl-C (follows the head, rewinds reorgs)."""
     from indexer.service import Indexer
 
-    stop = _stop_on_signals()
-    with Indexer.from_settings(_process_settings()) as indexer:
-        indexer.create_tables()
-        console.print(f"indexer running against {indexer.rpc.url} (Ctrl-C stops)")
-        indexer.run(stop)
+    _run_until_stopped(Indexer, "indexer")
 
 
 @app.command("compile")
