@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from eth_account import Account
 from web3 import Web3
 
-from chain_gateway.devnet import AnvilNode, SeededConsortium
+from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium
 from chain_gateway.eip712 import Decision
 from chain_gateway.governance import contract, govern, role_id
 from indexer.errors import ReorgTooDeepError
@@ -33,6 +34,25 @@ from tests.indexer.support import (
 
 PASSED = 0
 ACTIVATE, SUSPEND, RETIRE = 0, 1, 5
+
+
+# Each reorg test gets its own fresh node. On the long-lived session node (hundreds of evm_snapshot/evm_revert
+# rounds earlier in the suite) anvil_reorg sometimes rebuilt the fork point from a state anvil no longer held:
+# contracts vanished at `latest` (CI, depth 6) or the replacement transaction was left out (depth 8).
+@pytest.fixture
+def anvil() -> Iterator[AnvilNode]:
+    with AnvilNode() as node:
+        yield node
+
+
+@pytest.fixture
+def w3(anvil: AnvilNode) -> Web3:
+    return Web3(Web3.HTTPProvider(anvil.url))
+
+
+@pytest.fixture
+def chain(w3: Web3) -> SeededConsortium:
+    return seed_demo_consortium(w3)
 
 
 def anvil_reorg(w3: Web3, depth: int, txs: list[tuple[str, int]]) -> None:
@@ -166,17 +186,7 @@ def test_reorg_deeper_than_the_finality_depth_is_fatal(
         assert indexer.status.fatal
 
 
-DEEP_REORG_FLAKE = pytest.mark.xfail(
-    strict=False,
-    reason=(
-        "known flake under investigation: in 2 of 4 full-suite runs on the long-lived session anvil (never alone), "
-        "after an 8-block anvil_reorg the mirror kept the entry's v1.0 title instead of the replacement's v2; "
-        "the chain-side assertion below tells whether the replacement transaction itself was left out"
-    ),
-)
-
-
-@pytest.mark.parametrize("depth", [1, 3, 6, pytest.param(8, marks=DEEP_REORG_FLAKE)])
+@pytest.mark.parametrize("depth", [1, 3, 6, 8])
 def test_reorg_of_catalog_and_sharing_events_equals_a_fresh_replay(
     depth: int, chain: SeededConsortium, w3: Web3, anvil: AnvilNode, database_url: str, replay_url: str
 ) -> None:
