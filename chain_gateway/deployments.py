@@ -102,7 +102,8 @@ def _deploy_one(
 
 
 def deploy_contracts(w3: Web3, deployer_key: str, founder: FounderOrg) -> Deployment:
-    """Deploy Consortium (with `founder` as its first ADMIN org), DeviceRegistry, DataCatalog and SharingAgreements."""
+    """Deploy Consortium (with `founder` as its first ADMIN org), DeviceRegistry, DataCatalog, SharingAgreements
+    and AlgorithmRegistry."""
     artifacts = load_artifacts()
     kind = ORG_KINDS.get(founder["kind"])
     if kind is None:
@@ -120,6 +121,9 @@ def deploy_contracts(w3: Web3, deployer_key: str, founder: FounderOrg) -> Deploy
     sharing, _ = _deploy_one(
         w3, deployer_key, artifacts["contracts"]["SharingAgreements"], [consortium["address"], catalog["address"]]
     )
+    algorithms, _ = _deploy_one(
+        w3, deployer_key, artifacts["contracts"]["AlgorithmRegistry"], [consortium["address"], catalog["address"]]
+    )
     return Deployment(
         chain_id=int(w3.eth.chain_id),
         deploy_block=consortium["block_number"],
@@ -130,6 +134,7 @@ def deploy_contracts(w3: Web3, deployer_key: str, founder: FounderOrg) -> Deploy
             "DeviceRegistry": registry,
             "DataCatalog": catalog,
             "SharingAgreements": sharing,
+            "AlgorithmRegistry": algorithms,
         },
         errors_abi=artifacts["errors_abi"],
     )

@@ -56,7 +56,8 @@ class DemoOrg:
 # Lead departments per DOMAIN.md: imagery -> public security, city management, emergency, others -> economy
 # and information. The founder (first ADMIN) is the economy and information bureau.
 DEMO_ORGS: tuple[DemoOrg, ...] = (
-    DemoOrg("BJ-EIB", "北京市经济和信息化局", "department", ("ADMIN", "REGISTRAR", "REVIEWER"), approvers=2),
+    # The economy and information bureau also runs the data zone: RELAYER anchors its usage receipts.
+    DemoOrg("BJ-EIB", "北京市经济和信息化局", "department", ("ADMIN", "REGISTRAR", "REVIEWER", "RELAYER"), approvers=2),
     DemoOrg("BJ-PSB", "北京市公安局", "department", ("ADMIN", "REGISTRAR", "REVIEWER"), approvers=2),
     DemoOrg("BJ-CMC", "北京市城市管理委员会", "department", ("ADMIN", "REGISTRAR", "REVIEWER"), approvers=2),
     DemoOrg("BJ-EMB", "北京市应急管理局", "department", ("REGISTRAR", "REVIEWER"), approvers=2),

@@ -2,6 +2,7 @@
 pragma solidity 0.8.28;
 
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
+import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
 import {IConsortium} from "./interfaces/IConsortium.sol";
 import {IDataCatalog} from "./interfaces/IDataCatalog.sol";
 import {ISharingAgreements} from "./interfaces/ISharingAgreements.sol";
@@ -25,6 +26,7 @@ contract SharingAgreements is ISharingAgreements {
     bytes32 private constant _DOMAIN_TYPEHASH =
         keccak256("EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)");
     bytes32 private constant _APPROVER_ROLE = keccak256("APPROVER");
+    bytes32 private constant _RELAYER_ROLE = keccak256("RELAYER");
     uint8 private constant _ALL_FORMS = 7;
     uint40 public constant MIN_DURATION = 1 hours;
     uint40 public constant MAX_DURATION = 5 * 365 days;
@@ -35,11 +37,14 @@ contract SharingAgreements is ISharingAgreements {
     Request[] private _requests; // index 0 unused: request ids start at 1
     mapping(uint256 requestId => mapping(address approver => bool)) private _approvedBy;
     mapping(address approver => uint256) private _nonces;
+    ReceiptBatch[] private _receiptBatches; // index 0 unused: batch ids start at 1
+    mapping(uint32 relayerOrg => uint64) private _lastAnchoredReceipt;
 
     constructor(IConsortium consortium_, IDataCatalog catalog_) {
         _consortium = consortium_;
         _catalog = catalog_;
         _requests.push();
+        _receiptBatches.push();
         _setThreshold(1, 1);
         _setThreshold(2, 1);
         _setThreshold(3, 2);
@@ -148,7 +153,64 @@ contract SharingAgreements is ISharingAgreements {
         emit SharingRevoked(requestId, approver, r.ownerOrg, reason, nonce);
     }
 
+    /**
+     * @dev Anchors the data-zone usage receipts `firstReceipt`..`lastReceipt` of the caller's org (the zone
+     * operator) by the root of their Merkle tree. The tree follows OpenZeppelin's {MerkleProof}: sorted-pair
+     * keccak256, leaf = keccak256(bytes.concat(keccak256(abi.encode(receiptId, receiptHash)))). Receipt ids
+     * are per relayer org and anchored in order without gaps, so no receipt is left out or anchored twice.
+     *
+     * Requirements: the caller is a RELAYER of an active org; root not zero; `firstReceipt` is the org's
+     * next unanchored id and `lastReceipt` >= `firstReceipt`.
+     *
+     * Emits a {UsageReceiptsAnchored} event.
+     */
+    function anchorReceipts(bytes32 merkleRoot, uint64 firstReceipt, uint64 lastReceipt)
+        external
+        returns (uint64 batchId)
+    {
+        uint32 org = _consortium.requireRole(msg.sender, _RELAYER_ROLE);
+        if (merkleRoot == bytes32(0)) revert SharingZeroRoot();
+        uint64 expectedFirst = _lastAnchoredReceipt[org] + 1;
+        if (firstReceipt != expectedFirst || lastReceipt < firstReceipt) {
+            revert SharingBadReceiptRange(firstReceipt, lastReceipt, expectedFirst);
+        }
+        _lastAnchoredReceipt[org] = lastReceipt;
+        batchId = uint64(_receiptBatches.length);
+        _receiptBatches.push(
+            ReceiptBatch({
+                merkleRoot: merkleRoot,
+                firstReceipt: firstReceipt,
+                lastReceipt: lastReceipt,
+                relayerOrg: org,
+                anchoredAt: uint40(block.timestamp)
+            })
+        );
+        emit UsageReceiptsAnchored(batchId, org, merkleRoot, firstReceipt, lastReceipt, msg.sender);
+    }
+
     // ---------------------------------------------------------------- views
+
+    function getReceiptBatch(uint64 batchId) external view returns (ReceiptBatch memory) {
+        if (batchId == 0 || batchId >= _receiptBatches.length) revert SharingUnknownBatch(batchId);
+        return _receiptBatches[batchId];
+    }
+
+    function lastAnchoredReceipt(uint32 relayerOrg) external view returns (uint64) {
+        return _lastAnchoredReceipt[relayerOrg];
+    }
+
+    /// @dev True if receipt `receiptId` with hash `receiptHash` is in batch `batchId` by `proof`.
+    function verifyReceipt(uint64 batchId, uint64 receiptId, bytes32 receiptHash, bytes32[] calldata proof)
+        external
+        view
+        returns (bool)
+    {
+        if (batchId == 0 || batchId >= _receiptBatches.length) revert SharingUnknownBatch(batchId);
+        ReceiptBatch storage b = _receiptBatches[batchId];
+        if (receiptId < b.firstReceipt || receiptId > b.lastReceipt) return false;
+        bytes32 leaf = keccak256(bytes.concat(keccak256(abi.encode(receiptId, receiptHash))));
+        return MerkleProof.verifyCalldata(proof, b.merkleRoot, leaf);
+    }
 
     function getRequest(uint256 requestId) external view returns (Request memory) {
         return _existing(requestId);

@@ -39,6 +39,15 @@ interface ISharingAgreements {
         uint40 expiresAt;
     }
 
+    /// @dev A batch of data-zone usage receipts, anchored by its Merkle root (see {anchorReceipts}).
+    struct ReceiptBatch {
+        bytes32 merkleRoot;
+        uint64 firstReceipt;
+        uint64 lastReceipt;
+        uint32 relayerOrg;
+        uint40 anchoredAt;
+    }
+
     event SharingRequested(
         uint256 indexed requestId,
         uint64 indexed entryId,
@@ -59,6 +68,14 @@ interface ISharingAgreements {
     event SharingRefused(uint256 indexed requestId, address indexed approver, uint32 indexed ownerOrg, string reason, uint256 nonce);
     event SharingRevoked(uint256 indexed requestId, address indexed approver, uint32 indexed ownerOrg, string reason, uint256 nonce);
     event ApprovalThresholdSet(uint8 indexed grade, uint8 approvals);
+    event UsageReceiptsAnchored(
+        uint64 indexed batchId,
+        uint32 indexed relayerOrg,
+        bytes32 merkleRoot,
+        uint64 firstReceipt,
+        uint64 lastReceipt,
+        address relayer
+    );
 
     error SharingOnlyConsortium(address caller);
     error SharingBadThreshold(uint8 grade, uint8 approvals);
@@ -77,6 +94,9 @@ interface ISharingAgreements {
     error SharingInvalidSignature(address approver);
     error SharingNotOwnerApprover(address approver, uint32 ownerOrg);
     error SharingAlreadyApproved(uint256 requestId, address approver);
+    error SharingZeroRoot();
+    error SharingBadReceiptRange(uint64 firstReceipt, uint64 lastReceipt, uint64 expectedFirst);
+    error SharingUnknownBatch(uint64 batchId);
 
     function getRequest(uint256 requestId) external view returns (Request memory);
 
