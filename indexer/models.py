@@ -12,6 +12,9 @@ from sqlmodel import Field, SQLModel, UniqueConstraint
 __all__ = [
     "Account",
     "AccountRole",
+    "Algorithm",
+    "AlgorithmEvaluation",
+    "EntryAlgorithm",
     "ApprovalThreshold",
     "CatalogEntry",
     "CatalogEntryVersion",
@@ -25,6 +28,7 @@ __all__ = [
     "Inspection",
     "Member",
     "Proposal",
+    "ReceiptBatch",
     "SharingApproval",
     "SharingRequest",
     "UndoEntry",
@@ -328,6 +332,84 @@ class ApprovalThreshold(SQLModel, table=True):
     approvals: int
     block_number: int
     tx_hash: str
+
+
+class Algorithm(SQLModel, table=True):
+    """An algorithm of the algorithm center (AlgorithmRegistry AlgorithmSubmitted / Evaluated / StatusChanged).
+
+    `code_hash`, `report_hash` and `input_hash` are 0x-prefixed lowercase hex; `outputs` is the declared
+    outputs JSON exactly as submitted; `score` and `report_hash` are the latest evaluation's (None before one).
+    """
+
+    __tablename__ = "algorithms"
+    __table_args__ = (UniqueConstraint("name", "version"),)
+    algorithm_id: int = Field(primary_key=True, sa_type=BigInteger)
+    name: str = Field(index=True)
+    version: str
+    code_hash: str = Field(index=True)
+    outputs: str
+    input_hash: str
+    submitter_org_id: int = Field(index=True, sa_type=BigInteger)
+    submitter: str  # checksum address
+    status: str = Field(index=True)  # submitted | evaluated | listed | delisted
+    status_reason: str = ""  # the delisting reason
+    score: int | None = None
+    report_hash: str | None = None
+    submitted_block: int
+    submitted_tx_hash: str
+    submitted_at: int = Field(sa_type=BigInteger)  # block time
+    updated_block: int
+    updated_tx_hash: str
+    updated_at: int = Field(sa_type=BigInteger)  # block time of the last change (delisting time when delisted)
+
+
+class AlgorithmEvaluation(SQLModel, table=True):
+    """Every evaluation of an algorithm (AlgorithmEvaluated), in chain order."""
+
+    __tablename__ = "algorithm_evaluations"
+    __table_args__ = (UniqueConstraint("block_number", "log_index"),)
+    id: int | None = Field(default=None, primary_key=True)
+    algorithm_id: int = Field(index=True, sa_type=BigInteger)
+    reviewer_org_id: int = Field(sa_type=BigInteger)
+    reviewer: str  # checksum address
+    report_hash: str
+    score: int
+    passed: bool
+    block_number: int = Field(index=True)
+    block_time: int = Field(sa_type=BigInteger)
+    tx_hash: str
+    log_index: int
+
+
+class EntryAlgorithm(SQLModel, table=True):
+    """An algorithm a catalog entry's owner admitted for the entry (AlgorithmAdmitted; deleted on Withdrawn).
+
+    Counts for the resolver and the zone only while the algorithm is listed (join with `algorithms`).
+    """
+
+    __tablename__ = "entry_algorithms"
+    entry_id: int = Field(primary_key=True, sa_type=BigInteger)
+    algorithm_id: int = Field(primary_key=True, index=True, sa_type=BigInteger)
+    owner_org_id: int = Field(sa_type=BigInteger)
+    admitted_by: str  # checksum address
+    block_number: int
+    tx_hash: str
+
+
+class ReceiptBatch(SQLModel, table=True):
+    """A batch of data-zone usage receipts anchored by its Merkle root (SharingAgreements UsageReceiptsAnchored)."""
+
+    __tablename__ = "receipt_batches"
+    batch_id: int = Field(primary_key=True, sa_type=BigInteger)
+    relayer_org_id: int = Field(index=True, sa_type=BigInteger)
+    relayer: str  # checksum address
+    merkle_root: str  # 0x-prefixed lowercase hex
+    first_receipt: int = Field(index=True, sa_type=BigInteger)
+    last_receipt: int = Field(index=True, sa_type=BigInteger)
+    block_number: int
+    block_time: int = Field(sa_type=BigInteger)
+    tx_hash: str
+    log_index: int
 
 
 class UndoEntry(SQLModel, table=True):
