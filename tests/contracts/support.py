@@ -212,6 +212,7 @@ class ContractsChain:
     registry: Contract = field(init=False)
     catalog: Contract = field(init=False)
     sharing: Contract = field(init=False)
+    algorithms: Contract = field(init=False)
 
     def __post_init__(self) -> None:
         self.decoder = ErrorDecoder(self.deployment["errors_abi"])
@@ -219,6 +220,7 @@ class ContractsChain:
         self.registry = contract(self.w3, self.deployment, "DeviceRegistry")
         self.catalog = contract(self.w3, self.deployment, "DataCatalog")
         self.sharing = contract(self.w3, self.deployment, "SharingAgreements")
+        self.algorithms = contract(self.w3, self.deployment, "AlgorithmRegistry")
 
     @property
     def deployment(self) -> Deployment:
