@@ -11,6 +11,10 @@ Invariants:
   each revision. Sharing: `sharing_requests` holds each request's state, `sharing_approvals` every signed
   decision relayed on-chain (approve, refuse, revoke). "Expired" is never stored: readers compare
   `expires_at` with the time.
+- Algorithm center: `algorithms` holds each algorithm's record, status and latest evaluation,
+  `algorithm_evaluations` every evaluation in chain order, `entry_algorithms` the admissions in force (a
+  withdrawal deletes the row; whether an admission counts is decided by readers joining the algorithm's
+  status). `receipt_batches` holds every anchored batch of data-zone usage receipts (append-only).
 - Events without a handler (RoleAdminChanged, ThresholdChanged, ...) are skipped: the mirror holds no state
   for them.
 """
@@ -26,6 +30,7 @@ from eth_utils import keccak
 from indexer.abi import DecodedLog
 
 __all__ = [
+    "ALGORITHM_STATUSES",
     "ENTRY_STATUSES",
     "FORM_NAMES",
     "HANDLERS",
@@ -53,6 +58,7 @@ INSPECTION_RESULTS = ("passed", "issues", "failed")
 SHARE_CONDITIONS = ("unconditional", "conditional", "not_shareable")
 ENTRY_STATUSES = ("none", "draft", "published", "deprecated")
 REQUEST_STATUSES = ("none", "pending", "granted", "refused", "revoked")
+ALGORITHM_STATUSES = ("none", "submitted", "evaluated", "listed", "delisted")
 # Form bits of DataCatalog (FORM_RAW, FORM_DESENSITIZED, FORM_RESULT_ONLY) and their names, in bit order.
 FORM_NAMES: dict[int, str] = {1: "raw", 2: "desensitized", 4: "result_only"}
 
@@ -552,6 +558,112 @@ def approval_threshold_set(log: DecodedLog, ctx: HandlerContext) -> None:
     )
 
 
+# ---------------------------------------------------------------- AlgorithmRegistry
+
+
+def algorithm_submitted(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    name, version, code_hash, outputs = a["input"]
+    at = ctx.block_time(log.block_number)
+    ctx.insert(
+        "algorithms",
+        {
+            "algorithm_id": a["algorithmId"],
+            "name": name,
+            "version": version,
+            "code_hash": code_hash,
+            "outputs": outputs,
+            "input_hash": a["inputHash"],
+            "submitter_org_id": a["submitterOrg"],
+            "submitter": a["submitter"],
+            "status": "submitted",
+            "status_reason": "",
+            "score": None,
+            "report_hash": None,
+            "submitted_block": log.block_number,
+            "submitted_tx_hash": log.tx_hash,
+            "submitted_at": at,
+            "updated_block": log.block_number,
+            "updated_tx_hash": log.tx_hash,
+            "updated_at": at,
+        },
+    )
+
+
+def _algorithm(log: DecodedLog, ctx: HandlerContext) -> dict[str, Any]:
+    row = ctx.get("algorithms", (log.args["algorithmId"],))
+    if row is None:
+        raise ValueError(f"{log.key} for unknown algorithm {log.args['algorithmId']}")
+    row.update(updated_block=log.block_number, updated_tx_hash=log.tx_hash, updated_at=ctx.block_time(log.block_number))
+    return row
+
+
+def algorithm_evaluated(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    row = _algorithm(log, ctx)
+    row.update(score=a["score"], report_hash=a["reportHash"])
+    ctx.put("algorithms", row)
+    ctx.append(
+        "algorithm_evaluations",
+        {
+            "algorithm_id": a["algorithmId"],
+            "reviewer_org_id": a["reviewerOrg"],
+            "reviewer": a["reviewer"],
+            "report_hash": a["reportHash"],
+            "score": a["score"],
+            "passed": a["passed"],
+            "block_number": log.block_number,
+            "block_time": ctx.block_time(log.block_number),
+            "tx_hash": log.tx_hash,
+            "log_index": log.log_index,
+        },
+    )
+
+
+def algorithm_status_changed(log: DecodedLog, ctx: HandlerContext) -> None:
+    row = _algorithm(log, ctx)
+    row.update(status=_enum(ALGORITHM_STATUSES, log.args["toStatus"]), status_reason=log.args["reason"])
+    ctx.put("algorithms", row)
+
+
+def algorithm_admitted(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    ctx.put(
+        "entry_algorithms",
+        {
+            "entry_id": a["entryId"],
+            "algorithm_id": a["algorithmId"],
+            "owner_org_id": a["ownerOrg"],
+            "admitted_by": a["by"],
+            "block_number": log.block_number,
+            "tx_hash": log.tx_hash,
+        },
+    )
+
+
+def algorithm_withdrawn(log: DecodedLog, ctx: HandlerContext) -> None:
+    ctx.delete("entry_algorithms", (log.args["entryId"], log.args["algorithmId"]))
+
+
+def usage_receipts_anchored(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    ctx.append(
+        "receipt_batches",
+        {
+            "batch_id": a["batchId"],
+            "relayer_org_id": a["relayerOrg"],
+            "relayer": a["relayer"],
+            "merkle_root": a["merkleRoot"],
+            "first_receipt": a["firstReceipt"],
+            "last_receipt": a["lastReceipt"],
+            "block_number": log.block_number,
+            "block_time": ctx.block_time(log.block_number),
+            "tx_hash": log.tx_hash,
+            "log_index": log.log_index,
+        },
+    )
+
+
 HANDLERS: dict[str, Handler] = {
     "Consortium:MemberAdmitted": member_admitted,
     "Consortium:MemberStatusChanged": member_status_changed,
@@ -574,6 +686,12 @@ HANDLERS: dict[str, Handler] = {
     "SharingAgreements:SharingRefused": sharing_refused,
     "SharingAgreements:SharingRevoked": sharing_revoked,
     "SharingAgreements:ApprovalThresholdSet": approval_threshold_set,
+    "SharingAgreements:UsageReceiptsAnchored": usage_receipts_anchored,
+    "AlgorithmRegistry:AlgorithmSubmitted": algorithm_submitted,
+    "AlgorithmRegistry:AlgorithmEvaluated": algorithm_evaluated,
+    "AlgorithmRegistry:AlgorithmStatusChanged": algorithm_status_changed,
+    "AlgorithmRegistry:AlgorithmAdmitted": algorithm_admitted,
+    "AlgorithmRegistry:AlgorithmWithdrawn": algorithm_withdrawn,
 }
 
 # Rows a handler reads, so a range's reads can be fetched in bulk before its handlers run.
@@ -589,6 +707,8 @@ PREFETCH: dict[str, Callable[[DecodedLog], tuple[str, tuple[Any, ...]]]] = {
     "SharingAgreements:SharingGranted": lambda log: ("sharing_requests", (log.args["requestId"],)),
     "SharingAgreements:SharingRefused": lambda log: ("sharing_requests", (log.args["requestId"],)),
     "SharingAgreements:SharingRevoked": lambda log: ("sharing_requests", (log.args["requestId"],)),
+    "AlgorithmRegistry:AlgorithmEvaluated": lambda log: ("algorithms", (log.args["algorithmId"],)),
+    "AlgorithmRegistry:AlgorithmStatusChanged": lambda log: ("algorithms", (log.args["algorithmId"],)),
 }
 
 # Events whose history rows need the block time and the transaction sender.
@@ -603,5 +723,9 @@ NEEDS_BLOCK_FACTS = frozenset(
         "SharingAgreements:SharingApproved",
         "SharingAgreements:SharingRefused",
         "SharingAgreements:SharingRevoked",
+        "SharingAgreements:UsageReceiptsAnchored",
+        "AlgorithmRegistry:AlgorithmSubmitted",
+        "AlgorithmRegistry:AlgorithmEvaluated",
+        "AlgorithmRegistry:AlgorithmStatusChanged",
     }
 )

@@ -1,7 +1,9 @@
 """Dump the mirror tables to sorted, comparable lists: "the SQL equals a fresh replay" as one `==`.
 
-Surrogate ids (`id` of the history tables: device events, inspections, catalog versions, sharing decisions)
-are left out because they depend on insertion history, not on the chain; every other column is kept.
+Surrogate ids (`id` of the history tables: device events, inspections, catalog versions, sharing decisions,
+algorithm evaluations) are left out because they depend on insertion history, not on the chain; every other
+column is kept. The tables are those of `indexer.store` (projection and history), so a new mirror table is
+compared as soon as the store knows it.
 Indexer bookkeeping (checkpoint, block hashes, undo journal) depends on when the head was seen and is not
 part of the mirror.
 """

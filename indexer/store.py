@@ -60,13 +60,25 @@ PROJECTION_TABLES: dict[str, Table] = {
             models.CatalogSearch,
             models.SharingRequest,
             models.ApprovalThreshold,
+            models.Algorithm,
+            models.EntryAlgorithm,
         ),
     )
 }
 # History tables: append-only, one row per log, removed on rewind by block number.
 APPEND_TABLES: dict[str, Table] = {
     t.name: t
-    for t in map(_table, (models.DeviceEvent, models.Inspection, models.CatalogEntryVersion, models.SharingApproval))
+    for t in map(
+        _table,
+        (
+            models.DeviceEvent,
+            models.Inspection,
+            models.CatalogEntryVersion,
+            models.SharingApproval,
+            models.AlgorithmEvaluation,
+            models.ReceiptBatch,
+        ),
+    )
 }
 
 _BLOCKS = _table(models.IndexedBlock)
