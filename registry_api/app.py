@@ -33,7 +33,7 @@ from indexer.service import Indexer, create_mirror_engine
 from registry_api.auth import create_token_table
 from registry_api.errors import install_error_handlers
 from registry_api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
-from registry_api.routers import catalog, code_rules, devices, health, members, operations, sharing
+from registry_api.routers import algorithms, catalog, code_rules, devices, health, members, operations, sharing
 from registry_api.search import create_search_tables
 from registry_api.state import AppState
 
@@ -66,6 +66,11 @@ TAGS: list[dict[str, Any]] = [
         "name": "sharing",
         "description": "Sharing requests, the approvers' EIP-712 signed decisions (relayed, never made by the API), "
         "and grants.",
+    },
+    {
+        "name": "algorithms",
+        "description": "The algorithm center: submit, evaluate (REVIEWER), list and delist algorithms; the "
+        "listed algorithms each catalog entry's owner admits for the data zone.",
     },
     {"name": "operations", "description": "Writes on their way to the chain."},
     {"name": "members", "description": "Member organisations, their accounts and roles."},
@@ -208,6 +213,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         catalog.router,
         sharing.router,
         sharing.grants_router,
+        algorithms.router,
+        algorithms.entry_router,
         operations.router,
         members.router,
         code_rules.router,

@@ -31,7 +31,7 @@ from chain_gateway.errors import (
     IdempotencyConflict,
     InvalidCall,
 )
-from indexer.handlers import DEVICE_STATUSES, LIFECYCLE_ACTIONS, role_name
+from indexer.handlers import ALGORITHM_STATUSES, DEVICE_STATUSES, LIFECYCLE_ACTIONS, role_name
 
 __all__ = [
     "ApiError",
@@ -184,6 +184,33 @@ def _entry_status(value: Any) -> str:
 
 def _request_status(value: Any) -> str:
     return _REQUEST_STATUSES[value] if isinstance(value, int) and 0 <= value < len(_REQUEST_STATUSES) else str(value)
+
+
+def _algorithm_status(value: Any) -> str:
+    if isinstance(value, int) and 0 <= value < len(ALGORITHM_STATUSES):
+        return ALGORITHM_STATUSES[value]
+    return str(value)
+
+
+def _algorithm_illegal_status(a: dict[str, Any]) -> RevertInfo:
+    """A refused status move; from `delisted` (final) it gets its own code: nothing is done to a delisted one."""
+    current, wanted = _algorithm_status(a.get("fromStatus")), _algorithm_status(a.get("toStatus"))
+    if current == "delisted":
+        return RevertInfo(
+            _CONFLICT,
+            "ALGORITHM_DELISTED",
+            f"algorithm {a.get('algorithmId')} is delisted, which is final (submit a new version)",
+            "algorithm_id",
+            extra={"status": current},
+        )
+    return RevertInfo(
+        _CONFLICT,
+        "ILLEGAL_STATUS",
+        f"algorithm {a.get('algorithmId')} is {current}: it cannot become {wanted} "
+        "(submitted -> evaluated -> listed -> delisted)",
+        "algorithm_id",
+        extra={"status": current},
+    )
 
 
 def _form_names(mask: Any) -> str:
@@ -363,6 +390,66 @@ _REVERTS: dict[str, Callable[[dict[str, Any]], RevertInfo]] = {
         "ALREADY_APPROVED",
         f"{a.get('approver')} has already approved request {a.get('requestId')}",
         "approver",
+    ),
+    # ------------------------------------------------------------ AlgorithmRegistry
+    "AlgorithmUnknown": lambda a: RevertInfo(
+        _MISSING, "ALGORITHM_NOT_FOUND", f"no algorithm {a.get('algorithmId')}", "algorithm_id"
+    ),
+    "AlgorithmEmptyName": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "the name must not be empty", "name"),
+    "AlgorithmEmptyVersion": lambda a: RevertInfo(
+        _INVALID, "VALIDATION_ERROR", "the version must not be empty", "version"
+    ),
+    "AlgorithmZeroCodeHash": lambda a: RevertInfo(
+        _INVALID, "VALIDATION_ERROR", "the code hash must not be zero", "code_hash"
+    ),
+    "AlgorithmDuplicate": lambda a: RevertInfo(
+        _CONFLICT,
+        "ALGORITHM_DUPLICATE",
+        f"algorithm {a.get('name')} {a.get('version')} is already submitted (submit another version)",
+        "version",
+    ),
+    "AlgorithmBadScore": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "score is 0..100", "score"),
+    "AlgorithmSelfEvaluation": lambda a: RevertInfo(
+        _FORBIDDEN,
+        "SELF_EVALUATION",
+        f"algorithm {a.get('algorithmId')} was submitted by your organisation: another org's REVIEWER evaluates "
+        "and lists it",
+        "algorithm_id",
+    ),
+    "AlgorithmIllegalStatus": _algorithm_illegal_status,
+    "AlgorithmNotPassed": lambda a: RevertInfo(
+        _CONFLICT,
+        "NOT_PASSED",
+        f"algorithm {a.get('algorithmId')} scored {a.get('score')} at its latest evaluation; listing needs "
+        f"{a.get('passMark')}",
+        "algorithm_id",
+        extra={"score": a.get("score"), "pass_mark": a.get("passMark")},
+    ),
+    "AlgorithmNotListed": lambda a: RevertInfo(
+        _CONFLICT,
+        "ALGORITHM_NOT_LISTED",
+        f"algorithm {a.get('algorithmId')} is {_algorithm_status(a.get('status'))}: only listed algorithms are "
+        "admitted",
+        "algorithm_id",
+        extra={"status": _algorithm_status(a.get("status"))},
+    ),
+    "AlgorithmNotEntryOwner": lambda a: RevertInfo(
+        _FORBIDDEN,
+        "NOT_ENTRY_OWNER",
+        f"catalog entry {a.get('entryId')} belongs to another organisation: its owner admits algorithms for it",
+        "entry_id",
+    ),
+    "AlgorithmAlreadyAdmitted": lambda a: RevertInfo(
+        _CONFLICT,
+        "ALREADY_ADMITTED",
+        f"algorithm {a.get('algorithmId')} is already admitted for catalog entry {a.get('entryId')}",
+        "algorithm_id",
+    ),
+    "AlgorithmNotAdmitted": lambda a: RevertInfo(
+        _MISSING,
+        "NOT_ADMITTED",
+        f"algorithm {a.get('algorithmId')} is not admitted for catalog entry {a.get('entryId')}",
+        "algorithm_id",
     ),
 }
 
