@@ -35,6 +35,10 @@ operations_app = typer.Typer(help="Operations (writes on their way to the chain)
 catalog_app = typer.Typer(help="The data catalog through the API: list, search, get, create, versions, lineage.")
 request_app = typer.Typer(help="Sharing requests through the API: create, list, get.")
 grants_app = typer.Typer(help="Grants through the API: list, revoke (signed locally by an approver).")
+algorithms_app = typer.Typer(
+    help="The algorithm center through the API: submit, list, show, evaluate, publish, delist, and the admissions "
+    "of catalog entries (admit, withdraw, admitted)."
+)
 app.add_typer(gateway_app, name="gateway")
 app.add_typer(indexer_app, name="indexer")
 app.add_typer(tokens_app, name="tokens")
@@ -43,6 +47,7 @@ app.add_typer(operations_app, name="operations")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(request_app, name="request")
 app.add_typer(grants_app, name="grants")
+app.add_typer(algorithms_app, name="algorithms")
 
 console = Console()
 err = Console(stderr=True)
@@ -817,6 +822,257 @@ def grants_revoke(
     key = _approver_key(approver, keystore, key_from_credentials)
     accepted = _decide((api, token, org), grant_id, approver, "revoke", reason, key, deadline_seconds, idempotency_key)
     _finish((api, token, org), accepted, wait, timeout)
+
+
+# ---------------------------------------------------------------- client: algorithm center
+
+
+def _show_algorithms(page: dict[str, Any], offset: int) -> None:
+    table = Table(title=f"{page['count']} algorithms")
+    for column in ("id", "name", "version", "submitter", "status", "score", "code hash", "block"):
+        table.add_column(column)
+    for a in page["data"]:
+        score = "" if a["score"] is None else str(a["score"])
+        table.add_row(
+            str(a["id"]), a["name"], a["version"], a["submitter_org"] or "", a["status"], score,
+            a["code_hash"][:18] + "…", str(a["block_number"]),
+        )  # fmt: skip
+    console.print(table)
+    shown_to = offset + len(page["data"])
+    if shown_to < page["count"]:
+        console.print(f"{offset + 1}-{shown_to} of {page['count']}; next page: --offset {shown_to}")
+
+
+def _show_algorithm(a: dict[str, Any]) -> None:
+    reason = f" ({a['status_reason']})" if a["status_reason"] else ""
+    console.print(f"[bold]{a['id']}[/] {a['name']} {a['version']}: [bold]{a['status']}[/]{reason}")
+    for key in ("submitter_org", "submitter", "code_hash", "input_hash", "score", "report_hash", "submitted_at",
+                "tx_hash", "updated_at"):  # fmt: skip
+        console.print(f"  {key}: {a[key]}")
+    console.print(f"  outputs: {json.dumps(a['outputs'], ensure_ascii=False)}")
+    evaluations = Table("reviewer", "score", "passed", "report hash", "time", "tx", title="evaluations")
+    for e in a["evaluations"]:
+        evaluations.add_row(
+            e["reviewer_org"] or e["reviewer"], str(e["score"]), "yes" if e["passed"] else "no",
+            e["report_hash"][:18] + "…", e["time"], e["tx_hash"][:18] + "…",
+        )  # fmt: skip
+    console.print(evaluations)
+    admissions = Table("entry", "title", "owner", "admitted by", "block", title="admitted by entries")
+    for m in a["admissions"]:
+        admissions.add_row(
+            str(m["entry_id"]), m["entry_title"] or "", m["owner_org"] or "", m["admitted_by"], str(m["block_number"])
+        )
+    console.print(admissions)
+
+
+@algorithms_app.command("submit")
+def algorithms_submit(
+    name: Annotated[str, typer.Option("--name", help="algorithm name, e.g. grouped_count")],
+    version: Annotated[str, typer.Option("--version", help="version; name and version are unique together")],
+    outputs: Annotated[str, typer.Option("--outputs", help="declared outputs: a JSON object, or @file holding one")],
+    code_hash: Annotated[
+        str | None, typer.Option("--code-hash", help="keccak256 of the implementation (0x + 64 hex)")
+    ] = None,
+    code_file: Annotated[
+        Path | None, typer.Option("--code-file", help="the implementation file: its keccak256 is the code hash")
+    ] = None,
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Submit an algorithm of your org for evaluation (give --code-hash or --code-file)."""
+    from eth_utils import keccak
+
+    if (code_hash is None) == (code_file is None):
+        raise typer.BadParameter("give --code-hash or --code-file (one of them)", param_hint="--code-hash")
+    if code_file is not None:
+        if not code_file.is_file():
+            raise typer.BadParameter(f"{code_file} is not a file", param_hint="--code-file")
+        code_hash = "0x" + keccak(code_file.read_bytes()).hex()
+    try:
+        declared = json.loads(_read_text(Path(outputs[1:]), "--outputs") if outputs.startswith("@") else outputs)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--outputs") from exc
+    body = {"name": name, "version": version, "code_hash": code_hash, "outputs": declared}
+    accepted = _call(api, token, org, "post", "/v1/algorithms", body, idempotency_key)
+    _finish((api, token, org), accepted, wait, timeout)
+
+
+def _read_text(path: Path, param_hint: str) -> str:
+    """A UTF-8 text file's content, or a usage error naming the option it came from."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc}", param_hint=param_hint) from exc
+
+
+@algorithms_app.command("list")
+def algorithms_list(
+    status: Annotated[str | None, typer.Option(help="submitted|evaluated|listed|delisted")] = None,
+    name: Annotated[str | None, typer.Option(help="exact algorithm name (every version)")] = None,
+    submitter: Annotated[str | None, typer.Option(help="submitter org code")] = None,
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List algorithms with their status and latest score, as a table (or --json)."""
+    page = _call(
+        api, token, org, "get", "/v1/algorithms", status=status, name=name, submitter=submitter, limit=limit,
+        offset=offset,
+    )  # fmt: skip
+    if as_json:
+        _print_json(page)
+    else:
+        _show_algorithms(page, offset)
+
+
+@algorithms_app.command("show")
+def algorithms_show(
+    algorithm_id: Annotated[int, typer.Argument(help="algorithm id")],
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one algorithm with every evaluation and the entries that admit it."""
+    algorithm = _call(api, token, org, "get", f"/v1/algorithms/{algorithm_id}")
+    if as_json:
+        _print_json(algorithm)
+    else:
+        _show_algorithm(algorithm)
+
+
+@algorithms_app.command("evaluate")
+def algorithms_evaluate(
+    algorithm_id: Annotated[int, typer.Argument(help="algorithm id")],
+    score: Annotated[int, typer.Option("--score", help="0..100; 60 or more passes")],
+    report: Annotated[
+        str | None, typer.Option("--report", help="the report text (its keccak256 goes on-chain)")
+    ] = None,
+    report_file: Annotated[Path | None, typer.Option("--report-file", help="a file holding the report text")] = None,
+    report_hash: Annotated[
+        str | None, typer.Option("--report-hash", help="keccak256 of a report kept elsewhere (0x + 64 hex)")
+    ] = None,
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Record an evaluation (测评) as a REVIEWER of another org than the submitter's: report and score."""
+    given = [v for v in (report, report_file, report_hash) if v is not None]
+    if len(given) != 1:
+        raise typer.BadParameter("give one of --report, --report-file, --report-hash", param_hint="--report")
+    body: dict[str, Any] = {"score": score}
+    if report_hash is not None:
+        body["report_hash"] = report_hash
+    elif report_file is not None:
+        body["report"] = _read_text(report_file, "--report-file")
+    else:
+        body["report"] = report
+    path = f"/v1/algorithms/{algorithm_id}/evaluations"
+    accepted = _call(api, token, org, "post", path, body, idempotency_key)
+    _finish((api, token, org), accepted, wait, timeout)
+
+
+@algorithms_app.command("publish")
+def algorithms_publish(
+    algorithm_id: Annotated[int, typer.Argument(help="algorithm id")],
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """List (上架) an evaluated algorithm whose latest score passes, as a REVIEWER."""
+    accepted = _call(api, token, org, "post", f"/v1/algorithms/{algorithm_id}/listing", {}, idempotency_key)
+    _finish((api, token, org), accepted, wait, timeout)
+
+
+@algorithms_app.command("delist")
+def algorithms_delist(
+    algorithm_id: Annotated[int, typer.Argument(help="algorithm id")],
+    reason: Annotated[str, typer.Option("--reason", help="why it is taken down (final)")],
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Delist (下架) an algorithm as a REVIEWER: every admission of it stops counting at once."""
+    path = f"/v1/algorithms/{algorithm_id}/delisting"
+    accepted = _call(api, token, org, "post", path, {"reason": reason}, idempotency_key)
+    _finish((api, token, org), accepted, wait, timeout)
+
+
+@algorithms_app.command("admit")
+def algorithms_admit(
+    entry_id: Annotated[int, typer.Argument(help="catalog entry id (of your org)")],
+    algorithm_id: Annotated[int, typer.Argument(help="a listed algorithm's id")],
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Admit a listed algorithm for one of your org's catalog entries in the data zone (REGISTRAR)."""
+    body = {"algorithm_id": algorithm_id}
+    accepted = _call(api, token, org, "post", f"/v1/catalog/{entry_id}/algorithms", body, idempotency_key)
+    _finish((api, token, org), accepted, wait, timeout)
+
+
+@algorithms_app.command("withdraw")
+def algorithms_withdraw(
+    entry_id: Annotated[int, typer.Argument(help="catalog entry id (of your org)")],
+    algorithm_id: Annotated[int, typer.Argument(help="the admitted algorithm's id")],
+    idempotency_key: KeyOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = 60.0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Withdraw an algorithm's admission for one of your org's catalog entries (REGISTRAR)."""
+    path = f"/v1/catalog/{entry_id}/algorithms/{algorithm_id}"
+    accepted = _call(api, token, org, "delete", path, idempotency_key)
+    _finish((api, token, org), accepted, wait, timeout)
+
+
+@algorithms_app.command("admitted")
+def algorithms_admitted(
+    entry_id: Annotated[int, typer.Argument(help="catalog entry id")],
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The algorithms a catalog entry admits; only listed ones are usable in the data zone."""
+    page = _call(api, token, org, "get", f"/v1/catalog/{entry_id}/algorithms", limit=limit, offset=offset)
+    if as_json:
+        _print_json(page)
+        return
+    table = Table(title=f"entry {entry_id}: {page['count']} admitted, {page['usable']} usable")
+    for column in ("id", "name", "version", "status", "usable", "admitted by", "block"):
+        table.add_column(column)
+    for item in page["data"]:
+        a = item["algorithm"]
+        table.add_row(
+            str(a["id"]), a["name"], a["version"], a["status"], "[green]yes[/]" if item["usable"] else "[red]no[/]",
+            item["admitted_by"], str(item["block_number"]),
+        )  # fmt: skip
+    console.print(table)
 
 
 # ---------------------------------------------------------------- dev profile (registry_api/devnet.py)

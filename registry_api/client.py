@@ -132,6 +132,11 @@ class ApiClient:
         result: dict[str, Any] = self.request("POST", path, json=body, headers=headers)
         return result
 
+    def delete(self, path: str, idempotency_key: str | None = None) -> dict[str, Any]:
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        result: dict[str, Any] = self.request("DELETE", path, headers=headers)
+        return result
+
     def approval_typed_data(
         self, request_id: int, approver: str, decision: str = "approve", reason: str = "", deadline_seconds: int = 600
     ) -> dict[str, Any]:
