@@ -10,8 +10,32 @@
 A job, as the zone service runs it (the service, routes and receipts live beside, in service.py):
 
     policy = policy_for(entry.schema, entry.grade)
-    admit_epsilon(policy, epsilon, spent_by_grant)
-    impl = implementation_for(code_hash)
-    raw = impl.execute(dataset_for(entry.classification, entry.id), params)
-    released = release(raw, k=policy.k, epsilon=epsilon)
+    admit_epsilon(policy, epsilon, spent_by_grant)            # BudgetRefused
+    impl = implementation_for(code_hash)                      # UnknownAlgorithm
+    raw = impl.execute(dataset_for(entry.classification, entry.id), params)   # InvalidParams
+    released = release(raw, k=policy.k, epsilon=epsilon)     # only released.as_dict() leaves the zone
 """
+
+from registry_api.zone.algorithms import BUILTIN_ALGORITHMS, Implementation, RawResult, implementation_for
+from registry_api.zone.datasets import Dataset, dataset_for
+from registry_api.zone.disclosure import Released, release
+from registry_api.zone.errors import ZoneError
+from registry_api.zone.masking import check_schema, desensitize
+from registry_api.zone.policy import PrivacyPolicy, admit_epsilon, policy_for
+
+__all__ = [
+    "BUILTIN_ALGORITHMS",
+    "Dataset",
+    "Implementation",
+    "PrivacyPolicy",
+    "RawResult",
+    "Released",
+    "ZoneError",
+    "admit_epsilon",
+    "check_schema",
+    "dataset_for",
+    "desensitize",
+    "implementation_for",
+    "policy_for",
+    "release",
+]
