@@ -233,7 +233,7 @@ def _accumulate(
 def grouped_count(dataset: Dataset, params: GroupedCountParams) -> RawResult:
     """Rows per group of the group_by columns."""
     columns = _key_columns(dataset, params.group_by, "group_by")
-    counts = Counter(_keys(columns, len(dataset)))
+    counts = Counter(_keys(columns, len(dataset))) if columns else Counter({(): len(dataset)})  # even of no rows
     groups = tuple(
         RawGroup(key, size, float(size)) for key, size in sorted(counts.items(), key=lambda kv: _order(kv[0]))
     )
