@@ -38,6 +38,22 @@ class Settings(BaseSettings):
     run_gateway_in_api: bool = True
     run_indexer_in_api: bool = True
     log_json: bool = False
+    # resolver and data zone
+    capability_key_path: Path = Field(
+        default=VAR_DIR / "keys" / "capability-es256.pem",
+        description="the resolver's ES256 signing key (PEM, 0600, made on first start); a `<stem>.previous.pem` "
+        "beside it stays published in the JWKS during a rotation",
+    )
+    capability_issuer: str = "dirchain-resolver"
+    capability_ttl_seconds: int = Field(default=300, ge=1, description="longest life of a capability token")
+    zone_masking_key_path: Path = Field(
+        default=VAR_DIR / "keys" / "zone-masking.key", description="HMAC secret of the desensitized form's hashes"
+    )
+    zone_operator_org: str = Field(default="BJ-EIB", description="org whose RELAYER account anchors usage receipts")
+    receipt_anchor_interval_seconds: float = Field(
+        default=60.0, ge=0, description="how often the API anchors new usage receipts; 0: not in the API"
+    )
+    receipt_anchor_batch_max: int = Field(default=10_000, ge=1, description="receipts per anchored Merkle root")
 
     @property
     def rpc_url(self) -> str:

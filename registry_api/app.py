@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC
 from pathlib import Path
 from typing import Any
@@ -30,14 +31,39 @@ from chain_gateway.outbox import create_outbox_engine
 from chain_gateway.rpc import JsonRpcClient
 from chain_gateway.settings import Settings, get_settings
 from indexer.service import Indexer, create_mirror_engine
+from registry_api.anchoring import ReceiptAnchorer
 from registry_api.auth import create_token_table
+from registry_api.capability import SigningKeys, load_secret
+from registry_api.crud_sharing import ChainClock
 from registry_api.errors import install_error_handlers
 from registry_api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
-from registry_api.routers import algorithms, catalog, code_rules, devices, health, members, operations, sharing
+from registry_api.receipts import create_receipt_tables
+from registry_api.resolver import Resolver
+from registry_api.routers import (
+    algorithms,
+    catalog,
+    code_rules,
+    devices,
+    health,
+    members,
+    operations,
+    resolver,
+    sharing,
+    zone,
+)
 from registry_api.search import create_search_tables
 from registry_api.state import AppState
+from registry_api.zone.service import ZoneService, create_zone_tables
 
-__all__ = ["API_VERSION", "create_app", "create_read_engine", "start_services", "stop_services"]
+__all__ = [
+    "API_VERSION",
+    "ZoneParts",
+    "create_app",
+    "create_read_engine",
+    "start_services",
+    "start_zone",
+    "stop_services",
+]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +97,16 @@ TAGS: list[dict[str, Any]] = [
         "name": "algorithms",
         "description": "The algorithm center: submit, evaluate (REVIEWER), list and delist algorithms; the "
         "listed algorithms each catalog entry's owner admits for the data zone.",
+    },
+    {
+        "name": "resolver",
+        "description": "Permit or deny a read or a computation, with proof and an ES256 capability token that data "
+        "holders verify offline against the published keys.",
+    },
+    {
+        "name": "data zone",
+        "description": "Usable but invisible: admitted algorithms run where the data is and only results under "
+        "disclosure control leave; rows behind a capability token; usage receipts anchored on-chain.",
     },
     {"name": "operations", "description": "Writes on their way to the chain."},
     {"name": "members", "description": "Member organisations, their accounts and roles."},
@@ -179,13 +215,61 @@ def stop_services(state: AppState) -> None:
     state.outbox_engine.dispose()
 
 
+@dataclass(frozen=True)
+class ZoneParts:
+    """The resolver, the data zone and the receipt anchoring job of a running API."""
+
+    keys: SigningKeys
+    clock: ChainClock
+    resolver: Resolver
+    zone: ZoneService
+    anchorer: ReceiptAnchorer
+
+
+def start_zone(state: AppState) -> ZoneParts:
+    """Signing keys (made on first start), the receipt and zone tables, and the anchoring job on the scheduler
+    (started here if the indexer does not run in-process) unless `receipt_anchor_interval_seconds` is 0."""
+    settings = state.settings
+    keys = SigningKeys.load_or_create(settings.capability_key_path)
+    create_receipt_tables(state.engine)
+    create_zone_tables(state.engine)
+    clock = ChainClock()
+    resolver_ = Resolver(
+        state.engine,
+        keys,
+        state.health_rpc,
+        issuer=settings.capability_issuer,
+        ttl_seconds=settings.capability_ttl_seconds,
+        clock=clock,
+    )
+    zone_ = ZoneService(state.engine, resolver_, load_secret(settings.zone_masking_key_path))
+    anchorer = ReceiptAnchorer(
+        state.engine, state.gateway, settings.zone_operator_org, settings.receipt_anchor_batch_max
+    )
+    if settings.receipt_anchor_interval_seconds > 0:
+        if state.scheduler is None:
+            state.scheduler = BackgroundScheduler(timezone=UTC)
+            state.scheduler.start()
+        anchorer.schedule(state.scheduler, settings.receipt_anchor_interval_seconds)
+    return ZoneParts(keys, clock, resolver_, zone_, anchorer)
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = start_services(app.state.settings)
+    try:
+        parts = start_zone(state)
+    except Exception:
+        stop_services(state)
+        raise
     app.state.services = state
     app.state.engine = state.engine
     app.state.gateway = state.gateway
     app.state.indexer = state.indexer
+    app.state.chain_clock = parts.clock  # shared with the sharing routes: one block-time lookup per block
+    app.state.resolver = parts.resolver
+    app.state.zone = parts.zone
+    app.state.anchorer = parts.anchorer
     try:
         yield
     finally:
@@ -218,6 +302,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operations.router,
         members.router,
         code_rules.router,
+        resolver.router,
+        zone.router,
         health.router,
     ):
         app.include_router(router)

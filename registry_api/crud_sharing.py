@@ -76,12 +76,16 @@ class ChainClock:
         stored = getattr(checkpoint, "block_time", None)
         if stored:
             return int(stored)
+        return self.block_time(session, rpc, checkpoint.block_hash)
+
+    def block_time(self, session: Session, rpc: JsonRpcClient, block_hash: str) -> int | None:
+        """The time of the mirrored block `block_hash` (asked of the node once per hash)."""
         with self._lock:
-            known = self._by_hash.get(checkpoint.block_hash)
+            known = self._by_hash.get(block_hash)
         if known is not None:
             return known
         try:
-            block = rpc.call("eth_getBlockByHash", [checkpoint.block_hash, False])
+            block = rpc.call("eth_getBlockByHash", [block_hash, False])
         except (GatewayRPCError, RpcErrorAnswer):
             block = None
         if block is None:  # unreachable node, or the block was reorganised away before the indexer noticed
@@ -90,7 +94,7 @@ class ChainClock:
         with self._lock:
             if len(self._by_hash) > 1_024:
                 self._by_hash.clear()
-            self._by_hash[checkpoint.block_hash] = seconds
+            self._by_hash[block_hash] = seconds
         return seconds
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel
 
-__all__ = ["ApiToken"]
+__all__ = ["ApiToken", "PrivacyBudget", "ReceiptAnchor", "ReceiptSequence", "UsageReceipt", "ZoneJob"]
 
 
 class ApiToken(SQLModel, table=True):
@@ -19,3 +20,90 @@ class ApiToken(SQLModel, table=True):
     label: str = ""
     created_at: float = Field(default_factory=time.time)  # unix seconds
     revoked: bool = False
+
+
+class UsageReceipt(SQLModel, table=True):
+    """A usage receipt: one per capability token issued and per data-zone job (see `registry_api.receipts`).
+
+    `receipt_id` comes from `receipt_sequence` in the writing transaction, so ids are gapless and committed in
+    order; `receipt_hash` = keccak256 of the ABI encoding documented in `registry_api.receipts`.
+    """
+
+    __tablename__ = "usage_receipts"
+    receipt_id: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    kind: str = Field(max_length=8)  # token | job
+    ref: str = Field(max_length=64)  # the token's jti or the job's id (not hashed: the result hash binds it)
+    account: str = Field(max_length=42)  # checksum address of the principal
+    org_code: str = Field(index=True, max_length=64)
+    entry_id: int = Field(index=True, sa_type=BigInteger)
+    entry_version_hash: str = Field(max_length=66)
+    action: str = Field(max_length=32)  # read_raw | read_desensitized | compute
+    form: str = Field(max_length=16)  # raw | desensitized | result_only
+    grant_id: int = Field(sa_type=BigInteger)  # 0: the owner on its own entry
+    algorithm_code_hash: str = Field(max_length=66)  # 0x00..00 unless compute
+    result_hash: str = Field(max_length=66)
+    epsilon_micros: int = Field(sa_type=BigInteger)  # epsilon spent x 1e6 (integers: exact sums)
+    decided_block: int = Field(sa_type=BigInteger)
+    issued_at: int = Field(sa_type=BigInteger)  # unix seconds
+    receipt_hash: str = Field(max_length=66)
+
+
+class ReceiptSequence(SQLModel, table=True):
+    """The next usage-receipt id; its row is locked by the UPDATE that takes an id until the receipt commits."""
+
+    __tablename__ = "receipt_sequence"
+    name: str = Field(primary_key=True, max_length=16)
+    next_id: int = Field(sa_type=BigInteger)
+
+
+class ReceiptAnchor(SQLModel, table=True):
+    """A batch of usage receipts on its way to `SharingAgreements.anchorReceipts`, recorded before it is queued.
+
+    `idempotency_key` is derived from `anchor_id`, so a crash between recording and queueing queues the same
+    operation again, never a second one; `status` is queued (in the outbox) | anchored | failed (retaken).
+    """
+
+    __tablename__ = "receipt_anchors"
+    anchor_id: int | None = Field(default=None, primary_key=True)
+    first_receipt: int = Field(index=True, sa_type=BigInteger)
+    last_receipt: int = Field(sa_type=BigInteger)
+    merkle_root: str = Field(max_length=66)
+    idempotency_key: str = Field(unique=True, max_length=64)
+    operation_id: str | None = Field(default=None, max_length=32)
+    status: str = Field(default="recorded", max_length=16)  # recorded | queued | anchored | failed
+    error: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+
+
+class PrivacyBudget(SQLModel, table=True):
+    """Epsilon spent under one grant, in micro-epsilon; the budget itself comes from the entry's privacy policy."""
+
+    __tablename__ = "privacy_budgets"
+    grant_id: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    entry_id: int = Field(index=True, sa_type=BigInteger)
+    spent_micros: int = Field(default=0, sa_type=BigInteger)
+    jobs: int = 0
+    updated_at: float = Field(default_factory=time.time)
+
+
+class ZoneJob(SQLModel, table=True):
+    """A data-zone job: what ran, on what, under which grant, and what was released (groups only, never rows)."""
+
+    __tablename__ = "zone_jobs"
+    job_id: str = Field(primary_key=True, max_length=32)
+    org_code: str = Field(index=True, max_length=64)
+    account: str = Field(max_length=42)
+    entry_id: int = Field(index=True, sa_type=BigInteger)
+    entry_version_hash: str = Field(max_length=66)
+    algorithm_id: int = Field(sa_type=BigInteger)
+    algorithm_code_hash: str = Field(max_length=66)
+    params: str  # canonical JSON as given
+    grant_id: int = Field(sa_type=BigInteger)  # 0: the owner
+    epsilon_micros: int = Field(sa_type=BigInteger)
+    result: str  # canonical JSON of the release
+    result_hash: str = Field(max_length=66)
+    suppressed: int
+    receipt_id: int = Field(sa_type=BigInteger)
+    decided_block: int = Field(sa_type=BigInteger)
+    created_at: float = Field(default_factory=time.time)
