@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 from web3.contract.contract import ContractFunction
@@ -27,6 +27,7 @@ from tests.contracts.test_algorithm_registry import (
     report_hash,
     status_changes,
 )
+from tests.contracts.test_device_lifecycle_stateful import MACHINE_SETTINGS as DEVICE_MACHINE_SETTINGS
 
 ORGS = {"BJ-PSB": 2, "BJ-CMC": 3, "BJ-CY": 5, "CO-ZHCS": 6}
 REVIEWERS = {"BJ-PSB", "BJ-CMC"}
@@ -36,14 +37,9 @@ SCORES = (0, PASS_MARK - 1, PASS_MARK, 100, 101)
 ACTIONS = ("evaluate", "list", "delist", "admit", "withdraw")
 MAX_ALGORITHMS = 2
 DELIST_REASON = "taken down"
-MACHINE_SETTINGS = settings(
-    max_examples=5,
-    stateful_step_count=12,
-    deadline=None,
-    database=None,  # no .hypothesis/ directory in the checkout
-    derandomize=True,  # the same runs every time: a failure here is a contract or model change
-    suppress_health_check=[HealthCheck.too_slow],
-)
+# The device machine's settings (derandomized, no example database), one example fewer: each step here also
+# reads every algorithm's record and admissions.
+MACHINE_SETTINGS = settings(DEVICE_MACHINE_SETTINGS, max_examples=5)
 
 
 @dataclass
