@@ -395,8 +395,8 @@ def _hotline(rng: random.Random) -> Columns:
     # Drawn column by column (choices with cumulative weights, k=total): a tenth of the time of per-row draws.
     day_of = sorted(rng.choices(range(days), k=total))
     hours = rng.choices(range(24), cum_weights=_HOUR_CUMULATIVE, k=total)
-    categories = [c for c, _ in rng.choices(_CATEGORIES, cum_weights=_CATEGORY_CUMULATIVE, k=total)]
-    streets = [s for s, _ in rng.choices(_STREETS, cum_weights=_STREET_CUMULATIVE, k=total)]
+    categories: list[Scalar] = [c for c, _ in rng.choices(_CATEGORIES, cum_weights=_CATEGORY_CUMULATIVE, k=total)]
+    streets: list[Scalar] = [s for s, _ in rng.choices(_STREETS, cum_weights=_STREET_CUMULATIVE, k=total)]
     out: Columns = {"received_at": [], "category": categories, "street": streets}
     out |= {"caller_name": [], "caller_phone": [], "content": []}
     for day, hour, category, street in zip(day_of, hours, categories, streets, strict=True):
