@@ -43,7 +43,7 @@ Columns = dict[str, list[Scalar]]
 BEIJING = timezone(timedelta(hours=8), "CST")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity, not a comparison of every cell, and hashable
 class Dataset:
     """An immutable columnar table: `columns` in schema order, `data[column]` a tuple of cells per row."""
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from registry_api.zone.errors import BudgetRefused, InvalidRelease, InvalidSchema
+from registry_api.zone.masking import SchemaProblem
 
 __all__ = ["GRADE_DEFAULTS", "PrivacyPolicy", "admit_epsilon", "disclosure_problems", "policy_for"]
 
@@ -51,21 +52,29 @@ def _positive_number(value: Any) -> bool:
     return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
-def disclosure_problems(schema: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(field path, message) for each problem of the schema's optional `disclosure` object."""
+def disclosure_problems(schema: Mapping[str, Any]) -> list[SchemaProblem]:
+    """Each problem of the schema's optional `disclosure` object (code INVALID_DISCLOSURE)."""
     if not isinstance(schema, Mapping) or "disclosure" not in schema:
         return []
     disclosure = schema["disclosure"]
     if not isinstance(disclosure, Mapping):
-        return [("disclosure", "disclosure must be an object with k, epsilon_budget and/or max_epsilon_per_job")]
-    problems = [(f"disclosure.{key}", f"unknown disclosure setting {key!r}") for key in disclosure if key not in _KEYS]
+        return [
+            _problem("disclosure", "disclosure must be an object with k, epsilon_budget and/or max_epsilon_per_job")
+        ]
+    problems = [
+        _problem(f"disclosure.{key}", f"unknown disclosure setting {key!r}") for key in disclosure if key not in _KEYS
+    ]
     k = disclosure.get("k", 1)
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        problems.append(("disclosure.k", "k must be a whole number of at least 1"))
+        problems.append(_problem("disclosure.k", "k must be a whole number of at least 1"))
     for key in ("epsilon_budget", "max_epsilon_per_job"):
         if key in disclosure and not _positive_number(disclosure[key]):
-            problems.append((f"disclosure.{key}", f"{key} must be a finite number above 0"))
+            problems.append(_problem(f"disclosure.{key}", f"{key} must be a finite number above 0"))
     return problems
+
+
+def _problem(field: str, message: str) -> SchemaProblem:
+    return SchemaProblem(field, "INVALID_DISCLOSURE", message)
 
 
 def policy_for(schema: Mapping[str, Any] | None, grade: int) -> PrivacyPolicy:
@@ -80,7 +89,7 @@ def policy_for(schema: Mapping[str, Any] | None, grade: int) -> PrivacyPolicy:
         return policy
     problems = disclosure_problems(schema)
     if problems:
-        raise InvalidSchema(problems[0][1], field=problems[0][0])
+        raise InvalidSchema(problems[0].message, field=problems[0].field, code=problems[0].code)
     overrides = {key: value for key, value in (schema.get("disclosure") or {}).items() if key in _KEYS}
     policy = replace(policy, **overrides)
     if policy.max_epsilon_per_job > policy.epsilon_budget:

@@ -38,10 +38,10 @@ def test_schema_disclosure_overrides_the_grade_defaults() -> None:
 )
 def test_ill_formed_disclosure_settings_are_refused_with_their_field(disclosure: Any, field: str) -> None:
     schema = {"fields": [], "disclosure": disclosure}
-    assert disclosure_problems(schema)[0][0] == field
+    assert disclosure_problems(schema)[0].field == field
     with pytest.raises(InvalidSchema) as caught:
         policy_for(schema, 2)
-    assert caught.value.field == field
+    assert caught.value.field == field and caught.value.code == "INVALID_DISCLOSURE"
 
 
 def test_unknown_grade_is_refused() -> None:
