@@ -1,7 +1,9 @@
-"""Session fixtures: a real anvil node with the demo consortium, a real PostgreSQL, and per-test databases.
+"""Shared fixtures: a real anvil node with the demo consortium, a real PostgreSQL, and per-test databases.
 
 Every test that takes `database_url` runs twice: against SQLite and against PostgreSQL.
 Tests that take `chain` get the seeded chain and leave it as they found it (anvil snapshot and revert).
+Each test module gets its own node: after hundreds of evm_snapshot/evm_revert rounds on one long-lived node,
+anvil (1.7.1) was seen answering null for a block below its head and losing contract code in anvil_reorg.
 """
 
 from __future__ import annotations
@@ -21,20 +23,20 @@ from tests.support import TEST_KEYSTORE_PASSWORD
 from tests.support.postgres import PostgresServer
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def anvil() -> Iterator[AnvilNode]:
     with AnvilNode() as node:
         yield node
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def w3(anvil: AnvilNode) -> Web3:
     return Web3(Web3.HTTPProvider(anvil.url))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def seeded(w3: Web3) -> SeededConsortium:
-    """The demo consortium deployed once on the session's anvil."""
+    """The demo consortium deployed once on the module's anvil."""
     return seed_demo_consortium(w3)
 
 
@@ -61,9 +63,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return server.create_database("t_" + uuid.uuid4().hex[:12])
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def keystore_dir(seeded: SeededConsortium, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Every demo org's keys (main accounts and approvers), encrypted once per session."""
+    """Every demo org's keys (main accounts and approvers), encrypted once per module."""
     directory = tmp_path_factory.mktemp("keystore")
     keystore = Keystore(directory, TEST_KEYSTORE_PASSWORD)
     for org in seeded.orgs.values():

@@ -2,8 +2,7 @@
 
 Each backend gets the demo consortium deployed and seeded once per session (eth-tester manages ~24 tx/s);
 every test then starts from that seeded state and the backend is put back after it (eth-tester snapshots,
-anvil `evm_snapshot`/`evm_revert`). On anvil the suite deploys its own contracts next to the session's
-`seeded` deployment, so other test packages that share the node never see the devices made here.
+anvil `evm_snapshot`/`evm_revert`). On anvil the suite has a node of its own for the session.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from eth.vm.forks import ParisVM
 from eth_tester import EthereumTester, PyEVMBackend
 from web3 import EthereumTesterProvider, Web3
 
-from chain_gateway.devnet import ANVIL_MNEMONIC, seed_demo_consortium
+from chain_gateway.devnet import ANVIL_MNEMONIC, AnvilNode, seed_demo_consortium
 from tests.contracts.support import Backend, ContractsChain, pyevm_simulator, rpc_simulator
 
 BACKENDS = ("eth-tester", "anvil")
@@ -61,11 +60,18 @@ def _anvil_backend(w3: Web3) -> Backend:
     return Backend(chain, isolate)
 
 
+@pytest.fixture(scope="session")
+def contracts_anvil() -> Iterator[AnvilNode]:
+    with AnvilNode() as node:
+        yield node
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def contracts_backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "eth-tester":
         return _eth_tester_backend()
-    return _anvil_backend(request.getfixturevalue("w3"))
+    node: AnvilNode = request.getfixturevalue("contracts_anvil")
+    return _anvil_backend(Web3(Web3.HTTPProvider(node.url)))
 
 
 @pytest.fixture
