@@ -48,6 +48,12 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(request_app, name="request")
 app.add_typer(grants_app, name="grants")
 app.add_typer(algorithms_app, name="algorithms")
+zone_app = typer.Typer(help="The data zone: jobs, rows behind a capability token, usage receipts and their anchoring.")
+zone_jobs_app = typer.Typer(help="Data-zone jobs through the API: run, show.")
+zone_receipts_app = typer.Typer(help="Usage receipts through the API: show (with the Merkle proof once anchored).")
+zone_app.add_typer(zone_jobs_app, name="jobs")
+zone_app.add_typer(zone_receipts_app, name="receipts")
+app.add_typer(zone_app, name="zone")
 
 console = Console()
 err = Console(stderr=True)
@@ -1073,6 +1079,218 @@ def algorithms_admitted(
             item["admitted_by"], str(item["block_number"]),
         )  # fmt: skip
     console.print(table)
+
+
+# ---------------------------------------------------------------- client: resolver and data zone
+
+
+def _line(text: str) -> None:
+    """One line of output that is never wrapped (hashes and tokens stay whole for copying)."""
+    console.print(text, soft_wrap=True, highlight=False)
+
+
+def _show_decision(answer: dict[str, Any]) -> None:
+    permit = answer["decision"] == "permit"
+    verdict = "[green]permit[/]" if permit else f"[red]deny[/] [bold]{answer['reason']}[/]"
+    _line(f"{verdict}: {answer['action']} on entry {answer['entry_id']} as {answer['form']} — {answer['message']}")
+    proof, constraints = answer["proof"], answer["constraints"]
+    block = proof["block"]
+    _line(f"  decided at block {block['number']} ({block['hash']}), chain time {proof['chain_time']}")
+    if proof["grant_id"] is not None:
+        _line(f"  grant {proof['grant_id']} ({proof['grant_form']}): request tx {proof['request_tx_hash']}")
+        for tx_hash in proof["approval_tx_hashes"]:
+            _line(f"    approval tx {tx_hash}")
+        _line(f"    grant tx {proof['grant_tx_hash']} (block {proof['grant_block']})")
+    elif proof["basis"] == "owner":
+        _line("  basis: the entry's owner org")
+    shown = {k: v for k, v in constraints.items() if v is not None}
+    if shown:
+        _line(f"  constraints: {json.dumps(shown, ensure_ascii=False)}")
+    capability = answer.get("capability")
+    if capability:
+        _line(f"  capability token (kid {capability['kid']}, expires {capability['expires_at']}, "
+                      f"receipt {capability['receipt_id']}):")  # fmt: skip
+        _line(capability["token"])
+
+
+@app.command("resolve")
+def resolve(
+    entry: Annotated[int, typer.Argument(help="catalog entry id")],
+    action: Annotated[str, typer.Option("--action", help="read_raw | read_desensitized | compute")],
+    algorithm: Annotated[int | None, typer.Option("--algorithm", help="compute: the algorithm id")] = None,
+    epsilon: Annotated[float | None, typer.Option("--epsilon", help="compute: the epsilon to spend")] = None,
+    token_only: Annotated[bool, typer.Option("--token-only", help="print only the capability token")] = False,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask the resolver whether your org may read or compute on an entry; a permit prints its capability token.
+
+    Exit code 0 for a permit, 3 for a deny (the reason is printed), 1 for an error."""
+    body: dict[str, Any] = {"entry_id": entry, "action": action}
+    if algorithm is not None:
+        body["algorithm_id"] = algorithm
+    if epsilon is not None:
+        body["epsilon"] = epsilon
+    answer = _call(api, token, org, "post", "/v1/resolve", body)
+    if token_only and answer["decision"] == "permit":
+        _line(answer["capability"]["token"])
+    elif as_json:
+        _print_json(answer)
+    else:
+        _show_decision(answer)
+    if answer["decision"] != "permit":
+        if token_only:
+            err.print(f"[red]deny {answer['reason']}[/]: {answer['message']}")
+        raise typer.Exit(3)
+
+
+def _show_job(job: dict[str, Any]) -> None:
+    result = job["result"]
+    table = Table(title=f"job {job['id']}: {result['algorithm']} on entry {job['entry_id']}")
+    groups = result["groups"]
+    keys = list(groups[0]["key"]) if groups else []
+    values = list(groups[0]["values"]) if groups else []
+    for column in (*keys, *values):
+        table.add_column(column)
+    for group in groups:
+        table.add_row(*(str(group["key"][k]) for k in keys), *(str(group["values"][v]) for v in values))
+    console.print(table)
+    left = f", {job['remaining_epsilon']:g} left" if job.get("remaining_epsilon") is not None else ""
+    _line(f"suppressed groups: {job['suppressed']} (k = {result['k']}); epsilon {job['epsilon_spent']:g}{left}")
+    _line(f"mechanism: {result['mechanism']}")
+    _line(f"receipt {job['receipt_id']}, decided at block {job['decided_block']}, grant {job['grant_id']}")
+
+
+@zone_jobs_app.command("run")
+def zone_jobs_run(
+    entry: Annotated[int, typer.Option("--entry", help="catalog entry id")],
+    algorithm: Annotated[int, typer.Option("--algorithm", help="a listed algorithm admitted for the entry")],
+    params: Annotated[
+        str, typer.Option("--params", help='the algorithm\'s params as JSON, e.g. {"group_by":["street"]}')
+    ] = "{}",
+    epsilon: Annotated[float | None, typer.Option("--epsilon", help="default: the entry's per-job maximum")] = None,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Run an algorithm where the data is; only results under disclosure control come back."""
+    try:
+        parsed = json.loads(params)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not JSON: {exc}", param_hint="--params") from exc
+    body: dict[str, Any] = {"entry_id": entry, "algorithm_id": algorithm, "params": parsed}
+    if epsilon is not None:
+        body["epsilon"] = epsilon
+    job = _call(api, token, org, "post", "/v1/zone/jobs", body)
+    if as_json:
+        _print_json(job)
+    else:
+        _show_job(job)
+
+
+@zone_jobs_app.command("show")
+def zone_jobs_show(
+    job_id: Annotated[str, typer.Argument(help="job id")],
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """One job of your org and its released result."""
+    job = _call(api, token, org, "get", f"/v1/zone/jobs/{job_id}")
+    if as_json:
+        _print_json(job)
+    else:
+        _show_job(job)
+
+
+@zone_receipts_app.command("show")
+def zone_receipts_show(
+    receipt_id: Annotated[int, typer.Argument(help="usage receipt id")],
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """A usage receipt, its hash and, once anchored, its batch and Merkle inclusion proof."""
+    receipt = _call(api, token, org, "get", f"/v1/zone/receipts/{receipt_id}")
+    if as_json:
+        _print_json(receipt)
+        return
+    _line(f"receipt {receipt['id']}: {receipt['kind']} {receipt['action']} ({receipt['form']}) of entry "
+                  f"{receipt['entry_id']} by {receipt['org']} ({receipt['account']}), grant {receipt['grant_id']}, "
+                  f"epsilon {receipt['epsilon_spent']:g}, block {receipt['decided_block']}")  # fmt: skip
+    _line(f"  receipt hash {receipt['receipt_hash']}\n  leaf         {receipt['leaf']}")
+    batch = receipt.get("batch")
+    if not receipt["anchored"] or batch is None:
+        _line(f"  [yellow]not anchored yet[/] ({receipt.get('anchor_status')})")
+        return
+    mismatch = "" if receipt["root_matches"] else " [red]ROOT MISMATCH[/]"
+    _line(f"  [green]anchored[/] in batch {batch['batch_id']} (receipts {batch['first_receipt']}.."
+                  f"{batch['last_receipt']}), root {batch['merkle_root']}, tx {batch['tx_hash']} "
+                  f"block {batch['block_number']}{mismatch}")  # fmt: skip
+    for sibling in receipt["proof"]:
+        _line(f"    proof {sibling}")
+
+
+@zone_app.command("rows")
+def zone_rows(
+    entry: Annotated[int, typer.Argument(help="catalog entry id")],
+    capability: Annotated[str, typer.Option("--capability", help="a capability token from `dirchain resolve`")],
+    form: Annotated[str, typer.Option("--form", help="desensitized | raw")] = "desensitized",
+    limit: LimitOpt = 50,
+    offset: OffsetOpt = 0,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+) -> None:
+    """Rows of an entry as a data holder serves them against a capability token (JSON)."""
+    with _client(api, token, org) as client:
+        try:
+            page = client.request(
+                "GET", f"/v1/zone/entries/{entry}/rows", params={"form": form, "limit": limit, "offset": offset},
+                headers={"X-Capability": capability},
+            )  # fmt: skip
+        except ApiClientError as exc:
+            _fail(exc)
+    _print_json(page)
+
+
+@zone_app.command("anchor")
+def zone_anchor() -> None:
+    """Anchor the usage receipts not anchored yet, once (the API's job does it every interval).
+
+    Follows the batch in flight, or records the next batch and queues SharingAgreements.anchorReceipts."""
+    from chain_gateway.gateway import Gateway
+    from registry_api.anchoring import AnchoringError, ReceiptAnchorer
+    from registry_api.app import create_read_engine
+    from registry_api.receipts import create_receipt_tables
+
+    settings = _settings()
+    engine = create_read_engine(settings.database_url)
+    try:
+        create_receipt_tables(engine)
+        with Gateway.from_settings(settings) as gateway:
+            gateway.create_tables()
+            anchorer = ReceiptAnchorer(engine, gateway, settings.zone_operator_org, settings.receipt_anchor_batch_max)
+            try:
+                result = anchorer.run_once()
+            except AnchoringError as exc:
+                err.print(f"[red]{exc}[/]")
+                raise typer.Exit(1) from exc
+    finally:
+        engine.dispose()
+    if result is None:
+        _line("nothing to anchor")
+        return
+    colour = {"failed": "red", "anchored": "green"}.get(result.status, "yellow")
+    _line(f"receipts {result.first_receipt}..{result.last_receipt}: [{colour}]{result.status}[/] "
+                  f"({result.note}); root {result.merkle_root}; operation {result.operation_id}")  # fmt: skip
+    if result.status == "failed":
+        raise typer.Exit(1)
 
 
 # ---------------------------------------------------------------- dev profile (registry_api/devnet.py)
