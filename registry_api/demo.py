@@ -17,8 +17,17 @@ import httpx
 from chain_gateway.devnet import DEMO_CODE_RULES
 from chain_gateway.eip712 import sign_typed_data
 from registry_api.city import DISTRICTS
+from registry_api.zone.algorithms import BUILTIN_ALGORITHMS
 
-__all__ = ["DEMO_CATALOG", "DEMO_FLEET", "DEMO_REQUESTS", "DemoFilingError", "demo_devices", "file_demo_data"]
+__all__ = [
+    "DEMO_ADMISSIONS",
+    "DEMO_CATALOG",
+    "DEMO_FLEET",
+    "DEMO_REQUESTS",
+    "DemoFilingError",
+    "demo_devices",
+    "file_demo_data",
+]
 
 # Which demo org files which device types (lead departments own imagery / city management sensors).
 DEMO_FLEET: dict[str, tuple[str, ...]] = {
@@ -171,10 +180,23 @@ DEMO_CATALOG: tuple[tuple[str, dict[str, Any], tuple[str, ...]], ...] = (
 DEMO_REQUESTS: tuple[tuple[str, int, str, str, int, int], ...] = (
     ("BJ-CMC", 1, "desensitized", "交通拥堵治理：主干道早晚高峰流量分析", 90, 0),
     ("CO-ZHCS", 2, "raw", "智慧出行应用：空气质量出行提示", 365, 0),
-    ("CO-ZHCS", 1, "result_only", "城市交通研究：区域流量模型", 180, 0),
+    ("CO-ZHCS", 1, "result_only", "城市交通研究：区域流量模型", 180, 2),
     ("BJ-EMB", 5, "result_only", "汛期热线诉求与积水点关联分析", 60, 0),
     ("BJ-EMB", 3, "raw", "汛期供水管网压力异常联动处置", 120, 1),
 )
+
+
+# The built-in zone algorithms are submitted by the platform (BJ-EIB), evaluated and listed by a reviewer of
+# another org (BJ-PSB); each entry's owner then admits the ones that fit its data: entry id -> algorithm names.
+DEMO_ALGORITHM_SUBMITTER, DEMO_ALGORITHM_REVIEWER = "BJ-EIB", "BJ-PSB"
+DEMO_ADMISSIONS: dict[int, tuple[str, ...]] = {
+    1: ("grouped_count", "histogram", "top_k"),
+    2: ("grouped_count", "mean", "histogram", "quantile"),
+    3: ("mean", "histogram"),
+    4: ("grouped_count", "mean"),
+    5: ("grouped_count", "top_k"),
+    7: ("mean",),
+}
 
 
 def demo_devices(count: int, seed: int = 2026) -> dict[str, list[dict[str, Any]]]:
@@ -283,7 +305,72 @@ def file_demo_data(api_url: str, credentials: dict[str, Any], device_count: int)
                         headers=auth(owner),
                     )
                     _wait_confirmed(client, orgs[owner]["token"], response)
+        algorithms = _file_demo_algorithms(client, orgs)
     return (
         f"demo data filed through the API: {device_count} devices, {len(DEMO_CATALOG)} catalog entries, "
-        f"{len(DEMO_REQUESTS)} sharing requests (pending ones await their approvers' signatures)"
+        f"{len(DEMO_REQUESTS)} sharing requests (pending ones await their approvers' signatures), "
+        f"{algorithms} listed zone algorithms admitted for {len(DEMO_ADMISSIONS)} entries"
     )
+
+
+def _file_demo_algorithms(client: httpx.Client, orgs: dict[str, Any]) -> int:
+    """Submit, evaluate, list and admit the zone's built-in algorithms; returns how many were listed.
+
+    Each step is sent for every algorithm at once and then awaited: the gateway orders one org's writes.
+    """
+    submitter, reviewer = orgs[DEMO_ALGORITHM_SUBMITTER]["token"], orgs[DEMO_ALGORITHM_REVIEWER]["token"]
+    implementations = sorted(BUILTIN_ALGORITHMS.values(), key=lambda i: i.name)
+
+    def wave(token: str, writes: list[tuple[str, dict[str, Any] | None, str | None]]) -> None:
+        responses = []
+        for path, body, key in writes:
+            headers = {"Authorization": f"Bearer {token}", **({"Idempotency-Key": key} if key else {})}
+            responses.append(client.post(path, json=body, headers=headers))
+        for response in responses:
+            _wait_confirmed(client, token, response)
+
+    wave(
+        submitter,
+        [
+            (
+                "/v1/algorithms",
+                {"name": i.name, "version": i.version, "code_hash": i.code_hash, "outputs": dict(i.outputs)},
+                f"demo-algorithm-{i.name}-{i.version}",
+            )
+            for i in implementations
+        ],
+    )
+    ids = {i.name: _wait_listed(client, submitter, f"/v1/algorithms?name={i.name}", i.version) for i in implementations}
+    checks = ["输出仅含聚合结果", "无逐行数据外泄"]
+    wave(
+        reviewer,
+        [
+            (
+                f"/v1/algorithms/{ids[name]}/evaluations",
+                {"report": {"algorithm": name, "checks": checks}, "score": 88},
+                None,
+            )
+            for name in ids
+        ],
+    )
+    wave(reviewer, [(f"/v1/algorithms/{ids[name]}/listing", None, None) for name in ids])
+    for entry_id, names in DEMO_ADMISSIONS.items():
+        owner = orgs[DEMO_CATALOG[entry_id - 1][0]]["token"]
+        admissions = [
+            (f"/v1/catalog/{entry_id}/algorithms", {"algorithm_id": ids[name]}, f"demo-admit-{entry_id}-{name}")
+            for name in names
+        ]
+        wave(owner, admissions)
+    return len(ids)
+
+
+def _wait_listed(client: httpx.Client, token: str, path: str, version: str, timeout: float = 30.0) -> int:
+    """The id of the mirrored algorithm of `version` found at `path`, once the indexer has it."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        body = client.get(path, headers={"Authorization": f"Bearer {token}"}).json()
+        for item in body.get("data", []):
+            if item["version"] == version:
+                return int(item["id"])
+        time.sleep(0.25)
+    raise DemoFilingError(f"{path} not indexed within {timeout} s")
