@@ -21,6 +21,8 @@ from registry_api.schemas.catalog import (
 )
 from registry_api.schemas.common import ErrorPublic, OperationAccepted
 from registry_api.writes import IdempotencyKey, Started, accepted, enqueue
+from registry_api.zone.masking import check_schema
+from registry_api.zone.policy import disclosure_problems
 
 __all__ = ["router"]
 
@@ -52,6 +54,24 @@ def _lineage_field(exc: ApiError, body: CatalogEntryBase) -> ApiError:
     return exc
 
 
+def _check_schema(body: CatalogEntryBase) -> None:
+    """The zone must be able to honour the schema: field masking rules and the optional disclosure settings.
+
+    422 with the problem's code (INVALID_SCHEMA, INVALID_MASK, INVALID_DISCLOSURE, ...) at `schema.<path>`,
+    before anything is signed: a rule the zone cannot apply must not reach the chain.
+    """
+    problems = check_schema(body.schema_) + disclosure_problems(body.schema_)
+    if problems:
+        first = problems[0]
+        raise ApiError(
+            422,
+            first.code,
+            first.message,
+            field=f"schema.{first.field}",
+            problems=[{"field": f"schema.{p.field}", "code": p.code, "message": p.message} for p in problems],
+        )
+
+
 def _visible_entry(session: SessionDep, entry_id: int, org_id: int | None) -> CatalogEntryPublic:
     entry = crud_catalog.get_entry(session, entry_id, org_id)
     if entry is None:
@@ -74,6 +94,7 @@ def create_entry(
     exist (422 UNKNOWN_UPSTREAM); the entry's id is in the operation's CatalogEntryVersioned event and in
     GET /v1/catalog once indexed.
     """
+    _check_schema(body)
     args = [crud_catalog.entry_input(body), body.publish]
     try:
         op = enqueue(gateway, principal, CONTRACT, "createEntry", args, idempotency_key)
@@ -139,6 +160,7 @@ def revise_entry(
 ) -> OperationAccepted:
     """A new version with the whole record: major+1.0 with `major`, else major.minor+1; the status is kept."""
     _visible_entry(session, entry_id, principal.org_id)
+    _check_schema(body)
     args = [entry_id, crud_catalog.entry_input(body), body.major]
     try:
         op = enqueue(gateway, principal, CONTRACT, "reviseEntry", args, idempotency_key)

@@ -67,6 +67,18 @@ def test_lineage_to_an_unknown_device_is_refused(api: Api) -> None:
     assert upstream.json()["field"] == "upstream[0]"
 
 
+def test_schema_the_zone_cannot_honour_is_refused_before_signing(api: Api) -> None:
+    fields = [{"name": "caller_phone", "type": "string", "personal": True, "mask": "rot13"}]
+    answer = api.post("/v1/catalog", entry(schema={"fields": fields}))
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == "schema.fields[0].mask"
+    budget = api.post("/v1/catalog", entry(schema={"fields": [], "disclosure": {"epsilon_budget": -1}}))
+    assert budget.status_code == 422, budget.text
+    assert (budget.json()["code"], budget.json()["field"]) == ("INVALID_DISCLOSURE", "schema.disclosure.epsilon_budget")
+    no_fields = api.post("/v1/catalog", entry(schema={"columns": []}))
+    assert no_fields.status_code == 422 and no_fields.json()["field"] == "schema.fields"
+
+
 def test_revisions_versions_status_and_lineage_both_ways(api: Api) -> None:
     camera = register_camera(api)
     base = create_entry(api, entry(device_codes=[camera]))
