@@ -38,7 +38,7 @@ from registry_api.crud_sharing import ChainClock
 from registry_api.errors import install_error_handlers
 from registry_api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from registry_api.receipts import create_receipt_tables
-from registry_api.resolver import Resolver
+from registry_api.resolver import Resolver, create_resolver_engine, create_resolver_indexes
 from registry_api.routers import (
     algorithms,
     catalog,
@@ -233,9 +233,10 @@ def start_zone(state: AppState) -> ZoneParts:
     keys = SigningKeys.load_or_create(settings.capability_key_path)
     create_receipt_tables(state.engine)
     create_zone_tables(state.engine)
+    create_resolver_indexes(state.engine)
     clock = ChainClock()
     resolver_ = Resolver(
-        state.engine,
+        create_resolver_engine(settings.database_url),
         keys,
         state.health_rpc,
         issuer=settings.capability_issuer,
@@ -274,6 +275,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
     finally:
         stop_services(state)
+        parts.resolver.engine.dispose()
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

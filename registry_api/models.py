@@ -25,8 +25,9 @@ class ApiToken(SQLModel, table=True):
 class UsageReceipt(SQLModel, table=True):
     """A usage receipt: one per capability token issued and per data-zone job (see `registry_api.receipts`).
 
-    `receipt_id` comes from `receipt_sequence` in the writing transaction, so ids are gapless and committed in
-    order; `receipt_hash` = keccak256 of the ABI encoding documented in `registry_api.receipts`.
+    `receipt_id` is taken in the writing transaction under a lock held to its commit (`receipt_sequence` on
+    PostgreSQL), so ids are gapless and committed in order; `receipt_hash` = keccak256 of the ABI encoding
+    documented in `registry_api.receipts`.
     """
 
     __tablename__ = "usage_receipts"
@@ -34,8 +35,8 @@ class UsageReceipt(SQLModel, table=True):
     kind: str = Field(max_length=8)  # token | job
     ref: str = Field(max_length=64)  # the token's jti or the job's id (not hashed: the result hash binds it)
     account: str = Field(max_length=42)  # checksum address of the principal
-    org_code: str = Field(index=True, max_length=64)
-    entry_id: int = Field(index=True, sa_type=BigInteger)
+    org_code: str = Field(max_length=64)  # no secondary indexes: a receipt is written on every permit's path
+    entry_id: int = Field(sa_type=BigInteger)
     entry_version_hash: str = Field(max_length=66)
     action: str = Field(max_length=32)  # read_raw | read_desensitized | compute
     form: str = Field(max_length=16)  # raw | desensitized | result_only
@@ -49,7 +50,8 @@ class UsageReceipt(SQLModel, table=True):
 
 
 class ReceiptSequence(SQLModel, table=True):
-    """The next usage-receipt id; its row is locked by the UPDATE that takes an id until the receipt commits."""
+    """Counters: `usage` is the next usage-receipt id on PostgreSQL (its row is locked by the UPDATE that takes
+    an id until the receipt commits); `anchor` is the anchoring job's lock row."""
 
     __tablename__ = "receipt_sequence"
     name: str = Field(primary_key=True, max_length=16)

@@ -18,9 +18,10 @@ recomputes from the receipt as `GET /v1/zone/receipts/{id}` shows it:
         uint64  decidedBlock,       // the mirror's block the decision was made at
         uint64  issuedAt))          // unix seconds
 
-Receipt ids come from one locked counter row in the writing transaction, so they are gapless and committed
-in id order: once a receipt id is visible, every smaller id is too (what lets the anchoring job take
-"everything after the last anchored id" without ever skipping one).
+Receipt ids are taken under a lock held until the writing transaction commits (a counter row on PostgreSQL,
+the single writer's lock on SQLite), so they are gapless and committed in id order: once a receipt id is
+visible, every smaller id is too (what lets the anchoring job take "everything after the last anchored id"
+without ever skipping one).
 
 The tree follows OpenZeppelin (`@openzeppelin/merkle-tree` StandardMerkleTree over ["uint64", "bytes32"],
 verified on-chain by `MerkleProof`): leaf = keccak256(bytes.concat(keccak256(abi.encode(uint64 receiptId,
@@ -30,13 +31,17 @@ bytes32 receiptHash)))), leaves sorted by hash, sorted-pair keccak256 inner node
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
+from typing import Any
 
 from eth_utils import keccak
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, SQLModel, col
 
@@ -50,6 +55,7 @@ __all__ = [
     "StoredReceipt",
     "append_receipt",
     "create_receipt_tables",
+    "dbapi_sql",
     "encode_receipt",
     "leaf_hash",
     "lock_anchoring",
@@ -225,8 +231,28 @@ class MerkleTree:
 
 _RECEIPTS = UsageReceipt.__table__  # type: ignore[attr-defined]
 _SEQ = ReceiptSequence.__table__  # type: ignore[attr-defined]
-_TAKE_ID = update(_SEQ).where(_SEQ.c.name == _SEQUENCE).values(next_id=_SEQ.c.next_id + 1).returning(_SEQ.c.next_id)
-_INSERT = insert(_RECEIPTS)
+# Written out for the DBAPI cursor: a receipt is written on every permit's path (see registry_api.resolver),
+# in ONE statement that takes the next id and inserts: PostgreSQL takes it from the counter row, whose lock the
+# UPDATE holds until the transaction ends; SQLite has one writer at a time, so MAX + 1 is read under that lock.
+_COLUMNS = ("receipt_id", "receipt_hash", *(f.name for f in dataclass_fields(ReceiptFields)))
+_VALUES = ", ".join(":" + c for c in _COLUMNS[1:])
+_INSERT_SQL = {
+    "postgresql": (
+        f"WITH taken AS (UPDATE receipt_sequence SET next_id = next_id + 1 WHERE name = '{_SEQUENCE}' "
+        f"RETURNING next_id - 1 AS receipt_id) INSERT INTO usage_receipts ({', '.join(_COLUMNS)}) "
+        f"SELECT taken.receipt_id, {_VALUES} FROM taken RETURNING receipt_id"
+    ),
+    "sqlite": (
+        f"INSERT INTO usage_receipts ({', '.join(_COLUMNS)}) "
+        f"SELECT COALESCE(MAX(receipt_id), 0) + 1, {_VALUES} FROM usage_receipts RETURNING receipt_id"
+    ),
+}
+
+
+@functools.cache
+def dbapi_sql(sql: str, dialect: str) -> str:
+    """`:name` parameters as the DBAPI driver takes them: kept for sqlite3, `%(name)s` for psycopg."""
+    return sql if dialect == "sqlite" else re.sub(r"(?<![:\w]):(\w+)", r"%(\1)s", sql)
 
 
 def create_receipt_tables(engine: Engine) -> None:
@@ -242,12 +268,12 @@ def create_receipt_tables(engine: Engine) -> None:
             pass
 
 
-def append_receipt(conn: Connection, fields: ReceiptFields) -> StoredReceipt:
-    """Store a receipt inside the caller's transaction; its id is taken from the counter row, locked until commit."""
-    taken = int(conn.execute(_TAKE_ID).scalar_one())
+def append_receipt(cursor: Any, dialect: str, fields: ReceiptFields) -> StoredReceipt:
+    """Store a receipt with the next id, in one statement on `cursor` (in its connection's transaction, or on
+    its own in autocommit). The id lock is held until that transaction ends, so ids commit in order."""
     digest = receipt_hash(fields)
-    conn.execute(_INSERT, {"receipt_id": taken - 1, "receipt_hash": digest, **asdict(fields)})
-    return StoredReceipt(taken - 1, digest)
+    cursor.execute(dbapi_sql(_INSERT_SQL[dialect], dialect), {"receipt_hash": digest, **vars(fields)})
+    return StoredReceipt(int(cursor.fetchone()[0]), digest)
 
 
 def lock_anchoring(conn: Connection) -> None:

@@ -42,27 +42,20 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from eth_utils import keccak
-from sqlalchemy import Engine, String, and_, bindparam, cast, func, literal, null, select
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 from chain_gateway.rpc import JsonRpcClient
-from indexer.models import (
-    Algorithm,
-    CatalogEntry,
-    EntryAlgorithm,
-    IndexerCheckpoint,
-    SharingApproval,
-    SharingRequest,
-)
+from indexer.service import create_mirror_engine
 from indexer.store import CHECKPOINT_NAME
 from registry_api.auth import Principal
 from registry_api.capability import AUDIENCE, SigningKeys, new_jti, token_times
 from registry_api.crud_sharing import ChainClock
-from registry_api.models import PrivacyBudget
-from registry_api.receipts import ZERO_HASH, ReceiptFields, append_receipt
+from registry_api.receipts import ZERO_HASH, ReceiptFields, append_receipt, dbapi_sql
 from registry_api.zone.policy import PrivacyPolicy, policy_for
 
 __all__ = [
@@ -79,6 +72,8 @@ __all__ = [
     "ResolveRequest",
     "Resolver",
     "ResolverError",
+    "create_resolver_engine",
+    "create_resolver_indexes",
     "decide",
     "micros",
 ]
@@ -105,6 +100,7 @@ DENY_REASONS = (
 )
 LISTED = "listed"  # the algorithm status that counts (crud_algorithms.is_admitted: admitted AND listed)
 MICROS = 1_000_000  # micro-epsilon per epsilon
+T = TypeVar("T")
 
 
 def micros(epsilon: float) -> int:
@@ -324,131 +320,129 @@ def _decide_compute(
 
 # ---------------------------------------------------------------- the facts (one statement)
 
-_CP = IndexerCheckpoint.__table__  # type: ignore[attr-defined]
-_E = CatalogEntry.__table__  # type: ignore[attr-defined]
-_R = SharingRequest.__table__  # type: ignore[attr-defined]
-_AP = SharingApproval.__table__  # type: ignore[attr-defined]
-_B = PrivacyBudget.__table__  # type: ignore[attr-defined]
-_ALG = Algorithm.__table__  # type: ignore[attr-defined]
-_EA = EntryAlgorithm.__table__  # type: ignore[attr-defined]
+# The decision's one statement, over the indexer's tables (indexer.models) and the budgets (registry_api.models).
+# Written out and run on the DBAPI connection because it is on every decision's path: SQLAlchemy's statement
+# and result layers cost three times the query itself here. `{admitted}` etc. are NULL for reads.
+_FACTS_SQL = """
+SELECT cp.block_number, cp.block_hash,
+       e.entry_id, e.owner_org_id, e.status, e.share_condition, e.forms_mask, e.version_hash, e.grade, e.schema,
+       e.classification,
+       r.request_id, r.form, r.status, r.expires_at, r.purpose, r.request_tx_hash, r.grant_tx_hash, r.grant_block,
+       b.spent_micros, ap.tx_hash,
+       {admitted}, {alg_hash}, {alg_status}
+FROM indexer_checkpoints AS cp
+LEFT JOIN catalog_entries AS e ON e.entry_id = :entry
+LEFT JOIN sharing_requests AS r
+       ON r.entry_id = e.entry_id AND r.requester_org_id = :org AND r.status IN ('granted', 'revoked')
+LEFT JOIN privacy_budgets AS b ON b.grant_id = r.request_id
+LEFT JOIN sharing_approvals AS ap ON ap.request_id = r.request_id AND ap.decision = 'approve'
+WHERE cp.name = '{checkpoint}'
+ORDER BY r.request_id, ap.block_number, ap.log_index
+"""
+# The same rule as crud_algorithms.is_admitted: admitted for the entry AND listed.
+_ADMITTED_SQL = (
+    "(SELECT {aggregate} FROM entry_algorithms AS ea JOIN algorithms AS a ON a.algorithm_id = ea.algorithm_id "
+    f"WHERE ea.entry_id = :entry AND a.status = '{LISTED}')"
+)
+_AGGREGATE = {
+    "sqlite": "group_concat(ea.algorithm_id, ',')",
+    "postgresql": "string_agg(CAST(ea.algorithm_id AS TEXT), ',')",
+}
 
 
-def _facts_statement(compute: bool) -> Any:
-    entry, org, alg = bindparam("entry"), bindparam("org"), bindparam("alg")
+def create_resolver_indexes(engine: Engine) -> None:
+    """The index the decision's statement needs on the mirror: a principal's grants of one entry.
+
+    The mirror's own indexes are single-column; SQLite, without statistics, would take the requester's grants
+    over all entries. An extra index on a mirror table changes no row of it, so replays compare equal.
+    """
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "CREATE INDEX IF NOT EXISTS ix_sharing_requests_entry_requester "
+            "ON sharing_requests (entry_id, requester_org_id)"
+        )
+
+
+@functools.cache
+def _facts_sql(dialect: str, compute: bool) -> str:
     if compute:
-        admitted: Any = (
-            select(func.aggregate_strings(cast(_EA.c.algorithm_id, String), ","))
-            .select_from(_EA.join(_ALG, _ALG.c.algorithm_id == _EA.c.algorithm_id))
-            .where(_EA.c.entry_id == entry, _ALG.c.status == LISTED)
-            .scalar_subquery()
-        )
-        alg_hash: Any = select(_ALG.c.code_hash).where(_ALG.c.algorithm_id == alg).scalar_subquery()
-        alg_status: Any = select(_ALG.c.status).where(_ALG.c.algorithm_id == alg).scalar_subquery()
+        parts = {
+            "admitted": _ADMITTED_SQL.format(aggregate=_AGGREGATE.get(dialect, _AGGREGATE["postgresql"])),
+            "alg_hash": "(SELECT code_hash FROM algorithms WHERE algorithm_id = :alg)",
+            "alg_status": "(SELECT status FROM algorithms WHERE algorithm_id = :alg)",
+        }
     else:
-        admitted, alg_hash, alg_status = null(), null(), null()
-    joined = (
-        _CP.outerjoin(_E, _E.c.entry_id == entry)
-        .outerjoin(
-            _R,
-            and_(
-                _R.c.entry_id == _E.c.entry_id,
-                _R.c.requester_org_id == org,
-                _R.c.status.in_(("granted", "revoked")),
-            ),
-        )
-        .outerjoin(_B, _B.c.grant_id == _R.c.request_id)
-        .outerjoin(_AP, and_(_AP.c.request_id == _R.c.request_id, _AP.c.decision == literal("approve")))
-    )
-    return (
-        select(
-            _CP.c.block_number,
-            _CP.c.block_hash,
-            _E.c.entry_id,
-            _E.c.owner_org_id,
-            _E.c.status,
-            _E.c.share_condition,
-            _E.c.forms_mask,
-            _E.c.version_hash,
-            _E.c.grade,
-            _E.c.schema,
-            _E.c.classification,
-            _R.c.request_id,
-            _R.c.form,
-            _R.c.status.label("grant_status"),
-            _R.c.expires_at,
-            _R.c.purpose,
-            _R.c.request_tx_hash,
-            _R.c.grant_tx_hash,
-            _R.c.grant_block,
-            _B.c.spent_micros,
-            _AP.c.tx_hash.label("approval_tx_hash"),
-            admitted.label("admitted"),
-            alg_hash.label("alg_hash"),
-            alg_status.label("alg_status"),
-        )
-        .select_from(joined)
-        .where(_CP.c.name == CHECKPOINT_NAME)
-        .order_by(_R.c.request_id, _AP.c.block_number, _AP.c.log_index)
-    )
+        parts = dict.fromkeys(("admitted", "alg_hash", "alg_status"), "NULL")
+    return dbapi_sql(_FACTS_SQL.format(checkpoint=CHECKPOINT_NAME, **parts), dialect)
 
 
-_FACTS = {False: _facts_statement(False), True: _facts_statement(True)}
-
-
-def _facts(rows: Sequence[Any], request: ResolveRequest) -> Facts:
+def _facts(rows: Sequence[Sequence[Any]], request: ResolveRequest) -> Facts:
     first = rows[0]
     entry = None
-    if first.entry_id is not None:
+    if first[2] is not None:
         entry = EntryFacts(
-            int(first.entry_id),
-            int(first.owner_org_id),
-            first.status,
-            first.share_condition,
-            int(first.forms_mask),
-            first.version_hash,
-            int(first.grade),
-            first.schema or "",
-            first.classification,
-        )
-    grants: list[GrantFacts] = []
+            int(first[2]), int(first[3]), first[4], first[5], int(first[6]), first[7], int(first[8]), first[9] or "",
+            first[10],
+        )  # fmt: skip
+    by_grant: dict[int, Sequence[Any]] = {}
     approvals: dict[int, list[str]] = {}
     for row in rows:
-        if row.request_id is None:
+        if row[11] is None:
             continue
-        grant_id = int(row.request_id)
-        if grant_id not in approvals:
+        grant_id = int(row[11])
+        if grant_id not in by_grant:
+            by_grant[grant_id] = row
             approvals[grant_id] = []
-            grants.append(
-                GrantFacts(
-                    grant_id,
-                    row.form,
-                    row.grant_status,
-                    row.expires_at,
-                    row.purpose,
-                    row.request_tx_hash,
-                    row.grant_tx_hash,
-                    row.grant_block,
-                    (),
-                    int(row.spent_micros or 0),
-                )
-            )
-        if row.approval_tx_hash is not None:
-            approvals[grant_id].append(row.approval_tx_hash)
-    grants = [dataclasses.replace(g, approval_tx_hashes=tuple(approvals[g.grant_id])) for g in grants]
-    admitted = tuple(sorted(int(a) for a in (first.admitted or "").split(",") if a))
+        if row[20] is not None:
+            approvals[grant_id].append(row[20])  # in chain order (ORDER BY)
+    grants = [
+        GrantFacts(
+            grant_id,
+            row[12],
+            row[13],
+            row[14],
+            row[15],
+            row[16],
+            row[17],
+            row[18],
+            tuple(approvals[grant_id]),
+            int(row[19] or 0),
+        )  # fmt: skip
+        for grant_id, row in by_grant.items()
+    ]
+    admitted = tuple(sorted(int(a) for a in (first[21] or "").split(",") if a))
     algorithm = None
-    if request.action == "compute" and first.alg_hash is not None and request.algorithm_id is not None:
-        algorithm = AlgorithmFacts(
-            request.algorithm_id, first.alg_hash, first.alg_status, request.algorithm_id in admitted
-        )
-    return Facts(int(first.block_number), first.block_hash, entry, tuple(grants), algorithm, admitted)
+    if request.action == "compute" and first[22] is not None and request.algorithm_id is not None:
+        algorithm = AlgorithmFacts(request.algorithm_id, first[22], first[23], request.algorithm_id in admitted)
+    return Facts(int(first[0]), first[1], entry, tuple(grants), algorithm, admitted)
 
 
 # ---------------------------------------------------------------- the resolver
 
 
+RESOLVER_POOL = {"pool_size": 8, "max_overflow": 24}  # PostgreSQL: the API's worker threads, at most
+
+
+def create_resolver_engine(database_url: str) -> Engine:
+    """The resolver's own engine: autocommit, and no ping on checkout (a stale connection is retried instead).
+
+    Autocommit makes the facts' read one round trip with its own snapshot, and a receipt's one statement its
+    own transaction; returning a connection to the pool then costs nothing. The mirror's engine pings every
+    checkout (a round trip on PostgreSQL), which the decisions cannot afford.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        return create_mirror_engine(
+            database_url, connect_args={"check_same_thread": False, "timeout": 30}, isolation_level="AUTOCOMMIT"
+        )
+    return create_engine(database_url, isolation_level="AUTOCOMMIT", pool_pre_ping=False, **RESOLVER_POOL)
+
+
 class Resolver:
-    """Decisions on the mirror, capability tokens for permits, and the receipt of every token issued."""
+    """Decisions on the mirror, capability tokens for permits, and the receipt of every token issued.
+
+    `engine` should come from `create_resolver_engine` (autocommit: each receipt commits with its statement).
+    """
 
     def __init__(
         self,
@@ -470,6 +464,25 @@ class Resolver:
         self._wall: Callable[[], float] = wall_clock or time.time
         self._time_lock = threading.Lock()
         self._last_block: tuple[str, int | None] = ("", None)
+        self._dialect = engine.dialect.name
+
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """`work(cursor)` on a pooled DBAPI connection; a connection found dead (the database restarted) is
+        dropped and the work done once more on a fresh one, or 503 DATABASE_UNAVAILABLE."""
+        dbapi_error = self.engine.dialect.loaded_dbapi.Error
+        for attempt in range(2):
+            conn = self.engine.raw_connection()
+            try:
+                return work(conn.cursor())
+            except dbapi_error as exc:
+                if not self.engine.dialect.is_disconnect(exc, conn.dbapi_connection, None):
+                    raise
+                conn.invalidate(exc)
+                if attempt == 1:
+                    raise ResolverError(503, "DATABASE_UNAVAILABLE", "the database cannot be reached") from exc
+            finally:
+                conn.close()
+        raise AssertionError("unreachable")
 
     def _chain_time(self, block_hash: str) -> int | None:
         with self._time_lock:
@@ -484,18 +497,20 @@ class Resolver:
 
     def facts(self, principal: Principal, request: ResolveRequest) -> Facts:
         """The mirror's facts for the request, read in one statement."""
+        return self._run(lambda cursor: self._read(cursor, principal, request))
+
+    def _read(self, cursor: Any, principal: Principal, request: ResolveRequest) -> Facts:
         params = {"entry": request.entry_id, "org": principal.org_id, "alg": request.algorithm_id or 0}
-        with self.engine.connect() as conn:
-            rows = conn.execute(_FACTS[request.action == "compute"], params).all()
+        cursor.execute(_facts_sql(self._dialect, request.action == "compute"), params)
+        rows = cursor.fetchall()
         if not rows:
             raise ResolverError(503, "MIRROR_NOT_READY", "the mirror has not indexed any block yet")
         return _facts(rows, request)
 
-    def decide(self, principal: Principal, request: ResolveRequest) -> Resolution:
-        """The decision on `request` for `principal`, without a token (the data zone's jobs use this)."""
+    def _decide(self, cursor: Any, principal: Principal, request: ResolveRequest) -> Resolution:
         if principal.org_id is None:
             raise ResolverError(403, "ORG_UNKNOWN", f"organisation {principal.org_code} is not a consortium member")
-        facts = self.facts(principal, request)
+        facts = self._read(cursor, principal, request)
         entry = facts.entry
         if entry is None or (entry.status == "draft" and entry.owner_org_id != principal.org_id):
             raise ResolverError(404, "ENTRY_NOT_FOUND", f"no catalog entry {request.entry_id}", "entry_id")
@@ -505,15 +520,27 @@ class Resolver:
         decision = decide(principal.org_id, request, entry, facts, now)
         return Resolution(request, principal, facts, entry, now, decision)
 
-    def resolve(self, principal: Principal, request: ResolveRequest) -> Resolution:
-        """Decide; for a permit sign a capability token and store the receipt of its issuance."""
-        resolution = self.decide(principal, request)
-        if not resolution.decision.permit:
-            return resolution
-        return dataclasses.replace(resolution, issued=self.issue(resolution))
+    def decide(self, principal: Principal, request: ResolveRequest) -> Resolution:
+        """The decision on `request` for `principal`, without a token (the data zone's jobs use this)."""
+        return self._run(lambda cursor: self._decide(cursor, principal, request))
 
-    def issue(self, resolution: Resolution) -> Issued:
-        """Sign the permit's capability token, then store the receipt of its issuance (its own transaction)."""
+    def resolve(self, principal: Principal, request: ResolveRequest) -> Resolution:
+        """Decide; for a permit sign a capability token and store the receipt of its issuance.
+
+        Two statements on one pooled connection: the facts' read, then (permits) the receipt, committed before
+        the token is returned.
+        """
+
+        def work(cursor: Any) -> Resolution:
+            resolution = self._decide(cursor, principal, request)
+            if not resolution.decision.permit:
+                return resolution
+            return dataclasses.replace(resolution, issued=self._issue(cursor, resolution))
+
+        return self._run(work)
+
+    def _issue(self, cursor: Any, resolution: Resolution) -> Issued:
+        """Sign the permit's capability token, then store the receipt of its issuance (autocommit: at once)."""
         decision, entry, facts = resolution.decision, resolution.entry, resolution.facts
         request, principal = resolution.request, resolution.principal
         grant = decision.grant
@@ -548,7 +575,7 @@ class Resolver:
             entry_id=entry.entry_id,
             entry_version_hash=entry.version_hash,
             action=request.action,
-            form=claims["form"],
+            form=decision.form,
             grant_id=claims["grant_id"],
             algorithm_code_hash=algorithm_hash,
             result_hash="0x" + keccak(token.encode()).hex(),
@@ -557,6 +584,5 @@ class Resolver:
             issued_at=iat,
             ref=jti,
         )
-        with self.engine.begin() as conn:
-            stored = append_receipt(conn, fields)
+        stored = append_receipt(cursor, self._dialect, fields)
         return Issued(token, jti, self.keys.current.kid, iat, exp, stored.receipt_id, stored.receipt_hash)

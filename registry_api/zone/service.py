@@ -200,7 +200,8 @@ class ZoneService:
                     )
                 remaining = max(0, budget - after) / MICROS
             receipt = append_receipt(
-                conn,
+                conn.connection.cursor(),  # the same DBAPI connection, so the same transaction
+                conn.dialect.name,
                 ReceiptFields(
                     kind="job",
                     account=principal.account,

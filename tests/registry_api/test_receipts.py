@@ -4,6 +4,7 @@ writers, and anchoring on anvil (each database) with proofs checked in Python an
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from eth_abi import encode
@@ -28,6 +29,7 @@ from registry_api.receipts import (
     receipt_hash,
     verify_proof,
 )
+from registry_api.resolver import create_resolver_engine
 from tests.registry_api.catalog_support import create_entry
 from tests.registry_api.resolver_support import (
     api_settings,  # noqa: F401  (the fixture: keys under tmp_path, no anchoring job)
@@ -107,29 +109,56 @@ def test_merkle_tree_matches_openzeppelins_standard_tree_and_every_proof_verifie
             assert tree.proof(0) == OZ_PROOF_7
 
 
-def _append_concurrently(engine: Engine, writers: int, each: int) -> None:
+def _append_concurrently(engine: Engine, autocommit: Engine, writers: int, each: int) -> list[list[int]]:
+    """Writers append receipts (half in autocommit as the resolver does, half inside a transaction that lingers
+    after the insert as a zone job's does) while a reader keeps taking what is visible; returns its views."""
+    done = threading.Event()
+    views: list[list[int]] = []
+
     def write(worker: int) -> None:
         for n in range(each):
-            with engine.begin() as conn:
-                append_receipt(conn, _fields(worker * 1_000 + n))
+            if worker % 2:
+                conn = autocommit.raw_connection()
+                try:
+                    append_receipt(conn.cursor(), autocommit.dialect.name, _fields(worker * 1_000 + n))
+                finally:
+                    conn.close()
+                continue
+            with engine.begin() as tx:
+                append_receipt(tx.connection.cursor(), tx.dialect.name, _fields(worker * 1_000 + n))
+                time.sleep(0.002)  # others wait for the id lock meanwhile
 
+    def read() -> None:
+        while not done.is_set():
+            with Session(engine) as session:
+                views.append(list(session.exec(select(UsageReceipt.receipt_id)).all()))
+
+    reader = threading.Thread(target=read)
+    reader.start()
     threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
+    done.set()
+    reader.join()
+    return views
 
 
-def test_receipt_ids_are_gapless_under_concurrent_writers(database_url: str) -> None:
+def test_receipt_ids_are_gapless_and_committed_in_order_under_concurrent_writers(database_url: str) -> None:
     engine = create_read_engine(database_url)
+    autocommit = create_resolver_engine(database_url)
     try:
         create_receipt_tables(engine)
-        _append_concurrently(engine, writers=6, each=25)
+        views = _append_concurrently(engine, autocommit, writers=6, each=20)
         with Session(engine) as session:
             rows = session.exec(select(UsageReceipt).order_by(col(UsageReceipt.receipt_id))).all()
-        assert [r.receipt_id for r in rows] == list(range(1, 151))
+        assert [r.receipt_id for r in rows] == list(range(1, 121))
         assert all(r.receipt_hash == receipt_hash(_fields(r.entry_id)) for r in rows)
+        # whenever a reader looked, the visible ids were 1..n: no id ever showed before a smaller one
+        assert views and all(sorted(v) == list(range(1, len(v) + 1)) for v in views)
     finally:
+        autocommit.dispose()
         engine.dispose()
 
 
