@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, bindparam, select, update
 from sqlmodel import Session, SQLModel
 
 from indexer.models import Account, AccountRole, Member
@@ -93,23 +93,41 @@ def list_tokens(engine: Engine, org_code: str | None = None) -> list[ApiToken]:
         return list(session.execute(query).scalars())
 
 
+# One statement (token, org, account and its roles), built once: every authenticated request runs it.
+_PRINCIPAL = (
+    select(
+        ApiToken.token_hash,
+        ApiToken.org_code,
+        ApiToken.account,
+        ApiToken.label,
+        ApiToken.revoked,
+        Member.org_id,
+        Member.active,
+        Account.org_id,
+        AccountRole.role,
+    )
+    .outerjoin(Member, Member.code == ApiToken.org_code)  # type: ignore[arg-type]
+    .outerjoin(Account, Account.address == ApiToken.account)  # type: ignore[arg-type]
+    .outerjoin(AccountRole, AccountRole.address == ApiToken.account)  # type: ignore[arg-type]
+    .where(ApiToken.token_hash == bindparam("digest"))
+)
+
+
 def resolve_principal(session: Session, token: str) -> Principal | None:
     """The principal of a plaintext token, or None if it is unknown or revoked."""
     digest = hash_token(token)
-    row = session.get(ApiToken, digest)
-    if row is None or row.revoked or not hmac.compare_digest(row.token_hash, digest):
+    rows = session.execute(_PRINCIPAL, {"digest": digest}).all()
+    if not rows or rows[0][4] or not hmac.compare_digest(rows[0][0], digest):
         return None
-    member = session.execute(select(Member).where(Member.code == row.org_code)).scalar_one_or_none()
-    account = session.get(Account, row.account)
-    roles: frozenset[str] = frozenset()
+    _, org_code, account, label, _, org_id, active, account_org = rows[0][:8]
     # Roles count only while the account belongs to the token's org on-chain.
-    if member is not None and account is not None and account.org_id == member.org_id:
-        roles = frozenset(session.execute(select(AccountRole.role).where(AccountRole.address == row.account)).scalars())
+    member_account = org_id is not None and account_org == org_id
+    roles = frozenset(r[8] for r in rows if r[8] is not None) if member_account else frozenset()
     return Principal(
-        org_code=row.org_code,
-        org_id=member.org_id if member else None,
-        account=row.account,
+        org_code=org_code,
+        org_id=org_id,
+        account=account,
         roles=roles,
-        org_active=bool(member and member.active),
-        token_label=row.label,
+        org_active=bool(org_id is not None and active),
+        token_label=label,
     )
