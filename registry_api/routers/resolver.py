@@ -10,7 +10,11 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
 
+from registry_api.deps import get_principal
 from registry_api.encoding import from_unix
 from registry_api.errors import ApiError
 from registry_api.resolver import MICROS, Resolution, Resolver, ResolveRequest, ResolverError
@@ -24,7 +28,7 @@ from registry_api.schemas.resolver import (
     ResolveCreate,
     ResolvePublic,
 )
-from registry_api.writes import MemberDep
+from registry_api.writes import require_member
 
 __all__ = ["get_resolver", "resolution_public", "resolver_error", "router"]
 
@@ -110,20 +114,20 @@ def resolution_public(resolution: Resolution) -> ResolvePublic:
     )
 
 
-@router.post("/v1/resolve", summary="Decide an access and get a capability token", responses=_ERRORS)  # type: ignore[arg-type]
-def resolve(body: ResolveCreate, principal: MemberDep, resolver: ResolverDep) -> ResolvePublic:
-    """Permit or deny `action` on a catalog entry for the caller's org, on the mirror's last indexed block.
+_bearer = HTTPBearer(auto_error=False, description="a token issued by `dirchain tokens issue` (dct_...)")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
-    A permit carries a capability token (ES256 JWT, `aud` dirchain-data-holder) that a data holder verifies
-    offline with `GET /v1/resolver/jwks`, and writes a usage receipt; a deny carries its `reason`. The proof
-    names the grant and its request, approval and grant transactions, and the block decided at.
-    """
+
+def _resolve(request: Request, credentials: HTTPAuthorizationCredentials | None, body: ResolveCreate) -> ResolvePublic:
     if body.action == "compute" and body.algorithm_id is None:
         raise ApiError(422, "VALIDATION_ERROR", "compute needs the algorithm_id to run", field="algorithm_id")
     if body.action != "compute":
         for name in ("algorithm_id", "epsilon"):
             if getattr(body, name) is not None:
                 raise ApiError(422, "VALIDATION_ERROR", f"{name} is for compute only", field=name)
+    with Session(request.app.state.engine) as session:
+        principal = require_member(get_principal(session, credentials))
+    resolver: Resolver = request.app.state.resolver
     try:
         resolution = resolver.resolve(
             principal, ResolveRequest(body.entry_id, body.action, body.algorithm_id, body.epsilon)
@@ -131,6 +135,18 @@ def resolve(body: ResolveCreate, principal: MemberDep, resolver: ResolverDep) ->
     except ResolverError as exc:
         raise resolver_error(exc) from exc
     return resolution_public(resolution)
+
+
+@router.post("/v1/resolve", summary="Decide an access and get a capability token", responses=_ERRORS)  # type: ignore[arg-type]
+async def resolve(body: ResolveCreate, request: Request, credentials: BearerDep) -> ResolvePublic:
+    """Permit or deny `action` on a catalog entry for the caller's org, on the mirror's last indexed block.
+
+    A permit carries a capability token (ES256 JWT, `aud` dirchain-data-holder) that a data holder verifies
+    offline with `GET /v1/resolver/jwks`, and writes a usage receipt; a deny carries its `reason`. The proof
+    names the grant and its request, approval and grant transactions, and the block decided at.
+    """
+    # One worker-thread hop for authentication and decision (the shared sync dependencies take one each).
+    return await run_in_threadpool(_resolve, request, credentials, body)
 
 
 @router.get("/v1/resolver/jwks", summary="The keys that sign capability tokens (JWKS)")

@@ -39,7 +39,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import Engine, insert
-from sqlmodel import Session, SQLModel
+from sqlmodel import SQLModel
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -250,8 +250,33 @@ def _report(label: str, latencies: list[float], elapsed: float, permits: int) ->
     return rate
 
 
-def in_process(database_url: str, keys: SigningKeys, jobs: list[tuple[int, Any]]) -> tuple[float, float, list[str]]:
-    """Run the decisions in a loop; returns (decisions/s, p99 seconds, the permits' tokens)."""
+def _in_threads(jobs: list[Any], threads: int, work: Callable[[list[Any]], tuple[list[float], int]]) -> Any:
+    """Split `jobs` over `threads` threads running `work(share) -> (latencies, permits)`; returns
+    (latencies, permits, wall seconds)."""
+    latencies: list[float] = []
+    permits = 0
+    lock = threading.Lock()
+
+    def run(share: list[Any]) -> None:
+        nonlocal permits
+        mine, granted = work(share)
+        with lock:
+            latencies.extend(mine)
+            permits += granted
+
+    workers = [threading.Thread(target=run, args=(jobs[i::threads],)) for i in range(threads)]
+    started = time.perf_counter()
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    return latencies, permits, time.perf_counter() - started
+
+
+def in_process(
+    database_url: str, keys: SigningKeys, jobs: list[tuple[int, Any]], threads: int
+) -> tuple[float, float, list[str]]:
+    """Run the decisions from `threads` threads; returns (decisions/s, p99 seconds, the permits' tokens)."""
     rpc = JsonRpcClient(["http://127.0.0.1:9"])  # never asked: FixedClock answers the block time
     engine = create_resolver_engine(database_url)
     resolver = Resolver(engine, keys, rpc, issuer="dirchain-resolver", ttl_seconds=300, clock=FixedClock())
@@ -260,32 +285,30 @@ def in_process(database_url: str, keys: SigningKeys, jobs: list[tuple[int, Any]]
     }
     for org, request in jobs[:200]:  # warm the pool, the statement cache and the policy cache
         resolver.resolve(principals[org], request)
-    latencies: list[float] = []
     tokens: list[str] = []
-    started = time.perf_counter()
-    for org, request in jobs:
-        t0 = time.perf_counter()
-        resolution = resolver.resolve(principals[org], request)
-        latencies.append(time.perf_counter() - t0)
-        if resolution.issued is not None:
-            tokens.append(resolution.issued.token)
-    elapsed = time.perf_counter() - started
+
+    def work(share: list[tuple[int, Any]]) -> tuple[list[float], int]:
+        latencies: list[float] = []
+        for org, request in share:
+            t0 = time.perf_counter()
+            resolution = resolver.resolve(principals[org], request)
+            latencies.append(time.perf_counter() - t0)
+            if resolution.issued is not None:
+                tokens.append(resolution.issued.token)  # list.append is atomic
+        return latencies, 0
+
+    latencies, _, elapsed = _in_threads(jobs, threads, work)
     rpc.close()
     engine.dispose()
-    rate = _report("in process", latencies, elapsed, len(tokens))
+    rate = _report(f"in process, {threads} thread{'s' if threads > 1 else ''}", latencies, elapsed, len(tokens))
     return rate, _percentile(latencies, 0.99), tokens
 
 
 def over_http(url: str, tokens: dict[int, str], jobs: list[tuple[int, Any]], clients: int) -> tuple[float, float]:
     """Send the decisions over HTTP from `clients` threads with keep-alive; returns (decisions/s, p99 s)."""
-    latencies: list[float] = []
-    permits = 0
-    lock = threading.Lock()
-    shares = [jobs[i::clients] for i in range(clients)]
 
-    def client(share: list[tuple[int, Any]]) -> None:
-        nonlocal permits
-        mine: list[float] = []
+    def work(share: list[tuple[int, Any]]) -> tuple[list[float], int]:
+        latencies: list[float] = []
         granted = 0
         with httpx.Client(base_url=url, timeout=30) as http:
             for org, request in share:
@@ -294,21 +317,13 @@ def over_http(url: str, tokens: dict[int, str], jobs: list[tuple[int, Any]], cli
                     body.update(algorithm_id=request.algorithm_id, epsilon=request.epsilon)
                 t0 = time.perf_counter()
                 answer = http.post("/v1/resolve", json=body, headers={"Authorization": f"Bearer {tokens[org]}"})
-                mine.append(time.perf_counter() - t0)
+                latencies.append(time.perf_counter() - t0)
                 if answer.status_code != 200:
                     raise RuntimeError(answer.text)
                 granted += answer.json()["decision"] == "permit"
-        with lock:
-            latencies.extend(mine)
-            permits += granted
+        return latencies, granted
 
-    threads = [threading.Thread(target=client, args=(share,)) for share in shares]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    latencies, permits, elapsed = _in_threads(jobs, clients, work)
     rate = _report(f"HTTP, {clients} clients", latencies, elapsed, permits)
     return rate, _percentile(latencies, 0.99)
 
@@ -367,6 +382,7 @@ def main() -> None:
     parser.add_argument("--grants", type=int, default=100_000)
     parser.add_argument("--decisions", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", default="1,4", help="in-process decision threads, comma-separated")
     parser.add_argument("--http", action="store_true", help="also measure through HTTP from this process")
     parser.add_argument("--clients", type=int, default=4, help="HTTP client threads")
     parser.add_argument("--skip-postgres", action="store_true")
@@ -393,18 +409,19 @@ def main() -> None:
                 pairs = populate(engine, args.orgs, args.entries, args.grants)
                 print(f"{name}: mirror of {args.grants:,} grants over {args.entries:,} entries and {args.orgs} orgs "
                       f"written in {time.perf_counter() - started:.1f} s")  # fmt: skip
-                rates, p99s = [], []
-                for run in range(args.runs):
-                    jobs = workload(pairs, args.orgs, args.entries, args.decisions, seed=run)
-                    rate, p99, tokens = in_process(url, keys, jobs)
-                    rates.append(rate)
-                    p99s.append(p99)
-                jwks = keys.jwks()
-                for token in tokens:  # the data holder's offline check of every permit's token
-                    verify_capability(token, jwks)
-                print(f"{name} in process: median {statistics.median(rates):,.0f} decisions/s, "
-                      f"p99 {statistics.median(p99s) * 1e3:.2f} ms over {args.runs} runs "
-                      f"({len(tokens):,} tokens of the last run verified offline)")  # fmt: skip
+                for threads in (int(t) for t in args.threads.split(",")):
+                    rates, p99s = [], []
+                    for run in range(args.runs):
+                        jobs = workload(pairs, args.orgs, args.entries, args.decisions, seed=run)
+                        rate, p99, tokens = in_process(url, keys, jobs, threads)
+                        rates.append(rate)
+                        p99s.append(p99)
+                    jwks = keys.jwks()
+                    for token in tokens:  # the data holder's offline check of every permit's token
+                        verify_capability(token, jwks)
+                    print(f"{name} in process, {threads} thread(s): median {statistics.median(rates):,.0f} "
+                          f"decisions/s, p99 {statistics.median(p99s) * 1e3:.2f} ms over {args.runs} runs "
+                          f"({len(tokens):,} tokens of the last run verified offline)")  # fmt: skip
                 if node is not None:
                     orgs = range(1, args.orgs + 1)
                     bearer = {o: issue_token(engine, f"ORG-{o:04d}", _account(o), "bench") for o in orgs}
@@ -420,8 +437,6 @@ def main() -> None:
                               f"p99 {statistics.median(p99s) * 1e3:.2f} ms over {args.runs} runs")  # fmt: skip
                     finally:
                         stop()
-                with Session(engine) as session:
-                    session.close()
                 engine.dispose()
         finally:
             if node is not None:
