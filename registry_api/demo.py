@@ -306,10 +306,45 @@ def file_demo_data(api_url: str, credentials: dict[str, Any], device_count: int)
                     )
                     _wait_confirmed(client, orgs[owner]["token"], response)
         algorithms = _file_demo_algorithms(client, orgs)
+        job = _run_demo_job(client, orgs)
     return (
         f"demo data filed through the API: {device_count} devices, {len(DEMO_CATALOG)} catalog entries, "
         f"{len(DEMO_REQUESTS)} sharing requests (pending ones await their approvers' signatures), "
-        f"{algorithms} listed zone algorithms admitted for {len(DEMO_ADMISSIONS)} entries"
+        f"{algorithms} listed zone algorithms admitted for {len(DEMO_ADMISSIONS)} entries; {job}"
+    )
+
+
+# A data-zone job of the dev profile: the company computes mean PM2.5 per station from the air-quality entry it
+# was granted, and gets noisy aggregates only (and a usage receipt that the zone anchors on-chain).
+DEMO_JOB = {
+    "entry_id": 2,
+    "algorithm": "mean",
+    "params": {"column": "pm25", "bounds": [0, 500], "group_by": ["station_code"]},
+    "epsilon": 0.5,
+}
+
+
+def _run_demo_job(client: httpx.Client, orgs: dict[str, Any], requester: str = "CO-ZHCS") -> str:
+    headers = {"Authorization": f"Bearer {orgs[requester]['token']}"}
+    listed = client.get("/v1/algorithms", params={"name": DEMO_JOB["algorithm"]}, headers=headers).json()["data"]
+    body = {
+        "entry_id": DEMO_JOB["entry_id"],
+        "algorithm_id": listed[0]["id"],
+        "params": DEMO_JOB["params"],
+        "epsilon": DEMO_JOB["epsilon"],
+    }
+    deadline = time.monotonic() + 30.0
+    while True:  # the admissions were confirmed; the indexer may still be a block behind
+        response = client.post("/v1/zone/jobs", json=body, headers=headers)
+        if response.status_code == 201 or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if response.status_code != 201:
+        raise DemoFilingError(f"/v1/zone/jobs: {response.status_code} {response.text}")
+    job = response.json()
+    return (
+        f"zone job {job['id']} by {requester}: {DEMO_JOB['algorithm']} over {len(job['result'].get('groups', []))} "
+        f"stations, epsilon {job['epsilon_spent']:g} spent, receipt {job['receipt_id']}"
     )
 
 

@@ -16,7 +16,7 @@ from chain_gateway.settings import Settings
 from registry_api.auth import issue_token
 from registry_api.cli import app as cli
 from tests.registry_api.catalog_support import entry
-from tests.registry_api.test_running import _scheduled, _wait, blocks, serve
+from tests.registry_api.live import blocks, scheduled, serve, wait_until
 
 ORGS = ("BJ-PSB", "BJ-EIB", "BJ-CMC", "CO-ZHCS")
 
@@ -42,19 +42,19 @@ def test_cli_runs_the_algorithm_life_cycle(
     def as_json(*args: str, org: str = "BJ-PSB") -> Any:
         return json.loads(ok(*args, "--json", org=org))
 
-    with serve(_scheduled(api_settings)) as (url, app), blocks(w3):
+    with serve(scheduled(api_settings)) as (url, app), blocks(w3):
         orgs = {code: {"token": issue_token(app.state.engine, code, chain.orgs[code].account, "cli")} for code in ORGS}
         credentials = tmp_path / "credentials.json"
         credentials.write_text(json.dumps({"api": url, "orgs": orgs}), encoding="utf-8")
         monkeypatch.setattr("registry_api.client.CREDENTIALS_PATH", credentials)
         monkeypatch.setattr("registry_api.client.resolve_credentials.__defaults__", (None, None, None, credentials))
-        _wait(lambda: app.state.indexer.status.checkpoint or 0, lambda n: n >= chain.deployment["deploy_block"])
-        _wait(lambda: app.state.indexer.status.lag, lambda lag: lag == 0)
+        wait_until(lambda: app.state.indexer.status.checkpoint or 0, lambda n: n >= chain.deployment["deploy_block"])
+        wait_until(lambda: app.state.indexer.status.lag, lambda lag: lag == 0)
 
         entry_file = tmp_path / "entry.json"
         entry_file.write_text(json.dumps(entry(), ensure_ascii=False), encoding="utf-8")
         ok("catalog", "create", str(entry_file), "--wait", org="BJ-PSB")
-        entry_id = str(_wait(lambda: as_json("catalog", "list"), lambda page: page["count"] == 1)["data"][0]["id"])
+        entry_id = str(wait_until(lambda: as_json("catalog", "list"), lambda page: page["count"] == 1)["data"][0]["id"])
 
         code = tmp_path / "grouped_count.py"
         code.write_text("def run(rows, key):\n    ...\n", encoding="utf-8")
@@ -62,7 +62,7 @@ def test_cli_runs_the_algorithm_life_cycle(
         outputs.write_text(json.dumps({"columns": ["group", "count"], "min_group_size": 10}), encoding="utf-8")
         ok("algorithms", "submit", "--name", "grouped_count", "--version", "1.0.0", "--code-file", str(code),
            "--outputs", f"@{outputs}", "--wait", org="CO-ZHCS")  # fmt: skip
-        page = _wait(lambda: as_json("algorithms", "list", "--submitter", "CO-ZHCS"), lambda p: p["count"] == 1)
+        page = wait_until(lambda: as_json("algorithms", "list", "--submitter", "CO-ZHCS"), lambda p: p["count"] == 1)
         algorithm = page["data"][0]
         algorithm_id = str(algorithm["id"])
         assert algorithm["code_hash"] == "0x" + keccak(code.read_bytes()).hex()
@@ -83,22 +83,22 @@ def test_cli_runs_the_algorithm_life_cycle(
             org="BJ-EIB",
         )
         ok("algorithms", "publish", algorithm_id, "--wait", org="BJ-EIB")
-        shown = _wait(lambda: as_json("algorithms", "show", algorithm_id), lambda a: a["status"] == "listed")
+        shown = wait_until(lambda: as_json("algorithms", "show", algorithm_id), lambda a: a["status"] == "listed")
         assert shown["report_hash"] == "0x" + keccak(text=report.read_text(encoding="utf-8")).hex()
         assert "evaluations" in ok("algorithms", "show", algorithm_id, org="BJ-PSB")
 
         ok("algorithms", "admit", entry_id, algorithm_id, "--wait", org="BJ-PSB")
-        _wait(lambda: as_json("algorithms", "admitted", entry_id), lambda p: p["usable"] == 1)
+        wait_until(lambda: as_json("algorithms", "admitted", entry_id), lambda p: p["usable"] == 1)
         assert "1 admitted, 1 usable" in ok("algorithms", "admitted", entry_id, org="BJ-CMC")
 
         ok("algorithms", "delist", algorithm_id, "--reason", "输出可识别个人信息", "--wait", org="BJ-CMC")
-        after = _wait(lambda: as_json("algorithms", "admitted", entry_id), lambda p: p["usable"] == 0)
+        after = wait_until(lambda: as_json("algorithms", "admitted", entry_id), lambda p: p["usable"] == 0)
         assert after["count"] == 1 and not after["data"][0]["usable"]
         again = run("algorithms", "publish", algorithm_id, org="BJ-EIB")
         assert again.exit_code == 1 and "409 ALGORITHM_DELISTED" in again.output
 
         ok("algorithms", "withdraw", entry_id, algorithm_id, "--wait", org="BJ-PSB")
-        _wait(lambda: as_json("algorithms", "admitted", entry_id), lambda p: p["count"] == 0)
+        wait_until(lambda: as_json("algorithms", "admitted", entry_id), lambda p: p["count"] == 0)
         refused = run("algorithms", "withdraw", entry_id, algorithm_id, org="BJ-PSB")
         assert refused.exit_code == 1 and "404 NOT_ADMITTED" in refused.output
         not_reviewer = run("algorithms", "evaluate", algorithm_id, "--score", "90", "--report", "r", org="CO-ZHCS")

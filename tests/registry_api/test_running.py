@@ -4,114 +4,56 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 from web3 import Web3
 
-from chain_gateway.devnet import SeededConsortium, free_port
+from chain_gateway.devnet import SeededConsortium
 from chain_gateway.settings import Settings, get_settings
 from registry_api.app import create_app
 from registry_api.auth import issue_token, list_tokens
 from registry_api.cli import app as cli
+from tests.registry_api.live import blocks, scheduled, serve, wait_until
 from tests.registry_api.support import device
-
-BLOCK_SECONDS = 0.2
-
-
-@contextmanager
-def blocks(w3: Web3, interval: float = BLOCK_SECONDS) -> Iterator[None]:
-    """Mine a block every `interval` seconds (automining makes blocks only for transactions; confirmations need
-    blocks on top, as a real chain makes them)."""
-    stop = threading.Event()
-
-    def mine() -> None:
-        while not stop.wait(interval):
-            w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
-
-    thread = threading.Thread(target=mine, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
-
-
-def _scheduled(settings: Settings) -> Settings:
-    return settings.model_copy(
-        update={"run_gateway_in_api": True, "run_indexer_in_api": True, "gateway_poll_seconds": 0.2,
-                "indexer_poll_seconds": 0.2}
-    )  # fmt: skip
-
-
-def _wait(fetch: Any, done: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"timed out; last: {value}"
-        time.sleep(0.1)
 
 
 def test_scheduler_runs_gateway_and_indexer_in_the_api(
     api_settings: Settings, chain: SeededConsortium, w3: Web3
 ) -> None:
-    app = create_app(_scheduled(api_settings))
+    app = create_app(scheduled(api_settings))
     with TestClient(app) as client, blocks(w3):
         headers = {"Authorization": f"Bearer {issue_token(app.state.engine, 'BJ-PSB', chain.orgs['BJ-PSB'].account)}"}
         # the indexer mirrors the roles first; until then the org holds no role here
-        _wait(lambda: client.get("/v1/members/BJ-PSB", headers=headers).status_code, lambda s: s == 200)
+        wait_until(lambda: client.get("/v1/members/BJ-PSB", headers=headers).status_code, lambda s: s == 200)
         accepted = client.post("/v1/devices", json={"devices": [device(1), device(2)]}, headers=headers)
         assert accepted.status_code == 202, accepted.text
-        op = _wait(
+        op = wait_until(
             lambda: client.get(accepted.json()["links"]["operation"], headers=headers).json(),
             lambda o: o["status"] in ("confirmed", "failed"),
         )
         assert op["status"] == "confirmed"
-        listed = _wait(lambda: client.get("/v1/devices", headers=headers).json(), lambda p: p["count"] == 2)
+        listed = wait_until(lambda: client.get("/v1/devices", headers=headers).json(), lambda p: p["count"] == 2)
         assert {d["tx_hash"] for d in listed["data"]} == {op["tx_hash"]}
         health = client.get("/healthz").json()
         assert health["indexer"]["running_here"] and health["outbox"]["running_here"]
         assert health["outbox"]["queue_depth"] == 0
 
 
-@contextmanager
-def serve(settings: Settings) -> Iterator[tuple[str, Any]]:
-    """The app on a real uvicorn server in a thread; yields (base URL, app)."""
-    app = create_app(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    _wait(lambda: server.started, bool)
-    try:
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        thread.join(30)
-
-
 def test_cli_registers_waits_lists_and_shows_history(
     api_settings: Settings, chain: SeededConsortium, w3: Web3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runner = CliRunner()
-    with serve(_scheduled(api_settings)) as (url, app), blocks(w3):
+    with serve(scheduled(api_settings)) as (url, app), blocks(w3):
         token = issue_token(app.state.engine, "BJ-PSB", chain.orgs["BJ-PSB"].account, "cli")
         credentials = tmp_path / "credentials.json"
         credentials.write_text(json.dumps({"api": url, "orgs": {"BJ-PSB": {"token": token}}}), encoding="utf-8")
         monkeypatch.setattr("registry_api.client.CREDENTIALS_PATH", credentials)
         monkeypatch.setattr("registry_api.client.resolve_credentials.__defaults__", (None, None, None, credentials))
-        _wait(lambda: app.state.indexer.status.checkpoint or 0, lambda n: n >= chain.deployment["deploy_block"])
+        wait_until(lambda: app.state.indexer.status.checkpoint or 0, lambda n: n >= chain.deployment["deploy_block"])
         time.sleep(0.5)
         devices_file = tmp_path / "devices.json"
         devices_file.write_text(json.dumps([device(1), device(2, status="planned")], ensure_ascii=False), "utf-8")
@@ -121,7 +63,7 @@ def test_cli_registers_waits_lists_and_shows_history(
         assert "confirmed" in registered.output and "tx_hash" in registered.output
 
         env = {"DIRCHAIN_API": url, "DIRCHAIN_TOKEN": token}
-        _wait(lambda: app.state.indexer.status.lag, lambda lag: lag == 0)
+        wait_until(lambda: app.state.indexer.status.lag, lambda lag: lag == 0)
         listed = runner.invoke(cli, ["devices", "list", "--status", "planned", "--json"], env=env)
         assert listed.exit_code == 0, listed.output
         page = json.loads(listed.output)
@@ -137,7 +79,7 @@ def test_cli_registers_waits_lists_and_shows_history(
         )
         assert activated.exit_code == 0, activated.output
         history = runner.invoke(cli, ["devices", "history", "BJ-CAMR-110105000002", "--json"], env=env)
-        events = _wait(
+        events = wait_until(
             lambda: json.loads(
                 runner.invoke(cli, ["devices", "history", "BJ-CAMR-110105000002", "--json"], env=env).output
             ),

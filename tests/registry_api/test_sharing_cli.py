@@ -15,7 +15,7 @@ from chain_gateway.settings import Settings
 from registry_api.auth import issue_token
 from registry_api.cli import app as cli
 from tests.registry_api.catalog_support import entry
-from tests.registry_api.test_running import _scheduled, _wait, blocks, serve
+from tests.registry_api.live import blocks, scheduled, serve, wait_until
 from tests.support import TEST_KEYSTORE_PASSWORD
 
 
@@ -28,7 +28,7 @@ def test_cli_searches_requests_and_approves_with_a_locally_signed_decision(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runner = CliRunner()
-    with serve(_scheduled(api_settings)) as (url, app), blocks(w3):
+    with serve(scheduled(api_settings)) as (url, app), blocks(w3):
         orgs: dict[str, dict[str, object]] = {}
         for code in ("BJ-PSB", "BJ-CMC"):
             org = chain.orgs[code]
@@ -40,14 +40,14 @@ def test_cli_searches_requests_and_approves_with_a_locally_signed_decision(
         credentials.write_text(json.dumps({"api": url, "orgs": orgs}), encoding="utf-8")
         monkeypatch.setattr("registry_api.client.CREDENTIALS_PATH", credentials)
         monkeypatch.setattr("registry_api.client.resolve_credentials.__defaults__", (None, None, None, credentials))
-        _wait(lambda: app.state.indexer.status.checkpoint or 0, lambda n: n >= chain.deployment["deploy_block"])
-        _wait(lambda: app.state.indexer.status.lag, lambda lag: lag == 0)
+        wait_until(lambda: app.state.indexer.status.checkpoint or 0, lambda n: n >= chain.deployment["deploy_block"])
+        wait_until(lambda: app.state.indexer.status.lag, lambda lag: lag == 0)
 
         entry_file = tmp_path / "entry.json"
         entry_file.write_text(json.dumps(entry(), ensure_ascii=False), encoding="utf-8")
         created = runner.invoke(cli, ["catalog", "create", str(entry_file), "--org", "BJ-PSB", "--wait"])
         assert created.exit_code == 0, created.output
-        found = _wait(
+        found = wait_until(
             lambda: json.loads(runner.invoke(cli, ["catalog", "search", "过车", "--json", "--org", "BJ-PSB"]).output),
             lambda page: page["count"] == 1,
         )
@@ -61,7 +61,7 @@ def test_cli_searches_requests_and_approves_with_a_locally_signed_decision(
              "--days", "30", "--org", "BJ-CMC", "--wait"],
         )  # fmt: skip
         assert requested.exit_code == 0, requested.output
-        queue = _wait(
+        queue = wait_until(
             lambda: json.loads(
                 runner.invoke(cli, ["request", "list", "--pending-for-me", "--json", "--org", "BJ-PSB"]).output
             ),
@@ -75,7 +75,7 @@ def test_cli_searches_requests_and_approves_with_a_locally_signed_decision(
         )
         assert by_credentials.exit_code == 0, by_credentials.output
         assert "signed locally" in by_credentials.output and "confirmed" in by_credentials.output
-        _wait(
+        wait_until(
             lambda: json.loads(runner.invoke(cli, ["request", "get", request_id, "--org", "BJ-PSB"]).output)[
                 "approvals"
             ],
@@ -94,7 +94,7 @@ def test_cli_searches_requests_and_approves_with_a_locally_signed_decision(
             env=env,
         )  # fmt: skip
         assert by_keystore.exit_code == 0, by_keystore.output
-        grants = _wait(
+        grants = wait_until(
             lambda: json.loads(runner.invoke(cli, ["grants", "list", "--json", "--org", "BJ-CMC"]).output),
             lambda page: page["count"] == 1,
         )
@@ -109,7 +109,7 @@ def test_cli_searches_requests_and_approves_with_a_locally_signed_decision(
              "--org", "BJ-PSB", "--wait"],
         )  # fmt: skip
         assert revoked.exit_code == 0, revoked.output
-        _wait(
+        wait_until(
             lambda: json.loads(runner.invoke(cli, ["grants", "list", "--json", "--org", "BJ-CMC"]).output)["count"],
             lambda n: n == 0,
         )
