@@ -1089,6 +1089,13 @@ def _line(text: str) -> None:
     console.print(text, soft_wrap=True, highlight=False)
 
 
+def _show_or_json(answer: Any, as_json: bool, show: Any) -> None:
+    if as_json:
+        _print_json(answer)
+    else:
+        show(answer)
+
+
 def _show_decision(answer: dict[str, Any]) -> None:
     permit = answer["decision"] == "permit"
     verdict = "[green]permit[/]" if permit else f"[red]deny[/] [bold]{answer['reason']}[/]"
@@ -1109,7 +1116,7 @@ def _show_decision(answer: dict[str, Any]) -> None:
     capability = answer.get("capability")
     if capability:
         _line(f"  capability token (kid {capability['kid']}, expires {capability['expires_at']}, "
-                      f"receipt {capability['receipt_id']}):")  # fmt: skip
+              f"receipt {capability['receipt_id']}):")  # fmt: skip
         _line(capability["token"])
 
 
@@ -1184,11 +1191,7 @@ def zone_jobs_run(
     body: dict[str, Any] = {"entry_id": entry, "algorithm_id": algorithm, "params": parsed}
     if epsilon is not None:
         body["epsilon"] = epsilon
-    job = _call(api, token, org, "post", "/v1/zone/jobs", body)
-    if as_json:
-        _print_json(job)
-    else:
-        _show_job(job)
+    _show_or_json(_call(api, token, org, "post", "/v1/zone/jobs", body), as_json, _show_job)
 
 
 @zone_jobs_app.command("show")
@@ -1200,11 +1203,7 @@ def zone_jobs_show(
     as_json: JsonOpt = False,
 ) -> None:
     """One job of your org and its released result."""
-    job = _call(api, token, org, "get", f"/v1/zone/jobs/{job_id}")
-    if as_json:
-        _print_json(job)
-    else:
-        _show_job(job)
+    _show_or_json(_call(api, token, org, "get", f"/v1/zone/jobs/{job_id}"), as_json, _show_job)
 
 
 @zone_receipts_app.command("show")
@@ -1216,13 +1215,13 @@ def zone_receipts_show(
     as_json: JsonOpt = False,
 ) -> None:
     """A usage receipt, its hash and, once anchored, its batch and Merkle inclusion proof."""
-    receipt = _call(api, token, org, "get", f"/v1/zone/receipts/{receipt_id}")
-    if as_json:
-        _print_json(receipt)
-        return
+    _show_or_json(_call(api, token, org, "get", f"/v1/zone/receipts/{receipt_id}"), as_json, _show_receipt)
+
+
+def _show_receipt(receipt: dict[str, Any]) -> None:
     _line(f"receipt {receipt['id']}: {receipt['kind']} {receipt['action']} ({receipt['form']}) of entry "
-                  f"{receipt['entry_id']} by {receipt['org']} ({receipt['account']}), grant {receipt['grant_id']}, "
-                  f"epsilon {receipt['epsilon_spent']:g}, block {receipt['decided_block']}")  # fmt: skip
+          f"{receipt['entry_id']} by {receipt['org']} ({receipt['account']}), grant {receipt['grant_id']}, "
+          f"epsilon {receipt['epsilon_spent']:g}, block {receipt['decided_block']}")  # fmt: skip
     _line(f"  receipt hash {receipt['receipt_hash']}\n  leaf         {receipt['leaf']}")
     batch = receipt.get("batch")
     if not receipt["anchored"] or batch is None:
@@ -1230,8 +1229,8 @@ def zone_receipts_show(
         return
     mismatch = "" if receipt["root_matches"] else " [red]ROOT MISMATCH[/]"
     _line(f"  [green]anchored[/] in batch {batch['batch_id']} (receipts {batch['first_receipt']}.."
-                  f"{batch['last_receipt']}), root {batch['merkle_root']}, tx {batch['tx_hash']} "
-                  f"block {batch['block_number']}{mismatch}")  # fmt: skip
+          f"{batch['last_receipt']}), root {batch['merkle_root']}, tx {batch['tx_hash']} "
+          f"block {batch['block_number']}{mismatch}")  # fmt: skip
     for sibling in receipt["proof"]:
         _line(f"    proof {sibling}")
 
@@ -1288,7 +1287,7 @@ def zone_anchor() -> None:
         return
     colour = {"failed": "red", "anchored": "green"}.get(result.status, "yellow")
     _line(f"receipts {result.first_receipt}..{result.last_receipt}: [{colour}]{result.status}[/] "
-                  f"({result.note}); root {result.merkle_root}; operation {result.operation_id}")  # fmt: skip
+          f"({result.note}); root {result.merkle_root}; operation {result.operation_id}")  # fmt: skip
     if result.status == "failed":
         raise typer.Exit(1)
 

@@ -220,6 +220,10 @@ def _active(grant: GrantFacts, now: int | None) -> bool:
     return grant.status == "granted" and (grant.expires_at is None or now is None or now < grant.expires_at)
 
 
+def _newest(grants: Sequence[GrantFacts]) -> GrantFacts:
+    return max(grants, key=lambda g: g.grant_id)
+
+
 def _deny(reason: str, message: str, form: str, **kwargs: Any) -> Decision:
     return Decision(False, reason, message, form, **kwargs)
 
@@ -250,7 +254,7 @@ def decide(org_id: int, request: ResolveRequest, entry: EntryFacts, facts: Facts
     if active:
         allowed = [g for g in active if entry.allows(g.form)]
         if not allowed:
-            newest = max(active, key=lambda g: g.grant_id)
+            newest = _newest(active)
             return _deny(
                 "FORM_NOT_ALLOWED",
                 f"catalog entry {entry.entry_id} no longer allows the {newest.form} form of grant {newest.grant_id}",
@@ -263,7 +267,7 @@ def decide(org_id: int, request: ResolveRequest, entry: EntryFacts, facts: Facts
         return _decide_compute(request, entry, facts, best, form, policy)
     inactive = [g for g in covering if g.status in ("granted", "revoked")]
     if inactive:
-        newest = max(inactive, key=lambda g: g.grant_id)
+        newest = _newest(inactive)
         if newest.status == "revoked":
             return _deny("REVOKED", f"grant {newest.grant_id} was revoked", form, grant=newest)
         return _deny(
@@ -271,7 +275,7 @@ def decide(org_id: int, request: ResolveRequest, entry: EntryFacts, facts: Facts
         )
     narrower = [g for g in facts.grants if _active(g, now)]
     if narrower:
-        newest = max(narrower, key=lambda g: g.grant_id)
+        newest = _newest(narrower)
         return _deny(
             "FORM_NOT_ALLOWED",
             f"grant {newest.grant_id} is for the {newest.form} form, which does not cover {action}",
