@@ -102,8 +102,12 @@ def _deploy_one(
 
 
 def deploy_contracts(w3: Web3, deployer_key: str, founder: FounderOrg) -> Deployment:
-    """Deploy Consortium (with `founder` as its first ADMIN org), DeviceRegistry, DataCatalog, SharingAgreements
-    and AlgorithmRegistry."""
+    """Deploy Consortium (with `founder` as its first ADMIN org), DeviceRegistry, DataCatalog, SharingAgreements,
+    AlgorithmRegistry, ReviewBoard and CarrierRegistry.
+
+    The consortium must still hook the review board into the DeviceRegistry (`setReviewBoard`) and name the lead
+    org of each review domain (`setLeadOrg`) by proposals; the dev profile's seeding does.
+    """
     artifacts = load_artifacts()
     kind = ORG_KINDS.get(founder["kind"])
     if kind is None:
@@ -124,6 +128,10 @@ def deploy_contracts(w3: Web3, deployer_key: str, founder: FounderOrg) -> Deploy
     algorithms, _ = _deploy_one(
         w3, deployer_key, artifacts["contracts"]["AlgorithmRegistry"], [consortium["address"], catalog["address"]]
     )
+    review, _ = _deploy_one(
+        w3, deployer_key, artifacts["contracts"]["ReviewBoard"], [consortium["address"], registry["address"]]
+    )
+    carriers, _ = _deploy_one(w3, deployer_key, artifacts["contracts"]["CarrierRegistry"], [consortium["address"]])
     return Deployment(
         chain_id=int(w3.eth.chain_id),
         deploy_block=consortium["block_number"],
@@ -135,6 +143,8 @@ def deploy_contracts(w3: Web3, deployer_key: str, founder: FounderOrg) -> Deploy
             "DataCatalog": catalog,
             "SharingAgreements": sharing,
             "AlgorithmRegistry": algorithms,
+            "ReviewBoard": review,
+            "CarrierRegistry": carriers,
         },
         errors_abi=artifacts["errors_abi"],
     )

@@ -23,12 +23,13 @@ from web3 import Web3
 from chain_gateway.compiler import PROJECT_ROOT
 from chain_gateway.deployments import ORG_KINDS, Deployment, FounderOrg, deploy_contracts
 from chain_gateway.errors import GatewayConfigError
-from chain_gateway.governance import GovernedCall, govern, role_id
+from chain_gateway.governance import GovernedCall, contract, govern, role_id
 
 __all__ = [
     "ANVIL_MNEMONIC",
     "DEMO_CODE_RULES",
     "DEMO_ORGS",
+    "DEMO_REVIEW_LEADS",
     "AnvilNode",
     "DemoOrg",
     "SeededConsortium",
@@ -66,6 +67,9 @@ DEMO_ORGS: tuple[DemoOrg, ...] = (
     DemoOrg("AU-BJ", "北京市审计局", "auditor", ("AUDITOR",)),
 )
 DEMO_THRESHOLD = 2  # of the three ADMIN orgs
+
+# Lead org of each joint-review domain (IReviewBoard.Domain: imagery, city management, emergency, other).
+DEMO_REVIEW_LEADS: tuple[tuple[int, str], ...] = ((0, "BJ-PSB"), (1, "BJ-CMC"), (2, "BJ-EMB"), (3, "BJ-EIB"))
 
 # (type id, type name, prefix, length, charset): codes are "<prefix><6-digit district><6-digit serial>".
 DEMO_CODE_RULES: tuple[tuple[int, str, str, int, int], ...] = (
@@ -229,6 +233,13 @@ def seed_demo_consortium(w3: Web3, orgs: tuple[DemoOrg, ...] = DEMO_ORGS) -> See
     govern(w3, deployment, admins, calls, "admit the demo consortium")
     for rule in DEMO_CODE_RULES:
         govern(w3, deployment, admins, [("DeviceRegistry", "setCodeRule", list(rule))], f"code rule {rule[1]}")
+    members = contract(w3, deployment, "Consortium")
+    org_ids = {code: int(members.functions.orgIdByCode(code).call()) for _, code in DEMO_REVIEW_LEADS}
+    board = deployment["contracts"]["ReviewBoard"]["address"]
+    review: list[GovernedCall] = [("DeviceRegistry", "setReviewBoard", [board])]
+    review += [("ReviewBoard", "setLeadOrg", [domain, org_ids[code]]) for domain, code in DEMO_REVIEW_LEADS]
+    for call in review:
+        govern(w3, deployment, admins, [call], f"joint review: {call[1]}")
     consortium = SeededConsortium(deployment, deployer_key, seeded)
     govern(w3, deployment, admins, [("Consortium", "setThreshold", [DEMO_THRESHOLD])], "threshold 2 of 3")
     return consortium

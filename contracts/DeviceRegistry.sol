@@ -20,6 +20,7 @@ contract DeviceRegistry is IDeviceRegistry {
     IConsortium private immutable _consortium;
     mapping(uint16 typeId => CodeRule) private _rules;
     mapping(bytes32 codeHash => Device) private _devices;
+    address private _reviewBoard;
 
     constructor(IConsortium consortium_) {
         _consortium = consortium_;
@@ -50,6 +51,35 @@ contract DeviceRegistry is IDeviceRegistry {
         }
         _rules[typeId] = CodeRule({typeName: typeName, prefix: prefix, length: length, charset: charset});
         emit CodeRuleSet(typeId, typeName, prefix, length, charset);
+    }
+
+    /// @dev Sets the joint-review board (see {registerReviewed}); only the consortium. Emits {ReviewBoardSet}.
+    function setReviewBoard(address board) external {
+        if (msg.sender != address(_consortium)) revert DeviceRegistryOnlyConsortium(msg.sender);
+        _reviewBoard = board;
+        emit ReviewBoardSet(board);
+    }
+
+    function reviewBoard() external view returns (address) {
+        return _reviewBoard;
+    }
+
+    /**
+     * @dev Registers the devices of a joint-review project approved by its lead department, for `org` (the
+     * applicant), all as Planned; all or none.
+     *
+     * Requirements: the caller is the review board; each device passes the checks of {registerDevice} and is
+     * Planned.
+     *
+     * Emits one {DeviceRegistered} event per device.
+     */
+    function registerReviewed(uint32 org, DeviceInput[] calldata inputs) external {
+        if (msg.sender != _reviewBoard || msg.sender == address(0)) revert DeviceRegistryOnlyReviewBoard(msg.sender);
+        if (inputs.length == 0) revert DeviceRegistryEmptyBatch();
+        for (uint256 i = 0; i < inputs.length; ++i) {
+            if (inputs[i].status != Status.Planned) revert DeviceRegistryBadInitialStatus(inputs[i].code, inputs[i].status);
+            _register(org, inputs[i]);
+        }
     }
 
     // ---------------------------------------------------------------- registrar writes

@@ -127,8 +127,17 @@ interface IDeviceRegistry {
     error DeviceRegistryNotInspectable(string code, Status status);
     error DeviceRegistryBadTime(uint40 time);
     error DeviceRegistryEmptyBatch();
+    error DeviceRegistryOnlyReviewBoard(address caller);
+
+    /// @dev The joint-review board whose approved projects enter the ledger as planned devices.
+    event ReviewBoardSet(address reviewBoard);
 
     function getDevice(string calldata code) external view returns (Device memory);
 
     function getCodeRule(uint16 typeId) external view returns (CodeRule memory);
+
+    function exists(string calldata code) external view returns (bool);
+
+    /// @dev Registers the planned devices of an approved joint-review project for `org`; only the review board.
+    function registerReviewed(uint32 org, DeviceInput[] calldata inputs) external;
 }
