@@ -15,6 +15,11 @@ Invariants:
   `algorithm_evaluations` every evaluation in chain order, `entry_algorithms` the admissions in force (a
   withdrawal deletes the row; whether an admission counts is decided by readers joining the algorithm's
   status). `receipt_batches` holds every anchored batch of data-zone usage receipts (append-only).
+- Joint review: `projects` holds each project's state, `project_devices` its planned devices exactly as filed
+  (append-only, written in the filing block: the approval re-sends them), `review_leads` the lead org of each
+  domain. The approved devices reach `devices` through the DeviceRegistered events of the approval.
+- Carriers: `carriers` holds each carrier with its capacity and usage (a grant's CarrierUsageChanged moves the
+  usage), `carrier_reuse_requests` each reuse request's state.
 - Events without a handler (RoleAdminChanged, ThresholdChanged, ...) are skipped: the mirror holds no state
   for them.
 """
@@ -31,6 +36,7 @@ from indexer.abi import DecodedLog
 
 __all__ = [
     "ALGORITHM_STATUSES",
+    "CARRIER_KINDS",
     "ENTRY_STATUSES",
     "FORM_NAMES",
     "HANDLERS",
@@ -38,7 +44,10 @@ __all__ = [
     "LIFECYCLE_ACTIONS",
     "ORG_KINDS",
     "PREFETCH",
+    "PROJECT_STATUSES",
     "REQUEST_STATUSES",
+    "REUSE_STATUSES",
+    "REVIEW_DOMAINS",
     "ROLE_NAMES",
     "DEVICE_STATUSES",
     "SHARE_CONDITIONS",
@@ -59,6 +68,10 @@ SHARE_CONDITIONS = ("unconditional", "conditional", "not_shareable")
 ENTRY_STATUSES = ("none", "draft", "published", "deprecated")
 REQUEST_STATUSES = ("none", "pending", "granted", "refused", "revoked")
 ALGORITHM_STATUSES = ("none", "submitted", "evaluated", "listed", "delisted")
+REVIEW_DOMAINS = ("imagery", "city_management", "emergency", "other")
+PROJECT_STATUSES = ("none", "filed", "approved", "refused", "withdrawn")
+CARRIER_KINDS = ("pole", "mount", "cabinet", "building")
+REUSE_STATUSES = ("none", "requested", "granted", "refused", "withdrawn")
 # Form bits of DataCatalog (FORM_RAW, FORM_DESENSITIZED, FORM_RESULT_ONLY) and their names, in bit order.
 FORM_NAMES: dict[int, str] = {1: "raw", 2: "desensitized", 4: "result_only"}
 
@@ -664,6 +677,190 @@ def usage_receipts_anchored(log: DecodedLog, ctx: HandlerContext) -> None:
     )
 
 
+# ---------------------------------------------------------------- ReviewBoard
+
+
+def lead_org_set(log: DecodedLog, ctx: HandlerContext) -> None:
+    ctx.put(
+        "review_leads",
+        {
+            "domain": _enum(REVIEW_DOMAINS, log.args["domain"]),
+            "org_id": log.args["orgId"],
+            "block_number": log.block_number,
+            "tx_hash": log.tx_hash,
+        },
+    )
+
+
+def _carrier_attribute(attributes: str) -> str | None:
+    """The `carrier` attribute of a planned device when it is a non-empty string (the carrier it will be mounted on)."""
+    try:
+        parsed = json.loads(attributes)
+    except ValueError:
+        return None
+    carrier = parsed.get("carrier") if isinstance(parsed, dict) else None
+    return carrier if isinstance(carrier, str) and carrier else None
+
+
+def project_filed(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    project_id = a["projectId"]
+    ctx.insert(
+        "projects",
+        {
+            "project_id": project_id,
+            "applicant_org_id": a["applicantOrg"],
+            "applicant": a["applicant"],
+            "domain": _enum(REVIEW_DOMAINS, a["domain"]),
+            "title": a["title"],
+            "status": "filed",
+            "device_count": len(a["devices"]),
+            "devices_hash": a["devicesHash"],
+            "reviewer_org_id": None,
+            "reviewer": None,
+            "reason": "",
+            "filed_at": ctx.block_time(log.block_number),
+            "closed_at": None,
+            "filed_block": log.block_number,
+            "filed_tx_hash": log.tx_hash,
+            "closed_block": None,
+            "closed_tx_hash": None,
+        },
+    )
+    for position, (code, type_id, _, district, lat, lon, built_at, attributes) in enumerate(a["devices"]):
+        ctx.append(
+            "project_devices",
+            {
+                "project_id": project_id,
+                "position": position,
+                "code": code,
+                "type_id": type_id,
+                "district": district,
+                "lat_e6": lat,
+                "lon_e6": lon,
+                "built_at": built_at,
+                "attributes": attributes,
+                "attributes_hash": "0x" + keccak(text=attributes).hex(),
+                "carrier": _carrier_attribute(attributes),
+                "block_number": log.block_number,
+                "tx_hash": log.tx_hash,
+            },
+        )
+
+
+def _close(log: DecodedLog, ctx: HandlerContext, table_name: str, key: int, **changes: Any) -> None:
+    """Close a project or reuse request: its new status and fields, with the closing block, tx and time."""
+    row = ctx.get(table_name, (key,))
+    if row is None:
+        raise ValueError(f"{log.key} for unknown {table_name} row {key}")
+    row.update(
+        changes,
+        closed_at=ctx.block_time(log.block_number),
+        closed_block=log.block_number,
+        closed_tx_hash=log.tx_hash,
+    )
+    ctx.put(table_name, row)
+
+
+def project_decided(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    _close(
+        log,
+        ctx,
+        "projects",
+        a["projectId"],
+        status="approved" if a["approved"] else "refused",
+        reviewer_org_id=a["reviewerOrg"],
+        reviewer=a["reviewer"],
+        reason=a["reason"],
+    )
+
+
+def project_withdrawn(log: DecodedLog, ctx: HandlerContext) -> None:
+    _close(log, ctx, "projects", log.args["projectId"], status="withdrawn")
+
+
+# ---------------------------------------------------------------- CarrierRegistry
+
+
+def carrier_registered(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    code, kind, district, lat, lon, slots, ports, attributes = a["carrier"]
+    ctx.insert(
+        "carriers",
+        {
+            "code": code,
+            "carrier_hash": a["carrierHash"],
+            "owner_org_id": a["ownerOrg"],
+            "kind": _enum(CARRIER_KINDS, kind),
+            "district": district,
+            "lat_e6": lat,
+            "lon_e6": lon,
+            "slots": slots,
+            "slots_used": 0,
+            "ports": ports,
+            "ports_used": 0,
+            "attributes": attributes,
+            "attributes_hash": a["attributesHash"],
+            "registered_by": a["by"],
+            "block_number": log.block_number,
+            "tx_hash": log.tx_hash,
+            "updated_block": log.block_number,
+            "updated_tx_hash": log.tx_hash,
+        },
+    )
+
+
+def carrier_usage_changed(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    row = ctx.get("carriers", (a["code"],))
+    if row is None:
+        raise ValueError(f"CarrierUsageChanged for unknown carrier {a['code']!r}")
+    row.update(
+        slots_used=a["slotsUsed"],
+        ports_used=a["portsUsed"],
+        updated_block=log.block_number,
+        updated_tx_hash=log.tx_hash,
+    )
+    ctx.put("carriers", row)
+
+
+def carrier_reuse_requested(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    ctx.insert(
+        "carrier_reuse_requests",
+        {
+            "request_id": a["requestId"],
+            "carrier_code": a["code"],
+            "requester_org_id": a["requesterOrg"],
+            "owner_org_id": a["ownerOrg"],
+            "requester": a["requester"],
+            "slots": a["slots"],
+            "ports": a["ports"],
+            "purpose": a["purpose"],
+            "status": "requested",
+            "reason": "",
+            "decided_by": None,
+            "requested_at": ctx.block_time(log.block_number),
+            "closed_at": None,
+            "request_block": log.block_number,
+            "request_tx_hash": log.tx_hash,
+            "closed_block": None,
+            "closed_tx_hash": None,
+        },
+    )
+
+
+def carrier_reuse_decided(log: DecodedLog, ctx: HandlerContext) -> None:
+    a = log.args
+    status = "granted" if a["granted"] else "refused"
+    _close(log, ctx, "carrier_reuse_requests", a["requestId"], status=status, reason=a["reason"], decided_by=a["by"])
+
+
+def carrier_reuse_withdrawn(log: DecodedLog, ctx: HandlerContext) -> None:
+    _close(log, ctx, "carrier_reuse_requests", log.args["requestId"], status="withdrawn", decided_by=log.args["by"])
+
+
 HANDLERS: dict[str, Handler] = {
     "Consortium:MemberAdmitted": member_admitted,
     "Consortium:MemberStatusChanged": member_status_changed,
@@ -692,6 +889,15 @@ HANDLERS: dict[str, Handler] = {
     "AlgorithmRegistry:AlgorithmStatusChanged": algorithm_status_changed,
     "AlgorithmRegistry:AlgorithmAdmitted": algorithm_admitted,
     "AlgorithmRegistry:AlgorithmWithdrawn": algorithm_withdrawn,
+    "ReviewBoard:LeadOrgSet": lead_org_set,
+    "ReviewBoard:ProjectFiled": project_filed,
+    "ReviewBoard:ProjectDecided": project_decided,
+    "ReviewBoard:ProjectWithdrawn": project_withdrawn,
+    "CarrierRegistry:CarrierRegistered": carrier_registered,
+    "CarrierRegistry:CarrierUsageChanged": carrier_usage_changed,
+    "CarrierRegistry:CarrierReuseRequested": carrier_reuse_requested,
+    "CarrierRegistry:CarrierReuseDecided": carrier_reuse_decided,
+    "CarrierRegistry:CarrierReuseWithdrawn": carrier_reuse_withdrawn,
 }
 
 # Rows a handler reads, so a range's reads can be fetched in bulk before its handlers run.
@@ -709,6 +915,11 @@ PREFETCH: dict[str, Callable[[DecodedLog], tuple[str, tuple[Any, ...]]]] = {
     "SharingAgreements:SharingRevoked": lambda log: ("sharing_requests", (log.args["requestId"],)),
     "AlgorithmRegistry:AlgorithmEvaluated": lambda log: ("algorithms", (log.args["algorithmId"],)),
     "AlgorithmRegistry:AlgorithmStatusChanged": lambda log: ("algorithms", (log.args["algorithmId"],)),
+    "ReviewBoard:ProjectDecided": lambda log: ("projects", (log.args["projectId"],)),
+    "ReviewBoard:ProjectWithdrawn": lambda log: ("projects", (log.args["projectId"],)),
+    "CarrierRegistry:CarrierUsageChanged": lambda log: ("carriers", (log.args["code"],)),
+    "CarrierRegistry:CarrierReuseDecided": lambda log: ("carrier_reuse_requests", (log.args["requestId"],)),
+    "CarrierRegistry:CarrierReuseWithdrawn": lambda log: ("carrier_reuse_requests", (log.args["requestId"],)),
 }
 
 # Events whose history rows need the block time and the transaction sender.
@@ -727,5 +938,11 @@ NEEDS_BLOCK_FACTS = frozenset(
         "AlgorithmRegistry:AlgorithmSubmitted",
         "AlgorithmRegistry:AlgorithmEvaluated",
         "AlgorithmRegistry:AlgorithmStatusChanged",
+        "ReviewBoard:ProjectFiled",
+        "ReviewBoard:ProjectDecided",
+        "ReviewBoard:ProjectWithdrawn",
+        "CarrierRegistry:CarrierReuseRequested",
+        "CarrierRegistry:CarrierReuseDecided",
+        "CarrierRegistry:CarrierReuseWithdrawn",
     }
 )

@@ -16,6 +16,8 @@ __all__ = [
     "AlgorithmEvaluation",
     "EntryAlgorithm",
     "ApprovalThreshold",
+    "Carrier",
+    "CarrierReuseRequest",
     "CatalogEntry",
     "CatalogEntryVersion",
     "CatalogLineage",
@@ -27,8 +29,11 @@ __all__ = [
     "IndexerCheckpoint",
     "Inspection",
     "Member",
+    "Project",
+    "ProjectDevice",
     "Proposal",
     "ReceiptBatch",
+    "ReviewLead",
     "SharingApproval",
     "SharingRequest",
     "UndoEntry",
@@ -410,6 +415,116 @@ class ReceiptBatch(SQLModel, table=True):
     block_time: int = Field(sa_type=BigInteger)
     tx_hash: str
     log_index: int
+
+
+class ReviewLead(SQLModel, table=True):
+    """The lead org of a joint-review domain (ReviewBoard LeadOrgSet); org id 0 when the consortium unset it."""
+
+    __tablename__ = "review_leads"
+    domain: str = Field(primary_key=True)  # imagery | city_management | emergency | other
+    org_id: int = Field(sa_type=BigInteger)
+    block_number: int
+    tx_hash: str
+
+
+class Project(SQLModel, table=True):
+    """A joint-review project (联审) of planned front ends (ReviewBoard ProjectFiled / ProjectDecided / Withdrawn).
+
+    `devices_hash` is keccak256(abi.encode(devices)) as filed: the approval re-sends the devices of
+    `project_devices`, which the contract checks against it. Times are block times (unix seconds).
+    """
+
+    __tablename__ = "projects"
+    project_id: int = Field(primary_key=True, sa_type=BigInteger)
+    applicant_org_id: int = Field(index=True, sa_type=BigInteger)
+    applicant: str  # checksum address of the filing account
+    domain: str = Field(index=True)  # imagery | city_management | emergency | other
+    title: str
+    status: str = Field(index=True)  # filed | approved | refused | withdrawn
+    device_count: int
+    devices_hash: str  # 0x-prefixed lowercase hex
+    reviewer_org_id: int | None = Field(default=None, sa_type=BigInteger)
+    reviewer: str | None = None  # checksum address of the deciding account
+    reason: str = ""  # the refusal's reason
+    filed_at: int = Field(sa_type=BigInteger)
+    closed_at: int | None = Field(default=None, sa_type=BigInteger)  # decision or withdrawal
+    filed_block: int
+    filed_tx_hash: str
+    closed_block: int | None = None
+    closed_tx_hash: str | None = None
+
+
+class ProjectDevice(SQLModel, table=True):
+    """A planned device of a project, exactly as filed (ProjectFiled); `position` is its index in the list.
+
+    Append-only: written in the filing's block and never changed (the ledger's own rows come from the
+    DeviceRegistered events of the approval). `carrier` is the `carrier` attribute when it is a string.
+    """
+
+    __tablename__ = "project_devices"
+    project_id: int = Field(primary_key=True, sa_type=BigInteger)
+    position: int = Field(primary_key=True)
+    code: str = Field(index=True)
+    type_id: int
+    district: int = Field(sa_type=BigInteger)
+    lat_e6: int
+    lon_e6: int
+    built_at: int = Field(sa_type=BigInteger)
+    attributes: str  # canonical JSON exactly as filed
+    attributes_hash: str
+    carrier: str | None = Field(default=None, index=True)
+    block_number: int = Field(index=True)
+    tx_hash: str
+
+
+class Carrier(SQLModel, table=True):
+    """A carrier (感知载体): pole, mount, cabinet or building mount (CarrierRegistry CarrierRegistered / UsageChanged).
+
+    Coordinates in micro-degrees like devices; `attributes` is the JSON exactly as on-chain.
+    """
+
+    __tablename__ = "carriers"
+    code: str = Field(primary_key=True)
+    carrier_hash: str = Field(index=True)  # keccak256 of the code, 0x-prefixed lowercase hex
+    owner_org_id: int = Field(index=True, sa_type=BigInteger)
+    kind: str = Field(index=True)  # pole | mount | cabinet | building
+    district: int = Field(index=True, sa_type=BigInteger)
+    lat_e6: int = Field(index=True)
+    lon_e6: int
+    slots: int
+    slots_used: int
+    ports: int
+    ports_used: int
+    attributes: str
+    attributes_hash: str
+    registered_by: str  # checksum address
+    block_number: int  # registration
+    tx_hash: str  # registration
+    updated_block: int
+    updated_tx_hash: str
+
+
+class CarrierReuseRequest(SQLModel, table=True):
+    """A request to reuse slots and ports of another org's carrier (CarrierReuseRequested / Decided / Withdrawn)."""
+
+    __tablename__ = "carrier_reuse_requests"
+    request_id: int = Field(primary_key=True, sa_type=BigInteger)
+    carrier_code: str = Field(index=True)
+    requester_org_id: int = Field(index=True, sa_type=BigInteger)
+    owner_org_id: int = Field(index=True, sa_type=BigInteger)
+    requester: str  # checksum address
+    slots: int
+    ports: int
+    purpose: str
+    status: str = Field(index=True)  # requested | granted | refused | withdrawn
+    reason: str = ""  # the owner's reason (required for a refusal)
+    decided_by: str | None = None  # checksum address of the deciding or withdrawing account
+    requested_at: int = Field(sa_type=BigInteger)
+    closed_at: int | None = Field(default=None, sa_type=BigInteger)
+    request_block: int
+    request_tx_hash: str
+    closed_block: int | None = None
+    closed_tx_hash: str | None = None
 
 
 class UndoEntry(SQLModel, table=True):

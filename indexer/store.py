@@ -62,6 +62,10 @@ PROJECTION_TABLES: dict[str, Table] = {
             models.ApprovalThreshold,
             models.Algorithm,
             models.EntryAlgorithm,
+            models.ReviewLead,
+            models.Project,
+            models.Carrier,
+            models.CarrierReuseRequest,
         ),
     )
 }
@@ -77,6 +81,7 @@ APPEND_TABLES: dict[str, Table] = {
             models.SharingApproval,
             models.AlgorithmEvaluation,
             models.ReceiptBatch,
+            models.ProjectDevice,
         ),
     )
 }
