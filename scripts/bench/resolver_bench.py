@@ -4,11 +4,13 @@
 The mirror is synthetic, written straight into SQL (the chain is not what is measured): `--orgs` member orgs,
 `--entries` catalog entries, `--grants` grants of random forms (10 % revoked, 10 % expired) with one or two
 approvals each, 20 listed algorithms each entry admits some of, and the indexer checkpoint. The workload
-draws (org, entry, action) from the grants (read_raw, read_desensitized and compute in equal parts, about
-half of them permits, every permit signing a token and writing its usage receipt) plus 10 % orgs without
-a grant. Each permit's token is checked offline once at the end.
+draws (org, entry, action) from the grants (read_raw, read_desensitized and compute in equal parts; about
+30 % of the decisions are permits, each signing a token and writing its usage receipt, the rest denies of
+every kind) plus 10 % orgs without a grant. The tokens of the last run are checked offline at the end.
+SQLite starts with its WAL checkpointed and PostgreSQL analysed, as the indexer's steady state leaves them.
 
-(a) in process: `Resolver.resolve` called `--decisions` times in a loop, per backend (SQLite, PostgreSQL);
+(a) in process: `Resolver.resolve` called `--decisions` times from `--threads` threads (each count in
+    turn), per backend (SQLite, PostgreSQL);
 (b) `--http`: the API (uvicorn, one worker, anvil for the deployment) in a child process on the same
     database, driven over keep-alive HTTP by `--clients` threads of this process.
 
@@ -388,9 +390,9 @@ def main() -> None:
     parser.add_argument("--grants", type=int, default=100_000)
     parser.add_argument("--decisions", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--threads", default="1,4", help="in-process decision threads, comma-separated")
+    parser.add_argument("--threads", default="1,2", help="in-process decision threads, comma-separated")
     parser.add_argument("--http", action="store_true", help="also measure through HTTP from this process")
-    parser.add_argument("--clients", type=int, default=4, help="HTTP client threads")
+    parser.add_argument("--clients", type=int, default=2, help="HTTP client threads")
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
     logging.disable(logging.INFO)
