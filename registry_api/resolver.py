@@ -479,7 +479,10 @@ class Resolver:
 
     def _run(self, work: Callable[[Any], T]) -> T:
         """`work(cursor)` on a pooled DBAPI connection; a connection found dead (the database restarted) is
-        dropped and the work done once more on a fresh one, or 503 DATABASE_UNAVAILABLE."""
+        dropped and the work done once more on a fresh one, or 503 DATABASE_UNAVAILABLE.
+
+        Should the connection die after a receipt committed, the retry issues a second token with its own
+        receipt: a receipt may then stand for a token never delivered, but no token goes out without one."""
         dbapi_error = self.engine.dialect.loaded_dbapi.Error
         for attempt in range(2):
             conn = self.engine.raw_connection()
