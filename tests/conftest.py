@@ -89,4 +89,8 @@ def service_settings(
         database_url=database_url,
         keystore_dir=keystore_dir,
         keystore_password=TEST_KEYSTORE_PASSWORD,
+        # the service's own files stay in the test's directory, never in the checkout's var/
+        capability_key_path=tmp_path / "keys" / "capability-es256.pem",
+        zone_masking_key_path=tmp_path / "keys" / "zone-masking.key",
+        import_dir=tmp_path / "imports",
     )
