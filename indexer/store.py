@@ -30,6 +30,7 @@ from sqlmodel import SQLModel
 
 from indexer import models
 from indexer.errors import ReorgTooDeepError
+from indexer.spatial import create_spatial_index
 
 __all__ = ["APPEND_TABLES", "PROJECTION_TABLES", "Batch", "BlockRef", "Checkpoint", "Store", "bulk_insert"]
 
@@ -316,6 +317,7 @@ class Store:
         """Create the mirror and indexer tables that do not exist yet."""
         tables = [*PROJECTION_TABLES.values(), *APPEND_TABLES.values(), _BLOCKS, _CHECKPOINTS, _UNDO]
         SQLModel.metadata.create_all(self.engine, tables=tables)
+        create_spatial_index(self.engine)  # an expression index: created here, not by the model
 
     def checkpoint(self) -> Checkpoint | None:
         with self.engine.connect() as conn:

@@ -6,7 +6,6 @@ Reads never touch the chain: everything here is SQL over the indexer's tables.
 from __future__ import annotations
 
 import json
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +16,9 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from chain_gateway.outbox import Operation
+from indexer import spatial
 from indexer.models import Account, AccountRole, CodeRule, Device, DeviceEvent, Member
+from indexer.spatial import EARTH_RADIUS_M, haversine_m
 from registry_api.encoding import (
     canonical_json,
     charset_names,
@@ -55,17 +56,8 @@ __all__ = [
     "operation_public",
 ]
 
-EARTH_RADIUS_M = 6_371_008.8  # mean radius, metres
-METRES_PER_DEGREE_LAT = 111_320.0
+METRES_PER_DEGREE_LAT = 111_320.0  # approximate; exact circle boxes: indexer.spatial.near_box
 STATUS_CODES = {"planned": 1, "active": 2}  # IDeviceRegistry.Status of a new device
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres between two WGS-84 points (degrees)."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
 
 
 # ---------------------------------------------------------------- devices
@@ -111,58 +103,66 @@ def _device_select() -> Any:
     )
 
 
-def _near_box(lat: float, lon: float, radius_m: float) -> tuple[int, int, int, int]:
-    """(min_lat_e6, max_lat_e6, min_lon_e6, max_lon_e6) of a box holding the circle."""
-    dlat = radius_m / METRES_PER_DEGREE_LAT
-    dlon = radius_m / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 1e-6))
-    return (
-        to_micro_degrees(lat - dlat),
-        to_micro_degrees(lat + dlat),
-        to_micro_degrees(max(-180.0, lon - dlon)),
-        to_micro_degrees(min(180.0, lon + dlon)),
-    )
+def _where(query: Any, f: DeviceFilter, dialect: str) -> Any:
+    """`query` narrowed by the filters; with a place filter the spatial index is the way in.
 
+    SQLite's planner has no statistics and would take an equality index (type, owner, status, district) over the
+    spatial one, then read every device of that type in the city; there the other filters are written so that no
+    index serves them (`+ 0`, `|| ''`). PostgreSQL's planner chooses by its statistics.
+    """
+    spatial_filter = f.bbox is not None or f.near is not None
+    blind = spatial_filter and dialect == "sqlite"
 
-def _where(query: Any, f: DeviceFilter) -> Any:
+    def number(column: Any) -> Any:
+        return column + 0 if blind else column
+
     if f.type is not None:
         type_id = select(CodeRule.type_id).where(CodeRule.type_name == f.type).scalar_subquery()
-        query = query.where(col(Device.type_id) == type_id)
+        query = query.where(number(col(Device.type_id)) == type_id)
     if f.owner is not None:
         org_id = select(Member.org_id).where(Member.code == f.owner).scalar_subquery()
-        query = query.where(col(Device.owner_org_id) == org_id)
+        query = query.where(number(col(Device.owner_org_id)) == org_id)
     if f.status is not None:
-        query = query.where(Device.status == f.status)
+        query = query.where((col(Device.status).concat("") if blind else col(Device.status)) == f.status)
     if f.district is not None:
-        query = query.where(Device.district == f.district)
+        query = query.where(number(col(Device.district)) == f.district)
     if f.bbox is not None:
-        min_lon, min_lat, max_lon, max_lat = f.bbox
-        query = query.where(
-            col(Device.lat_e6).between(to_micro_degrees(min_lat), to_micro_degrees(max_lat)),
-            col(Device.lon_e6).between(to_micro_degrees(min_lon), to_micro_degrees(max_lon)),
-        )
+        min_lon, min_lat, max_lon, max_lat = (to_micro_degrees(v) for v in f.bbox)
+        query = query.where(spatial.box_condition(min_lat, max_lat, min_lon, max_lon))
     if f.near is not None:
-        lat0, lat1, lon0, lon1 = _near_box(*f.near)
-        query = query.where(col(Device.lat_e6).between(lat0, lat1), col(Device.lon_e6).between(lon0, lon1))
+        query = query.where(spatial.box_condition(*spatial.near_box(*f.near)))
     return query
 
 
 def list_devices(session: Session, f: DeviceFilter, limit: int, offset: int) -> tuple[list[DevicePublic], int]:
-    """One page of devices matching `f` (by code, or by distance with `near`) and how many match in all."""
-    query = _where(_device_select(), f)
+    """One page of devices matching `f` (by code, or by distance with `near`) and how many match in all.
+
+    `near` is answered in SQL: the circle's bounding box through the spatial index, then the exact great-circle
+    distance (`indexer.spatial.distance_m`) filters, counts, orders (nearest first, then by code) and pages.
+    """
+    dialect = session.get_bind().dialect.name
+    query = _where(_device_select(), f, dialect)
+    counter = _where(select(func.count()).select_from(Device), f, dialect)
     if f.near is None:
-        total = session.exec(_where(select(func.count()).select_from(Device), f)).one()
+        total = session.exec(counter).one()
         rows = session.exec(query.order_by(col(Device.code)).offset(offset).limit(limit)).all()
         return [_device_public(*row) for row in rows], int(total)
     lat, lon, radius = f.near
-    found: list[tuple[float, DevicePublic]] = []
-    for device, type_name, owner in session.exec(query).all():
-        distance = haversine_m(lat, lon, device.lat_e6 / 1e6, device.lon_e6 / 1e6)
-        if distance <= radius:
-            public = _device_public(device, type_name, owner)
-            public.distance_m = round(distance, 1)
-            found.append((distance, public))
-    found.sort(key=lambda item: (item[0], item[1].code))
-    return [public for _, public in found[offset : offset + limit]], len(found)
+    distance = spatial.distance_m(dialect, lat, lon)
+    total = session.exec(counter.where(distance <= radius)).one()
+    rows = session.exec(
+        query.add_columns(distance.label("distance_m"))
+        .where(distance <= radius)
+        .order_by(distance, col(Device.code))
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    found: list[DevicePublic] = []
+    for device, type_name, owner, metres in rows:
+        public = _device_public(device, type_name, owner)
+        public.distance_m = round(float(metres), 1)
+        found.append(public)
+    return found, int(total)
 
 
 def get_device(session: Session, code: str) -> DevicePublic | None:
