@@ -54,6 +54,20 @@ class Settings(BaseSettings):
         default=60.0, ge=0, description="how often the API anchors new usage receipts; 0: not in the API"
     )
     receipt_anchor_batch_max: int = Field(default=10_000, ge=1, description="receipts per anchored Merkle root")
+    # bulk imports (registry_api.imports)
+    run_imports_in_api: bool = Field(default=True, description="process uploaded imports in the API process")
+    import_dir: Path = Field(default=VAR_DIR / "imports", description="uploaded import files (shared by API workers)")
+    import_max_bytes: int = Field(default=2 * 1024**3, ge=1, description="largest import file, bytes")
+    import_batch_size: int = Field(default=250, ge=1, le=2_000, description="devices per registerDevices call")
+    import_batch_max_bytes: int = Field(
+        default=120_000,
+        ge=1_024,
+        description="calldata bytes per registerDevices call (geth and Besu pools refuse transactions over 128 KiB)",
+    )
+    import_max_inflight_batches: int = Field(
+        default=8, ge=1, description="batches of one import in the outbox at once (other writes are not starved)"
+    )
+    import_poll_seconds: float = Field(default=0.2, gt=0, description="how often an idle import runner looks")
 
     @property
     def rpc_url(self) -> str:

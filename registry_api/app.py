@@ -36,6 +36,7 @@ from registry_api.auth import create_token_table
 from registry_api.capability import SigningKeys, load_secret
 from registry_api.crud_sharing import ChainClock
 from registry_api.errors import install_error_handlers
+from registry_api.imports import ImportRunner
 from registry_api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from registry_api.receipts import create_receipt_tables
 from registry_api.resolver import Resolver, create_resolver_engine, create_resolver_indexes
@@ -45,6 +46,7 @@ from registry_api.routers import (
     code_rules,
     devices,
     health,
+    imports,
     members,
     operations,
     resolver,
@@ -60,6 +62,7 @@ __all__ = [
     "ZoneParts",
     "create_app",
     "create_read_engine",
+    "start_imports",
     "start_services",
     "start_zone",
     "stop_services",
@@ -87,6 +90,11 @@ The directory chain (目录链) of the city's sensing devices: a permissioned EV
 
 TAGS: list[dict[str, Any]] = [
     {"name": "devices", "description": "Sensing front ends: register, find, update, life cycle, inspections."},
+    {
+        "name": "imports",
+        "description": "Bulk import of devices from CSV or NDJSON: streamed, validated per row, registered in "
+        "batches, resumable, with a per-row report.",
+    },
     {"name": "catalog", "description": "The sensing-data catalog: entries, versions, lineage, full-text search."},
     {
         "name": "sharing",
@@ -255,6 +263,16 @@ def start_zone(state: AppState) -> ZoneParts:
     return ZoneParts(keys, clock, resolver_, zone_, anchorer)
 
 
+def start_imports(state: AppState) -> ImportRunner:
+    """The import runner over the API's engine and gateway: its tables, and its thread unless
+    `run_imports_in_api` is off (then `run_once` moves imports along, as tests do)."""
+    runner = ImportRunner(state.engine, state.gateway, state.settings)
+    runner.create_tables()
+    if state.settings.run_imports_in_api:
+        runner.start()
+    return runner
+
+
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state = start_services(app.state.settings)
@@ -271,9 +289,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.resolver = parts.resolver
     app.state.zone = parts.zone
     app.state.anchorer = parts.anchorer
+    app.state.imports = start_imports(state)
     try:
         yield
     finally:
+        app.state.imports.stop()
         stop_services(state)
         parts.resolver.engine.dispose()
 
@@ -296,6 +316,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for router in (
         devices.router,
+        imports.router,
         catalog.router,
         sharing.router,
         sharing.grants_router,

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import time
 
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-__all__ = ["ApiToken", "PrivacyBudget", "ReceiptAnchor", "ReceiptSequence", "UsageReceipt", "ZoneJob"]
+__all__ = [
+    "ApiToken",
+    "ImportBatch",
+    "ImportJob",
+    "ImportRow",
+    "PrivacyBudget",
+    "ReceiptAnchor",
+    "ReceiptSequence",
+    "UsageReceipt",
+    "ZoneJob",
+]
 
 
 class ApiToken(SQLModel, table=True):
@@ -109,3 +119,88 @@ class ZoneJob(SQLModel, table=True):
     receipt_id: int = Field(sa_type=BigInteger)
     decided_block: int = Field(sa_type=BigInteger)
     created_at: float = Field(default_factory=time.time)
+
+
+class ImportJob(SQLModel, table=True):
+    """A bulk import of devices (`registry_api.imports`): its file, where reading stopped, and its counters.
+
+    `offset`, `lines_read` and `rows_read` move only in the transaction that records the rows read up to
+    there (and their batch), so a restarted runner goes on from `offset` and never reads a row twice.
+    """
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (
+        Index("ix_import_jobs_org_created", "org_code", "created_at"),
+        UniqueConstraint("org_code", "idempotency_key", name="uq_import_jobs_org_idempotency_key"),
+    )
+    import_id: str = Field(primary_key=True, max_length=32)
+    org_code: str = Field(max_length=64)
+    account: str = Field(max_length=42)  # checksum address that signs the batches
+    idempotency_key: str | None = Field(default=None, max_length=255)
+    file_name: str = Field(default="", max_length=255)
+    format: str = Field(max_length=8)  # csv | ndjson
+    file_path: str  # the upload, deleted once the import is finished
+    file_bytes: int = Field(sa_type=BigInteger)
+    file_sha256: str = Field(max_length=64)
+    columns_json: str | None = None  # the CSV header as a JSON list
+    status: str = Field(default="queued", max_length=16)  # queued | validating | submitting | done | failed
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = None
+    offset: int = Field(default=0, sa_type=BigInteger)  # bytes of the file read and recorded
+    lines_read: int = Field(default=0, sa_type=BigInteger)
+    rows_read: int = Field(default=0, sa_type=BigInteger)
+    rows_accepted: int = Field(default=0, sa_type=BigInteger)  # valid rows not (yet) refused by the chain
+    rows_rejected: int = Field(default=0, sa_type=BigInteger)
+    rows_confirmed: int = Field(default=0, sa_type=BigInteger)
+    batches_total: int = 0  # batches recorded, split ones included (the next batch number is this + 1)
+    batches_confirmed: int = 0
+    batches_split: int = 0
+    batches_failed: int = 0
+    created_at: float = Field(default_factory=time.time)
+    started_at: float | None = None
+    finished_at: float | None = None
+    updated_at: float = Field(default_factory=time.time)
+
+
+class ImportRow(SQLModel, table=True):
+    """One data row of an import file and its outcome: accepted (in `batch`) or rejected with a reason."""
+
+    __tablename__ = "import_rows"
+    __table_args__ = (
+        Index("ix_import_rows_code", "import_id", "code"),
+        Index("ix_import_rows_batch", "import_id", "batch"),
+    )
+    import_id: str = Field(primary_key=True, max_length=32)
+    row: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs={"autoincrement": False})
+    line: int = Field(sa_type=BigInteger)  # physical line where the row starts (the header is line 1)
+    code: str | None = Field(default=None, max_length=128)
+    outcome: str = Field(max_length=8)  # accepted | rejected
+    batch: int | None = None  # accepted rows; rejected ones keep the batch the chain refused them in
+    reason_code: str | None = Field(default=None, max_length=64)
+    message: str | None = None
+    column: str | None = Field(default=None, max_length=128)
+
+
+class ImportBatch(SQLModel, table=True):
+    """A `registerDevices` call of an import: recorded (with its arguments) before it is queued in the outbox
+    under `idempotency_key`, so a crash in between queues the same operation again, never a second one.
+
+    status: recorded | queued (in the outbox) | confirmed | split (refused: its rows went to new batches or
+    were rejected) | failed (refused and not retried: the import stopped)
+    """
+
+    __tablename__ = "import_batches"
+    import_id: str = Field(primary_key=True, max_length=32)
+    batch: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    parent: int | None = None  # the batch this one was split from
+    rows: int
+    idempotency_key: str = Field(max_length=96)
+    args_json: str | None = None  # the DeviceInput list, kept until the outbox holds it
+    operation_id: str | None = Field(default=None, max_length=32)
+    status: str = Field(default="recorded", max_length=16)
+    tx_hash: str | None = Field(default=None, max_length=66)
+    block_number: int | None = Field(default=None, sa_type=BigInteger)
+    error_code: str | None = Field(default=None, max_length=64)
+    error_message: str | None = None
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)

@@ -1,0 +1,441 @@
+"""The import runner: reads uploaded files into validated rows and batches, sends the batches through the
+gateway, follows them to the chain, and splits the ones the chain refuses.
+
+It keeps nothing in memory that matters: every pass starts from SQL (`registry_api.imports.store`), so a
+runner started after a crash (kill -9 included) goes on where the last one stopped:
+- rows are read from the job's recorded file position; a chunk of rows and its batch are recorded in one
+  transaction that moves the position, so no row is read into two batches;
+- a batch is recorded with its arguments before it is queued in the outbox under the idempotency key
+  `import:<import id>:batch:<n>`; a crash in between queues it again under the same key, which the gateway
+  answers with the operation it already holds: a batch is never enqueued twice, a device never sent twice;
+- a refused batch (e.g. a code registered meanwhile by another org: DeviceRegistryDuplicateCode) is split
+  in one transaction: the rows its decoded error names are rejected with that reason, rows the ledger now
+  holds are rejected as duplicates, the rest go into a new batch; an error that names no row halves the batch
+  until it does; an error of the caller itself (role or membership lost) stops the import.
+
+Reading runs ahead of the chain (the whole file is validated at SQL speed, so the report of rejected rows is
+complete early); sending is held to `import_max_inflight_batches` batches per import in the outbox at once,
+so other writes are not queued behind a million-row import. Imports run side by side, round-robin.
+
+One runner per import directory: the thread holds an exclusive `flock` on `<import_dir>/.runner.lock`
+(released by the kernel when the process dies), so API workers sharing a directory never run one twice.
+
+Crash-test hook: with `DIRCHAIN_IMPORT_CRASH_AT=after_record:<n>` the process exits with `os._exit(137)`
+right after recording batch n and before queueing it (tests only).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from chain_gateway.errors import GatewayConfigError, GatewayRPCError, InvalidCall
+from chain_gateway.gateway import Gateway
+from chain_gateway.outbox import CONFIRMED
+from chain_gateway.outbox import FAILED as OP_FAILED
+from chain_gateway.settings import Settings
+from indexer.models import CodeRule
+from registry_api.errors import describe_revert
+from registry_api.imports import store
+from registry_api.imports.formats import FileLayout, Position, RawRecord, RowProblem, iter_records
+from registry_api.imports.rows import AcceptedRow, RowValidator
+from registry_api.models import ImportBatch, ImportJob
+
+__all__ = ["CRASH_ENV", "CRASH_EXIT_CODE", "ImportRunner", "batch_key", "layout_of"]
+
+log = logging.getLogger(__name__)
+
+CONTRACT, FUNCTION = "DeviceRegistry", "registerDevices"
+CRASH_ENV = "DIRCHAIN_IMPORT_CRASH_AT"
+CRASH_EXIT_CODE = 137
+MAX_ROWS_PER_CHUNK = 5_000  # rows read per transaction even when few are accepted
+SLICE_SECONDS = 0.5  # reading of one import per pass, so that imports (and sending) take turns
+RULES_TTL_SECONDS = 5.0
+LOCK_RETRY_SECONDS = 2.0
+ERROR_BACKOFF_SECONDS = 2.0
+# Errors of the caller, not of a row: every batch would fail the same way, so the import stops.
+_CALLER_ERRORS = frozenset({"ConsortiumMissingRole", "ConsortiumUnknownAccount", "ConsortiumOrgInactive"})
+# Where a field named by a contract error sits in an import row.
+_COLUMNS = {"code": "code", "location": "lat", "status": "status", "type": "type", "built_at": "built_at"}
+
+
+def batch_key(import_id: str, batch: int) -> str:
+    """The Idempotency-Key of an import's batch in the outbox."""
+    return f"import:{import_id}:batch:{batch}"
+
+
+def layout_of(job: ImportJob) -> FileLayout:
+    """How to read a job's file (the CSV columns were checked at upload)."""
+    columns = tuple(json.loads(job.columns_json)) if job.columns_json else None
+    return FileLayout(job.format, columns, Position(job.offset, job.lines_read, job.rows_read))
+
+
+@dataclass
+class _Chunk:
+    """Rows read in one go: (record, outcome) in file order, where reading stopped, and whether the file ended."""
+
+    items: list[tuple[RawRecord, AcceptedRow | RowProblem]] = field(default_factory=list)
+    after: Position | None = None
+    eof: bool = False
+
+
+class ImportRunner:
+    """Moves imports along: `run_once` is one pass over every unfinished import; `start` runs it in a thread."""
+
+    def __init__(self, engine: Engine, gateway: Gateway, settings: Settings) -> None:
+        self.engine = engine
+        self.gateway = gateway
+        self.directory = Path(settings.import_dir)
+        self.batch_rows = settings.import_batch_size
+        self.batch_bytes = settings.import_batch_max_bytes
+        self.max_inflight = settings.import_max_inflight_batches
+        self.poll_seconds = settings.import_poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._rules: tuple[float, dict[str, CodeRule]] = (0.0, {})
+        crash = os.environ.get(CRASH_ENV, "")
+        self._crash_batch = int(crash.split(":", 1)[1]) if crash.startswith("after_record:") else None
+
+    def create_tables(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        store.create_import_tables(self.engine)
+
+    # ------------------------------------------------------------ thread
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="dirchain-imports", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def wake(self) -> None:
+        """Look for work now (a new upload)."""
+        self._wake.set()
+
+    def _run(self) -> None:
+        with self._exclusive() as held:
+            while not held() and not self._stop.wait(LOCK_RETRY_SECONDS):
+                pass
+            while not self._stop.is_set():
+                try:
+                    changed = self.run_once()
+                except (GatewayRPCError, OperationalError) as exc:
+                    log.warning("import pass failed, retrying: %s", str(exc).splitlines()[0])
+                    changed = 0
+                    self._stop.wait(ERROR_BACKOFF_SECONDS)
+                except Exception:  # the thread must not die: log and go on after a pause
+                    log.exception("import pass failed")
+                    changed = 0
+                    self._stop.wait(ERROR_BACKOFF_SECONDS)
+                if changed == 0:
+                    self._wake.wait(self.poll_seconds)
+                    self._wake.clear()
+
+    @contextlib.contextmanager
+    def _exclusive(self) -> Iterator[Any]:
+        """A callable that takes (or tells it holds) the runner lock of the import directory."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle: IO[bytes] = (self.directory / ".runner.lock").open("ab")
+        held = False
+
+        def take() -> bool:
+            nonlocal held
+            if not held:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held = True
+                except BlockingIOError:
+                    log.info("another runner holds %s; waiting", self.directory / ".runner.lock")
+            return held
+
+        try:
+            yield take
+        finally:
+            handle.close()  # releases the lock
+
+    # ------------------------------------------------------------ one pass
+
+    def run_once(self) -> int:
+        """One pass over every unfinished import; returns how much changed (0: nothing to do)."""
+        return sum(self._advance(import_id) for import_id in store.jobs_of(self.engine, store.ACTIVE))
+
+    def _advance(self, import_id: str) -> int:
+        job = store.get_job(self.engine, import_id)
+        if job is None or job.status not in store.ACTIVE:
+            return 0
+        changed = 0
+        if job.status == store.QUEUED:
+            store.start(self.engine, import_id)
+            changed += 1
+        batches = store.open_batches(self.engine, import_id)
+        changed += self._follow(job, [b for b in batches if b.status == store.BATCH_QUEUED])
+        changed += self._send_recorded(import_id)
+        job = store.get_job(self.engine, import_id)
+        assert job is not None
+        deadline = time.monotonic() + SLICE_SECONDS
+        while job.status == store.VALIDATING and job.error_code is None and time.monotonic() < deadline:
+            progressed = self._read_chunk(job)
+            changed += progressed
+            job = store.get_job(self.engine, import_id)
+            assert job is not None
+            if not progressed:
+                break
+        changed += self._send_recorded(import_id)
+        if (job.status == store.SUBMITTING or job.error_code) and not store.open_batches(self.engine, import_id):
+            status = store.finish(self.engine, import_id)
+            self._remove_file(job)
+            log.info("import %s %s: %d rows, %d rejected", import_id, status, job.rows_read, job.rows_rejected)
+            changed += 1
+        return changed
+
+    # ------------------------------------------------------------ reading
+
+    def _code_rules(self) -> dict[str, CodeRule]:
+        loaded_at, rules = self._rules
+        if time.monotonic() - loaded_at > RULES_TTL_SECONDS:
+            rules = store.code_rules(self.engine)
+            self._rules = (time.monotonic(), rules)
+        return rules
+
+    def _read(self, job: ImportJob) -> _Chunk:
+        """Rows from the job's position until a batch is full (rows or calldata bytes), or the file ends."""
+        chunk = _Chunk()
+        validator = RowValidator(self._code_rules(), job.org_code)
+        accepted = size = 0
+        layout = layout_of(job)
+        records = iter_records(Path(job.file_path), layout, layout.start)
+        try:
+            for record in records:
+                result = validator.check(record)
+                if isinstance(result, AcceptedRow):
+                    if accepted and size + result.size > self.batch_bytes:
+                        return chunk  # the row starts the next batch
+                    accepted += 1
+                    size += result.size
+                chunk.items.append((record, result))
+                chunk.after = record.after
+                if accepted >= self.batch_rows or len(chunk.items) >= MAX_ROWS_PER_CHUNK:
+                    return chunk
+            chunk.eof = True
+            return chunk
+        finally:
+            records.close()
+
+    def _read_chunk(self, job: ImportJob) -> int:
+        """Read, check and record one chunk of rows (and its batch); 0 if the job could not move."""
+        try:
+            chunk = self._read(job)
+        except OSError as exc:
+            store.stop(self.engine, job.import_id, "IMPORT_FILE_UNREADABLE", f"the uploaded file cannot be read: {exc}")
+            return 1
+        rows, devices = self._outcomes(job, chunk)
+        batch = None
+        if devices:
+            number = job.batches_total + 1
+            batch = ImportBatch(
+                import_id=job.import_id,
+                batch=number,
+                rows=len(devices),
+                idempotency_key=batch_key(job.import_id, number),
+                args_json=store.args_json(devices),
+            )
+        after = chunk.after or Position(job.offset, job.lines_read, job.rows_read)
+        status = store.SUBMITTING if chunk.eof else store.VALIDATING
+        if not store.record_chunk(self.engine, job, after, rows, batch, status):
+            return 0
+        if batch is not None and batch.batch == self._crash_batch:
+            os._exit(CRASH_EXIT_CODE)  # crash-test hook, see the module docstring
+        return max(1, len(rows))
+
+    def _outcomes(self, job: ImportJob, chunk: _Chunk) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The chunk's rows for `import_rows` and the DeviceInputs of its batch, duplicates rejected."""
+        codes = [r.code for _, r in chunk.items if isinstance(r, AcceptedRow)]
+        earlier = store.accepted_rows_of(self.engine, job.import_id, codes) if codes else {}
+        on_ledger = store.ledger_codes(self.engine, codes) if codes else set()
+        first_row: dict[str, int] = {}
+        rows: list[dict[str, Any]] = []
+        devices: list[dict[str, Any]] = []
+        number = job.batches_total + 1
+        for record, result in chunk.items:
+            if isinstance(result, AcceptedRow):
+                seen = first_row.get(result.code, earlier.get(result.code))
+                if seen is not None:
+                    result = RowProblem(
+                        "DUPLICATE_CODE_IN_FILE", f"code {result.code} is already on row {seen} of this file", "code"
+                    )
+                elif result.code in on_ledger:
+                    result = RowProblem("DUPLICATE_CODE", f"device code {result.code} is already registered", "code")
+            row: dict[str, Any] = {"import_id": job.import_id, "row": record.row, "line": record.line}
+            if isinstance(result, AcceptedRow):
+                first_row[result.code] = record.row
+                devices.append(result.device)
+                row.update(code=result.code, outcome=store.ACCEPTED, batch=number)
+            else:
+                row.update(
+                    code=_code_of(record),
+                    outcome=store.REJECTED,
+                    batch=None,
+                    reason_code=result.reason,
+                    message=result.message,
+                    column=result.column,
+                )
+            rows.append(row)
+        return rows, devices
+
+    # ------------------------------------------------------------ sending
+
+    def _send_recorded(self, import_id: str) -> int:
+        """Queue recorded batches in the outbox while fewer than `max_inflight` of the import's are there."""
+        job = store.get_job(self.engine, import_id)
+        if job is None:
+            return 0
+        batches = store.open_batches(self.engine, import_id)
+        inflight = sum(1 for b in batches if b.status == store.BATCH_QUEUED)
+        sent = 0
+        for batch in batches:
+            if batch.status != store.BATCH_RECORDED:
+                continue
+            if job.error_code is not None:
+                problem = RowProblem(job.error_code, f"not sent: the import stopped ({job.error_message})")
+                store.fail_batch(self.engine, import_id, batch, problem, None)
+                sent += 1
+                continue
+            if inflight >= self.max_inflight:
+                break
+            if not self._send(job, batch):
+                break
+            inflight += 1
+            sent += 1
+        return sent
+
+    def _send(self, job: ImportJob, batch: ImportBatch) -> bool:
+        args = json.loads(batch.args_json or "[]")
+        try:
+            op = self.gateway.enqueue(
+                org_code=job.org_code,
+                account=job.account,
+                contract=CONTRACT,
+                function=FUNCTION,
+                args=args,
+                idempotency_key=batch.idempotency_key,
+                simulate=False,  # the chain's refusal is handled per batch: see _refused
+            )
+        except (GatewayConfigError, InvalidCall) as exc:
+            store.stop(self.engine, job.import_id, "GATEWAY_UNAVAILABLE", f"the gateway cannot send the batches: {exc}")
+            return False
+        store.mark_queued(self.engine, job.import_id, batch.batch, op.id)
+        return True
+
+    # ------------------------------------------------------------ following
+
+    def _follow(self, job: ImportJob, queued: list[ImportBatch]) -> int:
+        if not queued:
+            return 0
+        ops = store.operations(self.engine, [b.operation_id for b in queued if b.operation_id])
+        confirmed = [
+            (b, ops[b.operation_id])
+            for b in queued
+            if b.operation_id in ops and ops[b.operation_id].status == CONFIRMED
+        ]
+        changed = store.confirm(self.engine, job.import_id, confirmed) if confirmed else 0
+        for batch in queued:
+            op = ops.get(batch.operation_id or "")
+            if op is not None and op.status == OP_FAILED:
+                self._refused(job, batch, op)
+                changed += 1
+        return changed
+
+    def _refused(self, job: ImportJob, batch: ImportBatch, op: Any) -> None:
+        """Split a batch the chain refused (see the module docstring)."""
+        name, args = op.error_code or "", op.error_args or {}
+        info = describe_revert(name, args)
+        rows = store.batch_rows(self.engine, job.import_id, batch.batch)
+        devices: list[dict[str, Any]] = list(op.args[0])
+        if name in _CALLER_ERRORS or job.error_code is not None or len(devices) != len(rows):
+            store.stop(self.engine, job.import_id, info.code, f"the chain refused batch {batch.batch}: {info.message}")
+            store.fail_batch(self.engine, job.import_id, batch, RowProblem(info.code, info.message), op)
+            return
+        problems = _named_rows(name, args, devices, info)
+        halve = not problems and len(rows) > 1
+        if not problems and not halve:
+            problems = {0: RowProblem(info.code, info.message, _COLUMNS.get(info.field or ""))}
+        rest = [i for i in range(len(rows)) if i not in problems]
+        registered = store.ledger_codes(self.engine, [devices[i]["code"] for i in rest])
+        for i in rest:
+            if devices[i]["code"] in registered:
+                problems[i] = RowProblem(
+                    "DUPLICATE_CODE", f"device code {devices[i]['code']} is already registered", "code"
+                )
+        rest = [i for i in rest if i not in problems]
+        groups = [rest[: len(rest) // 2], rest[len(rest) // 2 :]] if halve and len(rest) > 1 else [rest]
+        children = [store.Child([rows[i][0] for i in g], [devices[i] for i in g]) for g in groups if g]
+        log.info(
+            "import %s: batch %d refused (%s): %d rows rejected, %d new batches",
+            job.import_id, batch.batch, name, len(problems), len(children),
+        )  # fmt: skip
+        store.split(
+            self.engine,
+            job.import_id,
+            batch,
+            op,
+            {rows[i][0]: p for i, p in problems.items()},
+            children,
+            lambda n: batch_key(job.import_id, n),
+        )
+
+    def _remove_file(self, job: ImportJob) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            Path(job.file_path).unlink()
+
+
+def _code_of(record: RawRecord) -> str | None:
+    code = (record.values or {}).get("code")
+    if not isinstance(code, str):
+        return None
+    return code.strip()[:128] or None
+
+
+# Contract errors that name their rows by a DeviceInput field other than the code: error arg -> input field.
+_NAMED_BY = {
+    "DeviceRegistryBadTime": {"time": "builtAt"},
+    "DeviceRegistryBadLocation": {"lat": "lat", "lon": "lon"},
+    "DeviceRegistryUnknownType": {"typeId": "typeId"},
+}
+
+
+def _named_rows(name: str, args: dict[str, Any], devices: list[dict[str, Any]], info: Any) -> dict[int, RowProblem]:
+    """The rows (by index in the batch) a contract error names, with the problem to report for each."""
+    problem = RowProblem(info.code, info.message, _COLUMNS.get(info.field or ""))
+    if name == "DeviceRegistryBadTime":
+        problem = RowProblem("BUILT_AT_IN_FUTURE", "built_at is later than the chain's latest block time", "built_at")
+    elif name == "DeviceRegistryBadLocation":
+        problem = problem._replace(column="lat")
+    elif name == "DeviceRegistryUnknownType":
+        problem = problem._replace(column="type")
+    fields = {"code": "code"} if isinstance(args.get("code"), str) else _NAMED_BY.get(name, {})
+    if not fields:
+        return {}
+    return {i: problem for i, d in enumerate(devices) if all(d.get(f) == args.get(a) for a, f in fields.items())}

@@ -1,0 +1,227 @@
+"""Import files for the import tests and benchmark: deterministic good rows and bad rows of every kind, each
+bad row with the reason and column the report must give; and the chain's registrations counted per code."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from eth_utils import keccak
+from web3 import Web3
+
+from chain_gateway.deployments import Deployment
+from chain_gateway.devnet import DEMO_CODE_RULES
+from registry_api.city import DISTRICTS
+from tests.chain_gateway.support import DEVICE_REGISTERED_TOPIC
+
+__all__ = [
+    "BAD_KINDS",
+    "CSV_COLUMNS",
+    "Sample",
+    "SampleRow",
+    "registrations",
+    "sample_rows",
+    "write_csv",
+    "write_ndjson",
+]
+
+CSV_COLUMNS = ("code", "type", "district", "lat", "lon", "built_at", "status", "owner_org", "attr.vendor",
+               "attr.pole", "attr.phone")  # fmt: skip
+NOT_UTF8_MARK = "@@NOT-UTF8@@"  # replaced by invalid bytes when written
+# kind -> (reason code, column) the report must show
+BAD_KINDS: dict[str, tuple[str, str | None]] = {
+    "code_rule": ("CODE_RULE_VIOLATION", "code"),
+    "unknown_type": ("UNKNOWN_TYPE", "type"),
+    "missing_code": ("MISSING_FIELD", "code"),
+    "bad_lat": ("INVALID_VALUE", "lat"),
+    "outside_city": ("OUTSIDE_CITY", "lat"),
+    "district_mismatch": ("DISTRICT_MISMATCH", "district"),
+    "unknown_district": ("UNKNOWN_DISTRICT", "district"),
+    "future_built": ("INVALID_VALUE", "built_at"),
+    "bad_status": ("INVALID_VALUE", "status"),
+    "personal_data": ("PERSONAL_DATA_NOT_ALLOWED", "attr.phone"),
+    "other_org": ("ORG_MISMATCH", "owner_org"),
+    "dup_in_file": ("DUPLICATE_CODE_IN_FILE", "code"),
+    "dup_on_ledger": ("DUPLICATE_CODE", "code"),
+    "malformed": ("MALFORMED_ROW", None),
+    "not_utf8": ("NOT_UTF8", "attr.vendor"),
+}
+_TYPES = [(name, prefix) for _, name, prefix, _, _ in DEMO_CODE_RULES]
+
+
+@dataclass(frozen=True)
+class SampleRow:
+    number: int  # data row number (1-based)
+    values: dict[str, str]
+    kind: str | None = None  # None: a good row
+    extra_field: bool = False
+
+    @property
+    def code(self) -> str:
+        return self.values["code"]
+
+
+@dataclass
+class Sample:
+    """What a written file holds: good codes, bad rows by number with (reason, column), ledger duplicates."""
+
+    good: list[str] = field(default_factory=list)
+    bad: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    on_ledger: list[str] = field(default_factory=list)  # codes the test must register before importing
+
+
+def _good(rng: random.Random, serial: int) -> dict[str, str]:
+    district = DISTRICTS[serial % len(DISTRICTS)]
+    west, south, east, north = district.bbox
+    type_name, prefix = _TYPES[serial % len(_TYPES)]
+    return {
+        "code": f"{prefix}{district.code}{serial % 1_000_000:06d}",
+        "type": type_name,
+        "district": str(district.code),
+        "lat": f"{rng.uniform(south + 0.005, north - 0.005):.6f}",
+        "lon": f"{rng.uniform(west + 0.005, east - 0.005):.6f}",
+        "built_at": f"20{rng.randrange(15, 24)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}",
+        "status": "active" if serial % 7 else "planned",
+        "owner_org": "",
+        "attr.vendor": ("海康威视", "大华", "宇视")[serial % 3],
+        "attr.pole": f"P-{serial}",
+        "attr.phone": "",
+    }
+
+
+def _spoil(values: dict[str, str], kind: str, first: dict[str, str]) -> bool:
+    """Make a good row bad in the way `kind` names; True if the row gets an extra field (malformed)."""
+    if kind == "code_rule":
+        values["code"] = "XX-" + values["code"][3:]
+    elif kind == "unknown_type":
+        values["type"] = "camera.thermal"
+    elif kind == "missing_code":
+        values["code"] = ""
+    elif kind == "bad_lat":
+        values["lat"] = "north"
+    elif kind == "outside_city":
+        values["lat"], values["lon"] = "31.230400", "121.473700"  # Shanghai
+    elif kind == "district_mismatch":  # a point in southern Daxing filed under Yanqing, far north
+        values["district"], values["lat"], values["lon"] = "110119", "39.550000", "116.400000"
+    elif kind == "unknown_district":
+        values["district"] = "120101"  # Tianjin
+    elif kind == "future_built":
+        values["built_at"] = "2099-01-01"
+    elif kind == "bad_status":
+        values["status"] = "broken"
+    elif kind == "personal_data":
+        values["attr.phone"] = "13800000000"
+    elif kind == "other_org":
+        values["owner_org"] = "BJ-CMC"
+    elif kind == "dup_in_file":  # the first row again
+        values.update(first)
+    elif kind == "not_utf8":
+        values["attr.vendor"] = NOT_UTF8_MARK
+    return kind == "malformed"
+
+
+def sample_rows(total: int, bad_every: int, seed: int = 7, serial_base: int = 0) -> Iterator[SampleRow]:
+    """`total` rows; every `bad_every`-th is bad, cycling through BAD_KINDS (generated, never held at once)."""
+    rng = random.Random(seed)
+    kinds = list(BAD_KINDS)
+    first: dict[str, str] = {}
+    bad_seen = 0
+    for number in range(1, total + 1):
+        serial = serial_base + number
+        values = _good(rng, serial)
+        if number == 1:
+            first = dict(values)
+        kind = None
+        extra = False
+        if number % bad_every == 0 and number > 1:
+            kind = kinds[bad_seen % len(kinds)]
+            bad_seen += 1
+            extra = _spoil(values, kind, first)
+        yield SampleRow(number, values, kind, extra)
+
+
+def _record(sample: Sample, row: SampleRow) -> None:
+    if row.kind is None:
+        sample.good.append(row.code)
+    else:
+        sample.bad[row.number] = BAD_KINDS[row.kind]
+        if row.kind == "dup_on_ledger":
+            sample.on_ledger.append(row.code)
+
+
+def write_csv(path: Path, rows: Iterable[SampleRow], bom: bool = True) -> Sample:
+    """Write a CSV file (UTF-8 with BOM, as spreadsheet programs save it) row by row."""
+    sample = Sample()
+    with path.open("wb") as out:
+        out.write(("\ufeff" if bom else "").encode() + (",".join(CSV_COLUMNS) + "\r\n").encode())
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        for row in rows:
+            fields = [row.values[c] for c in CSV_COLUMNS] + (["surplus"] if row.extra_field else [])
+            writer.writerow(fields)
+            data = buffer.getvalue().encode()
+            out.write(data.replace(NOT_UTF8_MARK.encode(), b"\xc3\x28"))
+            buffer.seek(0)
+            buffer.truncate()
+            _record(sample, row)
+    return sample
+
+
+def _as_object(values: dict[str, str]) -> dict[str, Any]:
+    obj: dict[str, Any] = {
+        k: v for k, v in values.items() if v and not k.startswith("attr.") and k not in ("lat", "lon")
+    }
+    try:
+        obj["location"] = {"lat": float(values["lat"]), "lon": float(values["lon"])}
+    except ValueError:
+        obj["location"] = {"lat": values["lat"], "lon": values["lon"]}
+    if "district" in obj:
+        obj["district"] = int(obj["district"])
+    obj["attributes"] = {k[5:]: v for k, v in values.items() if k.startswith("attr.") and v}
+    return obj
+
+
+def write_ndjson(path: Path, rows: Iterable[SampleRow]) -> Sample:
+    """Write an NDJSON file; malformed rows are a line that is not JSON. Columns in the expectations become
+    JSON paths (location.lat, attributes.phone)."""
+    paths = {"lat": "location.lat", "attr.phone": "attributes.phone", "attr.vendor": None}
+    sample = Sample()
+    with path.open("wb") as out:
+        for row in rows:
+            line = '{"code": "broken' if row.extra_field else json.dumps(_as_object(row.values), ensure_ascii=False)
+            out.write(line.encode().replace(NOT_UTF8_MARK.encode(), b"\xc3\x28") + b"\n")
+            _record(sample, row)
+            if row.kind is not None:
+                reason, column = sample.bad[row.number]
+                sample.bad[row.number] = (reason, paths.get(column or "", column))
+    return sample
+
+
+def registrations(w3: Web3, deployment: Deployment, codes: Iterable[str]) -> Counter[str]:
+    """DeviceRegistered events on the chain for `codes`, counted per code (other codes are not counted)."""
+    by_hash = {"0x" + keccak(text=code).hex(): code for code in codes}
+    counts: Counter[str] = Counter()
+    head = w3.eth.block_number
+    start = deployment["deploy_block"]
+    while start <= head:
+        end = min(head, start + 5_000)
+        for log in w3.eth.get_logs(
+            {
+                "address": deployment["contracts"]["DeviceRegistry"]["address"],
+                "fromBlock": start,
+                "toBlock": end,
+                "topics": [DEVICE_REGISTERED_TOPIC],
+            }
+        ):
+            code = by_hash.get("0x" + bytes(log["topics"][1]).hex())
+            if code is not None:
+                counts[code] += 1
+        start = end + 1
+    return counts
