@@ -42,6 +42,7 @@ from registry_api.receipts import create_receipt_tables
 from registry_api.resolver import Resolver, create_resolver_engine, create_resolver_indexes
 from registry_api.routers import (
     algorithms,
+    carriers,
     catalog,
     code_rules,
     devices,
@@ -50,6 +51,7 @@ from registry_api.routers import (
     members,
     operations,
     resolver,
+    reviews,
     sharing,
     zone,
 )
@@ -105,6 +107,15 @@ TAGS: list[dict[str, Any]] = [
         "name": "algorithms",
         "description": "The algorithm center: submit, evaluate (REVIEWER), list and delist algorithms; the "
         "listed algorithms each catalog entry's owner admits for the data zone.",
+    },
+    {
+        "name": "reviews",
+        "description": "Joint review (联审) of projects of planned front ends by the lead org of their domain, with "
+        "the existing devices and spare carriers around each planned one; approval puts them on the ledger.",
+    },
+    {
+        "name": "carriers",
+        "description": "Carriers (感知载体): poles and mounts with slots and ports, and requests to reuse them.",
     },
     {
         "name": "resolver",
@@ -322,6 +333,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sharing.grants_router,
         algorithms.router,
         algorithms.entry_router,
+        reviews.router,
+        carriers.router,
+        carriers.requests_router,
         operations.router,
         members.router,
         code_rules.router,

@@ -31,7 +31,14 @@ from chain_gateway.errors import (
     IdempotencyConflict,
     InvalidCall,
 )
-from indexer.handlers import ALGORITHM_STATUSES, DEVICE_STATUSES, LIFECYCLE_ACTIONS, role_name
+from indexer.handlers import (
+    ALGORITHM_STATUSES,
+    DEVICE_STATUSES,
+    LIFECYCLE_ACTIONS,
+    PROJECT_STATUSES,
+    REUSE_STATUSES,
+    role_name,
+)
 
 __all__ = [
     "ApiError",
@@ -211,6 +218,10 @@ def _algorithm_illegal_status(a: dict[str, Any]) -> RevertInfo:
         "algorithm_id",
         extra={"status": current},
     )
+
+
+def _enum_name(names: tuple[str, ...], value: Any) -> str:
+    return names[value] if isinstance(value, int) and 0 <= value < len(names) else str(value)
 
 
 def _form_names(mask: Any) -> str:
@@ -451,6 +462,97 @@ _REVERTS: dict[str, Callable[[dict[str, Any]], RevertInfo]] = {
         f"algorithm {a.get('algorithmId')} is not admitted for catalog entry {a.get('entryId')}",
         "algorithm_id",
     ),
+    # ------------------------------------------------------------ ReviewBoard (joint review)
+    "ReviewUnknownProject": lambda a: RevertInfo(
+        _MISSING, "REVIEW_NOT_FOUND", f"no review project {a.get('projectId')}", "id"
+    ),
+    "ReviewNoLead": lambda a: RevertInfo(
+        _CONFLICT,
+        "NO_LEAD_ORG",
+        "the consortium has named no lead org for this domain: nobody could review it",
+        "domain",
+    ),
+    "ReviewNotLead": lambda a: RevertInfo(
+        _FORBIDDEN,
+        "NOT_LEAD_ORG",
+        f"project {a.get('projectId')} is decided by a REVIEWER of its domain's lead org (org {a.get('leadOrg')}), "
+        f"not of org {a.get('callerOrg')}",
+        extra={"lead_org_id": a.get("leadOrg")},
+    ),
+    "ReviewNotFiled": lambda a: RevertInfo(
+        _CONFLICT,
+        "REVIEW_NOT_FILED",
+        f"project {a.get('projectId')} is {_enum_name(PROJECT_STATUSES, a.get('status'))}, no longer filed",
+        extra={"status": _enum_name(PROJECT_STATUSES, a.get("status"))},
+    ),
+    "ReviewNotApplicant": lambda a: RevertInfo(
+        _FORBIDDEN, "NOT_APPLICANT", f"project {a.get('projectId')} was filed by another organisation"
+    ),
+    "ReviewEmptyTitle": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "the title must not be empty", "title"),
+    "ReviewBadDeviceCount": lambda a: RevertInfo(
+        _INVALID, "VALIDATION_ERROR", f"a project plans 1..200 devices, not {a.get('count')}", "devices"
+    ),
+    "ReviewNotPlanned": lambda a: RevertInfo(
+        _INVALID, "NOT_PLANNED", "a project plans new devices: status is planned", f"devices[{a.get('index')}].status"
+    ),
+    "ReviewDevicesMismatch": lambda a: RevertInfo(
+        _CONFLICT,
+        "DEVICES_MISMATCH",
+        f"the devices sent are not those filed with project {a.get('projectId')} (the mirror may lag the chain)",
+    ),
+    "ReviewEmptyReason": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "a refusal needs a reason", "reason"),
+    "DeviceRegistryOnlyReviewBoard": lambda a: RevertInfo(
+        _FORBIDDEN, "NOT_REVIEW_BOARD", "only the review board registers reviewed devices (is it hooked in?)"
+    ),
+    # ------------------------------------------------------------ CarrierRegistry
+    "CarrierDuplicateCode": lambda a: RevertInfo(
+        _CONFLICT, "CARRIER_DUPLICATE", f"carrier code {a.get('code')} is already registered", "code"
+    ),
+    "CarrierBadCode": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "a carrier code has 1..64 bytes", "code"),
+    "CarrierUnknown": lambda a: RevertInfo(
+        _MISSING, "CARRIER_NOT_FOUND", f"carrier {a.get('code')} is not registered", "code"
+    ),
+    "CarrierNotOwner": lambda a: RevertInfo(
+        _FORBIDDEN, "CARRIER_NOT_OWNED", f"carrier {a.get('code')} belongs to another organisation", "code"
+    ),
+    "CarrierBadLocation": lambda a: RevertInfo(
+        _INVALID, "BAD_LOCATION", f"location ({a.get('lat')}, {a.get('lon')}) micro-degrees is out of range", "location"
+    ),
+    "CarrierBadUsage": lambda a: RevertInfo(
+        _INVALID,
+        "USAGE_EXCEEDS_CAPACITY",
+        f"carrier {a.get('code')} has {a.get('slots')} slots and {a.get('ports')} ports: "
+        f"{a.get('slotsUsed')} and {a.get('portsUsed')} cannot be in use",
+        "slots_used" if int(a.get("slotsUsed", 0)) > int(a.get("slots", 0)) else "ports_used",
+    ),
+    "CarrierOwnCarrier": lambda a: RevertInfo(
+        _INVALID, "OWN_CARRIER", f"carrier {a.get('code')} is your own organisation's: set its usage instead", "code"
+    ),
+    "CarrierEmptyReuse": lambda a: RevertInfo(
+        _INVALID, "VALIDATION_ERROR", "ask for at least one slot or port", "slots"
+    ),
+    "CarrierEmptyPurpose": lambda a: RevertInfo(
+        _INVALID, "VALIDATION_ERROR", "the purpose must not be empty", "purpose"
+    ),
+    "CarrierNoCapacity": lambda a: RevertInfo(
+        _CONFLICT,
+        "NO_CAPACITY",
+        f"carrier {a.get('code')} has {a.get('slotsFree')} free slots and {a.get('portsFree')} free ports",
+        extra={"slots_free": a.get("slotsFree"), "ports_free": a.get("portsFree")},
+    ),
+    "CarrierUnknownRequest": lambda a: RevertInfo(
+        _MISSING, "REUSE_REQUEST_NOT_FOUND", f"no reuse request {a.get('requestId')}", "id"
+    ),
+    "CarrierRequestClosed": lambda a: RevertInfo(
+        _CONFLICT,
+        "REUSE_REQUEST_CLOSED",
+        f"reuse request {a.get('requestId')} is {_enum_name(REUSE_STATUSES, a.get('status'))}, no longer open",
+        extra={"status": _enum_name(REUSE_STATUSES, a.get("status"))},
+    ),
+    "CarrierNotRequester": lambda a: RevertInfo(
+        _FORBIDDEN, "NOT_REQUESTER", f"reuse request {a.get('requestId')} was made by another organisation"
+    ),
+    "CarrierEmptyReason": lambda a: RevertInfo(_INVALID, "VALIDATION_ERROR", "a refusal needs a reason", "reason"),
 }
 
 
