@@ -1310,6 +1310,7 @@ def _add_devnet() -> None:
 
 
 _add_devnet()
+import registry_api.cli_reviews  # noqa: E402, F401, I001 - adds `dirchain reviews` and `dirchain carriers`
 
 
 def main() -> None:
