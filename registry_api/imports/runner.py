@@ -196,7 +196,8 @@ class ImportRunner:
         job = store.get_job(self.engine, import_id)
         assert job is not None
         deadline = time.monotonic() + SLICE_SECONDS
-        while job.status == store.VALIDATING and job.error_code is None and time.monotonic() < deadline:
+        readable = bool(self._code_rules())  # a mirror not yet caught up would make every row UNKNOWN_TYPE
+        while readable and job.status == store.VALIDATING and job.error_code is None and time.monotonic() < deadline:
             progressed = self._read_chunk(job)
             changed += progressed
             job = store.get_job(self.engine, import_id)
@@ -214,8 +215,9 @@ class ImportRunner:
     # ------------------------------------------------------------ reading
 
     def _code_rules(self) -> dict[str, CodeRule]:
+        """The mirror's code rules (re-read every few seconds; an empty mirror is asked again each time)."""
         loaded_at, rules = self._rules
-        if time.monotonic() - loaded_at > RULES_TTL_SECONDS:
+        if not rules or time.monotonic() - loaded_at > RULES_TTL_SECONDS:
             rules = store.code_rules(self.engine)
             self._rules = (time.monotonic(), rules)
         return rules

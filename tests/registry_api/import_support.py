@@ -6,22 +6,31 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import random
+import signal
+import subprocess
+import sys
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from eth_utils import keccak
 from web3 import Web3
 
 from chain_gateway.deployments import Deployment
-from chain_gateway.devnet import DEMO_CODE_RULES
+from chain_gateway.devnet import DEMO_CODE_RULES, free_port
+from chain_gateway.settings import Settings
 from registry_api.city import DISTRICTS
+from registry_api.imports.runner import CRASH_ENV
 from tests.chain_gateway.support import DEVICE_REGISTERED_TOPIC
 
 __all__ = [
+    "ApiProcess",
     "BAD_KINDS",
     "CSV_COLUMNS",
     "Sample",
@@ -29,6 +38,7 @@ __all__ = [
     "registrations",
     "sample_rows",
     "write_csv",
+    "wait_for",
     "write_ndjson",
 ]
 
@@ -74,7 +84,14 @@ class Sample:
 
     good: list[str] = field(default_factory=list)
     bad: dict[int, tuple[str, str | None]] = field(default_factory=dict)
-    on_ledger: list[str] = field(default_factory=list)  # codes the test must register before importing
+    on_ledger: dict[int, str] = field(default_factory=dict)  # row -> code the test registers before importing
+
+    def unregistered(self) -> Sample:
+        """The expectations when the `on_ledger` codes are not registered first: those rows are good then."""
+        return Sample(
+            good=self.good + list(self.on_ledger.values()),
+            bad={row: why for row, why in self.bad.items() if row not in self.on_ledger},
+        )
 
 
 def _good(rng: random.Random, serial: int) -> dict[str, str]:
@@ -153,7 +170,7 @@ def _record(sample: Sample, row: SampleRow) -> None:
     else:
         sample.bad[row.number] = BAD_KINDS[row.kind]
         if row.kind == "dup_on_ledger":
-            sample.on_ledger.append(row.code)
+            sample.on_ledger[row.number] = row.code
 
 
 def write_csv(path: Path, rows: Iterable[SampleRow], bom: bool = True) -> Sample:
@@ -225,3 +242,95 @@ def registrations(w3: Web3, deployment: Deployment, codes: Iterable[str]) -> Cou
                 counts[code] += 1
         start = end + 1
     return counts
+
+
+def wait_for(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+class ApiProcess:
+    """`dirchain serve` in a child process (gateway, indexer and import runner inside), started and killed at
+    will, on one port; `overrides` are more settings (e.g. import_batch_size="100")."""
+
+    def __init__(self, settings: Settings, tmp_path: Path, **overrides: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tmp_path / "api.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("DIRCHAIN_")}
+        self.env.update(
+            DIRCHAIN_RPC_URLS=json.dumps(settings.rpc_urls),
+            DIRCHAIN_CHAIN_ID=str(settings.chain_id),
+            DIRCHAIN_DEPLOYMENTS_PATH=str(settings.deployments_path),
+            DIRCHAIN_DATABASE_URL=settings.database_url,
+            DIRCHAIN_KEYSTORE_DIR=str(settings.keystore_dir),
+            DIRCHAIN_KEYSTORE_PASSWORD=settings.keystore_password.get_secret_value(),
+            DIRCHAIN_CONFIRMATIONS="0",  # automining makes no block on top of the last batch
+            DIRCHAIN_GATEWAY_POLL_SECONDS="0.05",
+            DIRCHAIN_INDEXER_POLL_SECONDS="0.2",
+            DIRCHAIN_IMPORT_POLL_SECONDS="0.05",
+            DIRCHAIN_IMPORT_DIR=str(tmp_path / "imports"),
+            DIRCHAIN_RECEIPT_ANCHOR_INTERVAL_SECONDS="0",
+            DIRCHAIN_CAPABILITY_KEY_PATH=str(tmp_path / "keys" / "capability.pem"),
+            DIRCHAIN_ZONE_MASKING_KEY_PATH=str(tmp_path / "keys" / "masking.key"),
+            DIRCHAIN_API_PORT=str(self.port),
+        )
+        self.env.update({f"DIRCHAIN_{name.upper()}": value for name, value in overrides.items()})
+        self.cwd = tmp_path  # away from any .env of the checkout
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, crash_at: str | None = None) -> None:
+        env = dict(self.env)
+        if crash_at is not None:
+            env[CRASH_ENV] = crash_at
+        with open(self.log, "ab") as out:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", "from registry_api.cli import main; main()", "serve"],
+                cwd=self.cwd,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: self._up(), 60, "the API did not start")
+
+    def _up(self) -> bool:
+        assert self.process is not None
+        assert self.process.poll() is None, f"API exited with {self.process.returncode}: {self.log.read_text()[-3000:]}"
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code < 500
+        except httpx.TransportError:
+            return False
+
+    def peak_rss_bytes(self) -> int:
+        """The process's peak resident memory so far (VmHWM)."""
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+        return 0
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(30) == -signal.SIGKILL
+
+    def wait_exit(self) -> int:
+        assert self.process is not None
+        return self.process.wait(120)
+
+    def __enter__(self) -> ApiProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

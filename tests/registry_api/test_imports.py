@@ -79,7 +79,7 @@ def _preregister(api: Api, codes: list[str]) -> None:
 def test_import_puts_every_good_row_on_chain_once_and_reports_every_bad_row(api: Api, tmp_path: Path) -> None:
     path = tmp_path / "devices.csv"
     sample = write_csv(path, sample_rows(3_000, bad_every=8, seed=11))
-    _preregister(api, [code for code in sample.on_ledger if code])
+    _preregister(api, list(sample.on_ledger.values()))
 
     answer = _upload(api, path.read_bytes(), filename="devices.csv")
     assert answer.status_code == 202, answer.text
@@ -96,9 +96,9 @@ def test_import_puts_every_good_row_on_chain_once_and_reports_every_bad_row(api:
         "pending": 0,
     }
     assert len(sample.bad) == 375 and {r for r, _ in sample.bad.values()} >= {"NOT_UTF8", "MALFORMED_ROW"}
-    counts = registrations(api.w3, api.chain.deployment, sample.good + sample.on_ledger)
+    counts = registrations(api.w3, api.chain.deployment, sample.good + list(sample.on_ledger.values()))
     assert all(counts[code] == 1 for code in sample.good), "a good row is missing or registered twice"
-    assert all(counts[code] == 1 for code in sample.on_ledger)  # the pre-registration only
+    assert all(counts[code] == 1 for code in sample.on_ledger.values())  # the pre-registration only
 
     rejected = _report(api, import_id, "rejected")
     assert {int(r["row"]): (r["reason_code"], r["column"] or None) for r in rejected} == sample.bad
@@ -116,7 +116,7 @@ def test_import_puts_every_good_row_on_chain_once_and_reports_every_bad_row(api:
 def test_ndjson_import_reports_json_paths(api: Api, tmp_path: Path) -> None:
     path = tmp_path / "devices.ndjson"
     sample = write_ndjson(path, sample_rows(450, bad_every=6, seed=3, serial_base=10_000))
-    _preregister(api, sample.on_ledger)
+    _preregister(api, list(sample.on_ledger.values()))
 
     answer = _upload(api, path.read_bytes(), content_type="application/x-ndjson")
     assert answer.status_code == 202, answer.text
