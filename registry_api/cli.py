@@ -1311,6 +1311,7 @@ def _add_devnet() -> None:
 
 _add_devnet()
 import registry_api.cli_reviews  # noqa: E402, F401, I001 - adds `dirchain reviews` and `dirchain carriers`
+import registry_api.cli_imports  # noqa: E402, F401, I001 - adds `dirchain import` and `dirchain imports`
 
 
 def main() -> None:
