@@ -307,10 +307,13 @@ def file_demo_data(api_url: str, credentials: dict[str, Any], device_count: int)
                     _wait_confirmed(client, orgs[owner]["token"], response)
         algorithms = _file_demo_algorithms(client, orgs)
         job = _run_demo_job(client, orgs)
+        from registry_api.demo_reviews import file_demo_reviews  # here: demo_reviews builds on this module
+
+        reviews = file_demo_reviews(client, orgs, fleet)
     return (
         f"demo data filed through the API: {device_count} devices, {len(DEMO_CATALOG)} catalog entries, "
         f"{len(DEMO_REQUESTS)} sharing requests (pending ones await their approvers' signatures), "
-        f"{algorithms} listed zone algorithms admitted for {len(DEMO_ADMISSIONS)} entries; {job}"
+        f"{algorithms} listed zone algorithms admitted for {len(DEMO_ADMISSIONS)} entries; {job}; {reviews}"
     )
 
 
