@@ -50,6 +50,7 @@ class Settings(BaseSettings):
         default=VAR_DIR / "keys" / "zone-masking.key", description="HMAC secret of the desensitized form's hashes"
     )
     zone_operator_org: str = Field(default="BJ-EIB", description="org whose RELAYER account anchors usage receipts")
+    inspection_overdue_days: int = Field(default=90, ge=1, description="assessment: days without inspection = overdue")
     receipt_anchor_interval_seconds: float = Field(
         default=60.0, ge=0, description="how often the API anchors new usage receipts; 0: not in the API"
     )

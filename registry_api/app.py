@@ -53,6 +53,7 @@ from registry_api.routers import (
     resolver,
     reviews,
     sharing,
+    stats,
     zone,
 )
 from registry_api.search import create_search_tables
@@ -130,6 +131,10 @@ TAGS: list[dict[str, Any]] = [
     {"name": "operations", "description": "Writes on their way to the chain."},
     {"name": "members", "description": "Member organisations, their accounts and roles."},
     {"name": "code rules", "description": "How each device type's codes are formed."},
+    {
+        "name": "stats",
+        "description": "Assessment indicators (考核评估) per district and department, and the monthly report.",
+    },
     {"name": "health", "description": "Liveness of the database, the chain, the indexer and the outbox."},
 ]
 
@@ -339,6 +344,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         operations.router,
         members.router,
         code_rules.router,
+        stats.router,
         resolver.router,
         zone.router,
         health.router,
