@@ -55,6 +55,18 @@ def _more(page: dict[str, Any], offset: int) -> None:
         console.print(f"{offset + 1}-{shown_to} of {page['count']}; next page: --offset {shown_to}")
 
 
+def _send(
+    client_args: tuple[str | None, str | None, str | None],
+    path: str,
+    body: dict[str, Any],
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """POST a write and show its operation (followed to the end with --wait)."""
+    _finish(client_args, _call(*client_args, "post", path, body, idempotency_key), wait, timeout)
+
+
 def _metres(value: float | None) -> str:
     return "" if value is None else f"{value:,.1f} m"
 
@@ -83,8 +95,7 @@ def reviews_file(
     body.update({k: v for k, v in (("domain", domain), ("title", title)) if v is not None})
     if "domain" not in body or "title" not in body:
         raise typer.BadParameter("give --domain and --title (or put them in the file)", param_hint="--domain")
-    accepted = _call(api, token, org, "post", "/v1/reviews", body, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), "/v1/reviews", body, idempotency_key, wait, timeout)
 
 
 @reviews_app.command("list")
@@ -193,8 +204,7 @@ def reviews_approve(
 ) -> None:
     """Approve a filed project as a REVIEWER of its domain's lead org: its devices go on the ledger as planned
     devices of the applicant, all or none."""
-    accepted = _call(api, token, org, "post", f"/v1/reviews/{project_id}/approval", {}, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), f"/v1/reviews/{project_id}/approval", {}, idempotency_key, wait, timeout)
 
 
 @reviews_app.command("refuse")
@@ -210,8 +220,7 @@ def reviews_refuse(
 ) -> None:
     """Refuse a filed project for a reason, as a REVIEWER of its domain's lead org."""
     path = f"/v1/reviews/{project_id}/refusal"
-    accepted = _call(api, token, org, "post", path, {"reason": reason}, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), path, {"reason": reason}, idempotency_key, wait, timeout)
 
 
 @reviews_app.command("withdraw")
@@ -225,8 +234,7 @@ def reviews_withdraw(
     org: OrgOpt = None,
 ) -> None:
     """Withdraw your org's project while it is filed (REGISTRAR)."""
-    accepted = _call(api, token, org, "post", f"/v1/reviews/{project_id}/withdrawal", {}, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), f"/v1/reviews/{project_id}/withdrawal", {}, idempotency_key, wait, timeout)
 
 
 # ---------------------------------------------------------------- carriers
@@ -258,8 +266,7 @@ def carriers_register(
         "code": code, "kind": kind, "district": district, "location": {"lat": lat, "lon": lon}, "slots": slots,
         "ports": ports, "attributes": extra,
     }  # fmt: skip
-    accepted = _call(api, token, org, "post", "/v1/carriers", body, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), "/v1/carriers", body, idempotency_key, wait, timeout)
 
 
 @carriers_app.command("list")
@@ -348,8 +355,7 @@ def carriers_usage(
 ) -> None:
     """Set how many slots and ports of your org's carrier are in use (at most its capacity)."""
     body = {"slots_used": slots_used, "ports_used": ports_used}
-    accepted = _call(api, token, org, "post", f"/v1/carriers/{code}/usage", body, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), f"/v1/carriers/{code}/usage", body, idempotency_key, wait, timeout)
 
 
 @carriers_app.command("request-reuse")
@@ -367,8 +373,7 @@ def carriers_request_reuse(
 ) -> None:
     """Apply to reuse spare slots and/or ports of another org's carrier (REGISTRAR); its owner decides."""
     body = {"slots": slots, "ports": ports, "purpose": purpose}
-    accepted = _call(api, token, org, "post", f"/v1/carriers/{code}/reuse-requests", body, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), f"/v1/carriers/{code}/reuse-requests", body, idempotency_key, wait, timeout)
 
 
 @carriers_app.command("requests")
@@ -408,8 +413,7 @@ def carriers_decide(
 ) -> None:
     """Grant or refuse a reuse request of your org's carrier (REGISTRAR of the owner)."""
     path = f"/v1/carrier-reuse-requests/{request_id}/decision"
-    accepted = _call(api, token, org, "post", path, {"grant": grant, "reason": reason}, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), path, {"grant": grant, "reason": reason}, idempotency_key, wait, timeout)
 
 
 @carriers_app.command("withdraw")
@@ -424,8 +428,7 @@ def carriers_withdraw(
 ) -> None:
     """Withdraw your org's open reuse request."""
     path = f"/v1/carrier-reuse-requests/{request_id}/withdrawal"
-    accepted = _call(api, token, org, "post", path, {}, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), path, {}, idempotency_key, wait, timeout)
 
 
 app.add_typer(reviews_app, name="reviews")

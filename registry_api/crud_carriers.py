@@ -7,7 +7,6 @@ seen only by their requester org and the carrier's owner org.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from sqlmodel import Session, col, select
 from indexer.handlers import CARRIER_KINDS
 from indexer.models import Carrier, CarrierReuseRequest, Member
 from registry_api.crud import EARTH_RADIUS_M, haversine_m
+from registry_api.crud_algorithms import _outputs as json_object  # JSON text as an object, whatever it holds
 from registry_api.crud_catalog import org_codes
 from registry_api.encoding import canonical_json, from_micro_degrees, from_unix, to_micro_degrees
 from registry_api.schemas.carriers import (
@@ -71,10 +71,6 @@ class CarrierFilter:
 
 
 def _public(row: Carrier, owner: str | None, distance_m: float | None = None) -> CarrierPublic:
-    try:
-        attributes = json.loads(row.attributes) if row.attributes else {}
-    except ValueError:
-        attributes = {"value": row.attributes}
     return CarrierPublic(
         code=row.code,
         kind=row.kind,
@@ -87,7 +83,7 @@ def _public(row: Carrier, owner: str | None, distance_m: float | None = None) ->
         ports=row.ports,
         ports_used=row.ports_used,
         ports_free=row.ports - row.ports_used,
-        attributes=attributes if isinstance(attributes, dict) else {"value": attributes},
+        attributes=json_object(row.attributes),
         attributes_hash=row.attributes_hash,
         tx_hash=row.tx_hash,
         block_number=row.block_number,

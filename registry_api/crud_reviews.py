@@ -8,7 +8,6 @@ the ProjectFiled event, which the contract checks against the filed hash.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from indexer.models import CodeRule, Device, Member, Project, ProjectDevice, ReviewLead
 from registry_api import crud, crud_carriers
+from registry_api.crud_algorithms import _outputs as json_object  # JSON text as an object, whatever it holds
 from registry_api.crud_catalog import org_codes
 from registry_api.encoding import from_micro_degrees, from_unix
 from registry_api.schemas.devices import LocationPublic
@@ -164,14 +164,6 @@ def list_reviews(session: Session, f: ReviewFilter, limit: int, offset: int) -> 
     return [_public(r, orgs, leads) for r in rows], int(total)
 
 
-def _attributes(value: str) -> dict[str, Any]:
-    try:
-        parsed = json.loads(value) if value else {}
-    except ValueError:
-        return {"value": value}
-    return parsed if isinstance(parsed, dict) else {"value": parsed}
-
-
 def _nearby_devices(
     session: Session, planned: ProjectDevice, type_name: str, radius_m: float, own_codes: set[str]
 ) -> tuple[list[NearbyDevicePublic], int]:
@@ -233,7 +225,7 @@ def review_detail(session: Session, project_id: int, radius_m: float) -> ReviewD
                 district=d.district,
                 location=LocationPublic(lat=from_micro_degrees(d.lat_e6), lon=from_micro_degrees(d.lon_e6)),
                 built_at=from_unix(d.built_at),
-                attributes=_attributes(d.attributes),
+                attributes=json_object(d.attributes),
                 attributes_hash=d.attributes_hash,
                 carrier=d.carrier,
                 on_ledger=d.code in on_ledger,

@@ -15,7 +15,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Response, status
 
 from registry_api import crud_carriers
-from registry_api.auth import Principal
 from registry_api.deps import GatewayDep, PageDep, PrincipalDep, RegistrarDep, SessionDep
 from registry_api.errors import ApiError
 from registry_api.routers.devices import MAX_NEAR_RADIUS_M, _parse_floats
@@ -57,19 +56,6 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _write(
-    gateway: GatewayDep,
-    principal: Principal,
-    function: str,
-    args: list[Any],
-    idempotency_key: str | None,
-    response: Response,
-    started: float,
-) -> OperationAccepted:
-    """Simulate and queue CarrierRegistry.`function` signed by the caller's org; the 202 answer."""
-    return accepted(enqueue(gateway, principal, CONTRACT, function, args, idempotency_key), response, started)
-
-
 # ---------------------------------------------------------------- carriers
 
 
@@ -84,7 +70,8 @@ def register_carrier(
 ) -> OperationAccepted:
     """Register a carrier of the caller's org with its slots and ports, nothing in use yet (POST .../usage)."""
     args = [crud_carriers.carrier_input(body)]
-    return _write(gateway, principal, "register", args, idempotency_key, response, started)
+    op = enqueue(gateway, principal, CONTRACT, "register", args, idempotency_key)
+    return accepted(op, response, started)
 
 
 @router.get("", summary="List carriers", responses=_ERRORS)  # type: ignore[arg-type]
@@ -137,7 +124,8 @@ def set_usage(
 ) -> OperationAccepted:
     """The slots and ports the owner's devices use, at most the capacity (else 422 USAGE_EXCEEDS_CAPACITY)."""
     args = [code, body.slots_used, body.ports_used]
-    return _write(gateway, principal, "setUsage", args, idempotency_key, response, started)
+    op = enqueue(gateway, principal, CONTRACT, "setUsage", args, idempotency_key)
+    return accepted(op, response, started)
 
 
 @router.post(
@@ -158,7 +146,8 @@ def request_reuse(
     """Apply for spare slots and/or ports of another org's carrier (409 NO_CAPACITY beyond what is free now; 422
     OWN_CARRIER for the caller's own); its owner decides. The id is in GET /v1/carrier-reuse-requests once indexed."""
     args = [code, body.slots, body.ports, body.purpose]
-    return _write(gateway, principal, "requestReuse", args, idempotency_key, response, started)
+    op = enqueue(gateway, principal, CONTRACT, "requestReuse", args, idempotency_key)
+    return accepted(op, response, started)
 
 
 # ---------------------------------------------------------------- reuse requests
@@ -211,7 +200,8 @@ def decide_reuse(
     """A grant takes the slots and ports at once (409 NO_CAPACITY if they are no longer free); a refusal needs a
     reason. Only an open request (409 REUSE_REQUEST_CLOSED)."""
     args = [request_id, body.grant, body.reason]
-    return _write(gateway, principal, "decideReuse", args, idempotency_key, response, started)
+    op = enqueue(gateway, principal, CONTRACT, "decideReuse", args, idempotency_key)
+    return accepted(op, response, started)
 
 
 @requests_router.post(
@@ -229,4 +219,5 @@ def withdraw_reuse(
     idempotency_key: IdempotencyKey = None,
 ) -> OperationAccepted:
     """Withdraw the caller's org's open request (403 NOT_REQUESTER for another org's)."""
-    return _write(gateway, principal, "withdrawReuse", [request_id], idempotency_key, response, started)
+    op = enqueue(gateway, principal, CONTRACT, "withdrawReuse", [request_id], idempotency_key)
+    return accepted(op, response, started)

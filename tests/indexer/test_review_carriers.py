@@ -5,7 +5,6 @@ exactly: the mirror equals a fresh replay of the chain."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,10 +14,15 @@ from sqlalchemy import select
 from sqlmodel import Session
 from web3 import Web3
 
-from chain_gateway.devnet import DEMO_REVIEW_LEADS, AnvilNode, SeededConsortium, seed_demo_consortium
+from chain_gateway.devnet import DEMO_REVIEW_LEADS, AnvilNode, SeededConsortium
 from chain_gateway.governance import contract
 from indexer.models import Carrier, CarrierReuseRequest, Device, Project, ProjectDevice, ReviewLead
 from tests.indexer.support import assert_equals_fresh_replay, call, open_indexer
+from tests.indexer.test_algorithms import (  # noqa: F401  (fixtures: a fresh node per reorg test, see there)
+    fresh_anvil,
+    fresh_chain,
+    fresh_w3,
+)
 from tests.indexer.test_reorg import anvil_reorg, signed_tx
 
 APPLICANT, LEAD, OWNER, REQUESTER, OTHER = "BJ-CY", "BJ-PSB", "BJ-PSB", "BJ-CMC", "BJ-EMB"
@@ -174,30 +178,12 @@ def test_joint_review_and_carriers_are_mirrored(
     assert_equals_fresh_replay(database_url, replay_url, anvil.url, chain.deployment)
 
 
-# Reorg tests get a fresh node each (see tests/indexer/test_reorg.py: anvil_reorg on a long-lived node may rebuild
-# the fork point from a state it no longer holds).
-@pytest.fixture
-def fresh_anvil() -> Iterator[AnvilNode]:
-    with AnvilNode() as node:
-        yield node
-
-
-@pytest.fixture
-def fresh_w3(fresh_anvil: AnvilNode) -> Web3:
-    return Web3(Web3.HTTPProvider(fresh_anvil.url))
-
-
-@pytest.fixture
-def fresh_chain(fresh_w3: Web3) -> SeededConsortium:
-    return seed_demo_consortium(fresh_w3)
-
-
 @pytest.mark.parametrize("depth", [2, 4])
 def test_reorg_replacing_decisions_equals_a_fresh_replay(
     depth: int,
-    fresh_chain: SeededConsortium,
-    fresh_w3: Web3,
-    fresh_anvil: AnvilNode,
+    fresh_chain: SeededConsortium,  # noqa: F811  (the fixture imported above)
+    fresh_w3: Web3,  # noqa: F811  (the fixture imported above)
+    fresh_anvil: AnvilNode,  # noqa: F811  (the fixture imported above)
     database_url: str,
     replay_url: str,
 ) -> None:
