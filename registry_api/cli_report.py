@@ -42,14 +42,10 @@ def write_report(stats: StatsPublic, out: Path) -> list[Path]:
     """Write the CSV, HTML and SVG files of `stats` into `out` (created if missing); returns their paths."""
     out.mkdir(parents=True, exist_ok=True)
     stem = report.report_name(stats)
-    chart = report.stacked_bars_svg(
-        f"Devices on the ledger per district, by status ({stem.removeprefix('report-')})",
-        [(d.name or str(d.district), d.devices.by_status) for d in stats.by_district],
-    )
     files = {
         out / f"{stem}.csv": report.report_csv(stats),
         out / f"{stem}.html": report.report_html(stats),
-        out / f"{stem}.svg": chart,
+        out / f"{stem}.svg": report.district_chart_svg(stats),
     }
     for path, content in files.items():
         path.write_text(content, encoding="utf-8", newline="")  # the CSV keeps its CRLF rows everywhere

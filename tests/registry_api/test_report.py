@@ -129,7 +129,7 @@ def test_dirchain_report_writes_csv_html_and_svg_and_prints_a_summary(
     total = next(r for r in _csv_rows(written) if r["level"] == "total")
     assert (total["devices_total"], total["devices_active"], total["devices_registered"]) == ("2", "1", "2")
     chart = _bars((tmp_path / "out" / f"report-{month}.svg").read_text(encoding="utf-8"))
-    assert set(chart) == {"东城区", "朝阳区"}
+    assert set(chart) == {"110101 东城区", "110105 朝阳区"}
 
     refused = CliRunner().invoke(cli, ["report", "--month", "2025-13", "--token", api.tokens["BJ-EIB"]])
     assert refused.exit_code == 1 and "BAD_MONTH" in refused.output and "month" in refused.output
