@@ -23,8 +23,10 @@ results are filtered, counted, ordered and paged in the database. Boxes do not w
 from __future__ import annotations
 
 import math
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Connection, Engine, Float, func, literal_column, text
+from sqlalchemy import Connection, Engine, Float, bindparam, func, literal_column, text
 from sqlalchemy.sql.elements import ColumnElement
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "box_condition",
     "create_spatial_index",
     "distance_m",
+    "distance_params",
     "haversine_m",
     "near_box",
 ]
@@ -63,13 +66,39 @@ def _cell(lat_e6: int) -> int:
     return band if lat_e6 >= 0 else -band
 
 
-def box_condition(min_lat_e6: int, max_lat_e6: int, min_lon_e6: int, max_lon_e6: int) -> ColumnElement[bool]:
-    """Devices whose location lies in the box (bounds included), by the index's bands and longitude range."""
-    first, last = _cell(min_lat_e6), _cell(max_lat_e6)
+@cache
+def _box_template(prefix: str, listed: bool) -> ColumnElement[bool]:
     cell = literal_column(_CELL)
-    bands = cell.in_(range(first, last + 1)) if last - first < MAX_LISTED_CELLS else cell.between(first, last)
+    if listed:
+        bands = cell.in_(bindparam(f"{prefix}_cells", expanding=True))
+    else:
+        bands = cell.between(bindparam(f"{prefix}_first_cell"), bindparam(f"{prefix}_last_cell"))
     lat, lon = literal_column("devices.lat_e6"), literal_column("devices.lon_e6")
-    return bands & lon.between(min_lon_e6, max_lon_e6) & lat.between(min_lat_e6, max_lat_e6)
+    return (
+        bands
+        & lon.between(bindparam(f"{prefix}_min_lon"), bindparam(f"{prefix}_max_lon"))
+        & lat.between(bindparam(f"{prefix}_min_lat"), bindparam(f"{prefix}_max_lat"))
+    )
+
+
+def box_condition(
+    prefix: str, min_lat_e6: int, max_lat_e6: int, min_lon_e6: int, max_lon_e6: int
+) -> tuple[ColumnElement[bool], dict[str, Any]]:
+    """Devices whose location lies in the box (bounds included), by the index's bands and longitude range: the
+    condition (built once per shape, its values bound by name under `prefix`) and its parameters."""
+    first, last = _cell(min_lat_e6), _cell(max_lat_e6)
+    listed = last - first < MAX_LISTED_CELLS
+    params: dict[str, Any] = {
+        f"{prefix}_min_lat": min_lat_e6,
+        f"{prefix}_max_lat": max_lat_e6,
+        f"{prefix}_min_lon": min_lon_e6,
+        f"{prefix}_max_lon": max_lon_e6,
+    }
+    if listed:
+        params[f"{prefix}_cells"] = list(range(first, last + 1))
+    else:
+        params.update({f"{prefix}_first_cell": first, f"{prefix}_last_cell": last})
+    return _box_template(prefix, listed), params
 
 
 def near_box(lat: float, lon: float, radius_m: float) -> tuple[int, int, int, int]:
@@ -91,17 +120,25 @@ def near_box(lat: float, lon: float, radius_m: float) -> tuple[int, int, int, in
     )
 
 
-def distance_m(dialect: str, lat: float, lon: float) -> ColumnElement[float]:
-    """SQL of the great-circle distance in metres from (lat, lon) degrees to each device (haversine)."""
+@cache
+def distance_m(dialect: str) -> ColumnElement[float]:
+    """SQL of the great-circle distance in metres from a point to each device (haversine), built once per dialect;
+    the point's values are bound by name: `distance_params(lat, lon)`."""
     phi = literal_column("devices.lat_e6", Float) * _RADIANS_PER_E6
     lam = literal_column("devices.lon_e6", Float) * _RADIANS_PER_E6
-    phi0, lam0 = math.radians(lat), math.radians(lon)
-    half = func.power(func.sin((phi - phi0) / 2), 2) + math.cos(phi0) * func.cos(phi) * func.power(
+    phi0, lam0, cos_phi0 = (bindparam(name, type_=Float) for name in ("near_phi", "near_lambda", "near_cos_phi"))
+    half = func.power(func.sin((phi - phi0) / 2), 2) + cos_phi0 * func.cos(phi) * func.power(
         func.sin((lam - lam0) / 2), 2
     )
     capped = func.least(1.0, func.sqrt(half)) if dialect == "postgresql" else func.min(1.0, func.sqrt(half))
     distance: ColumnElement[float] = (2 * EARTH_RADIUS_M) * func.asin(capped)
     return distance
+
+
+def distance_params(lat: float, lon: float) -> dict[str, float]:
+    """The values of `distance_m`'s parameters for the point (lat, lon) in degrees."""
+    phi = math.radians(lat)
+    return {"near_phi": phi, "near_lambda": math.radians(lon), "near_cos_phi": math.cos(phi)}
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func
+from sqlalchemy import bindparam, func, literal
 from sqlmodel import Session, col, select
 
 from chain_gateway.outbox import Operation
@@ -103,15 +103,16 @@ def _device_select() -> Any:
     )
 
 
-def _where(query: Any, f: DeviceFilter, dialect: str) -> Any:
-    """`query` narrowed by the filters; with a place filter the spatial index is the way in.
+def _where(query: Any, f: DeviceFilter, dialect: str) -> tuple[Any, dict[str, Any]]:
+    """`query` narrowed by the filters, and the values of the spatial conditions' named parameters.
 
-    SQLite's planner has no statistics and would take an equality index (type, owner, status, district) over the
-    spatial one, then read every device of that type in the city; there the other filters are written so that no
-    index serves them (`+ 0`, `|| ''`). PostgreSQL's planner chooses by its statistics.
+    With a place filter the spatial index is the way in. SQLite's planner has no statistics and would take an
+    equality index (type, owner, status, district) over the spatial one, then read every device of that type in the
+    city; there the other filters are written so that no index serves them (`+ 0`, `|| ''`). PostgreSQL's planner
+    chooses by its statistics.
     """
-    spatial_filter = f.bbox is not None or f.near is not None
-    blind = spatial_filter and dialect == "sqlite"
+    params: dict[str, Any] = {}
+    blind = (f.bbox is not None or f.near is not None) and dialect == "sqlite"
 
     def number(column: Any) -> Any:
         return column + 0 if blind else column
@@ -128,39 +129,42 @@ def _where(query: Any, f: DeviceFilter, dialect: str) -> Any:
         query = query.where(number(col(Device.district)) == f.district)
     if f.bbox is not None:
         min_lon, min_lat, max_lon, max_lat = (to_micro_degrees(v) for v in f.bbox)
-        query = query.where(spatial.box_condition(min_lat, max_lat, min_lon, max_lon))
+        condition, values = spatial.box_condition("bbox", min_lat, max_lat, min_lon, max_lon)
+        query = query.where(condition)
+        params.update(values)
     if f.near is not None:
-        query = query.where(spatial.box_condition(*spatial.near_box(*f.near)))
-    return query
+        condition, values = spatial.box_condition("near", *spatial.near_box(*f.near))
+        distance = spatial.distance_m(dialect)
+        query = query.where(condition, distance <= bindparam("near_radius"))
+        params.update(values, near_radius=f.near[2], **spatial.distance_params(f.near[0], f.near[1]))
+    return query, params
 
 
 def list_devices(session: Session, f: DeviceFilter, limit: int, offset: int) -> tuple[list[DevicePublic], int]:
     """One page of devices matching `f` (by code, or by distance with `near`) and how many match in all.
 
     `near` is answered in SQL: the circle's bounding box through the spatial index, then the exact great-circle
-    distance (`indexer.spatial.distance_m`) filters, counts, orders (nearest first, then by code) and pages.
+    distance (`indexer.spatial.distance_m`) filters, counts, orders (nearest first, then by code) and pages. With a
+    place filter the few matches are counted in the page's own statement (a window count); otherwise, and for a page
+    past the end, by a count statement.
     """
     dialect = session.get_bind().dialect.name
-    query = _where(_device_select(), f, dialect)
-    counter = _where(select(func.count()).select_from(Device), f, dialect)
-    if f.near is None:
+    query, params = _where(_device_select(), f, dialect)
+    counter, _ = _where(select(func.count()).select_from(Device), f, dialect)
+    if f.bbox is None and f.near is None:
         total = session.exec(counter).one()
         rows = session.exec(query.order_by(col(Device.code)).offset(offset).limit(limit)).all()
         return [_device_public(*row) for row in rows], int(total)
-    lat, lon, radius = f.near
-    distance = spatial.distance_m(dialect, lat, lon)
-    total = session.exec(counter.where(distance <= radius)).one()
-    rows = session.exec(
-        query.add_columns(distance.label("distance_m"))
-        .where(distance <= radius)
-        .order_by(distance, col(Device.code))
-        .offset(offset)
-        .limit(limit)
-    ).all()
+    distance = spatial.distance_m(dialect) if f.near is not None else literal(None)
+    order = (distance, col(Device.code)) if f.near is not None else (col(Device.code),)
+    page = query.add_columns(distance.label("distance_m"), func.count().over().label("matches"))
+    rows = session.exec(page.order_by(*order).offset(offset).limit(limit), params=params).all()
+    total = rows[0][-1] if rows else session.exec(counter, params=params).one()
     found: list[DevicePublic] = []
-    for device, type_name, owner, metres in rows:
+    for device, type_name, owner, metres, _ in rows:
         public = _device_public(device, type_name, owner)
-        public.distance_m = round(float(metres), 1)
+        if metres is not None:
+            public.distance_m = round(float(metres), 1)
         found.append(public)
     return found, int(total)
 
