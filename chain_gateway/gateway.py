@@ -131,7 +131,7 @@ class Gateway(OwnsResources):
         *,
         batch_size: int = BATCH_SIZE,
         rebroadcast_after_seconds: float = REBROADCAST_AFTER_SECONDS,
-        gas_estimator: GasEstimator = "estimate",
+        gas_estimator: GasEstimator | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -148,7 +148,7 @@ class Gateway(OwnsResources):
         self._receipts_head: str | None = None  # latest block hash at the last complete receipts pass
         self._receipts_at = 0.0  # time.monotonic() of that pass
         self._followed_at = 0.0  # time.monotonic() of the last receipts/resend/confirm steps
-        self.gas_estimator = gas_estimator
+        self.gas_estimator: GasEstimator = gas_estimator or settings.gas_estimator
         self._chain_id: int | None = settings.chain_id
         self._owned = []
         self._crash_at = os.environ.get(CRASH_ENV)

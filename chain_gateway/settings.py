@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,11 @@ class Settings(BaseSettings):
     indexer_poll_seconds: float = 0.5
     gateway_poll_seconds: float = 0.2
     gas_limit_cap: int = 30_000_000
+    gas_estimator: Literal["estimate", "access_list"] = Field(
+        default="estimate",
+        description="how the gateway sizes gas: eth_estimateGas, or the gasUsed of one eth_createAccessList "
+        "(one execution instead of a binary search: ~7x faster for a 250-device registerDevices on anvil)",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     run_gateway_in_api: bool = True

@@ -44,7 +44,7 @@ from registry_api.cli import (
 )
 from registry_api.client import ApiClient, ApiClientError, Credentials, resolve_credentials
 
-__all__ = ["imports_app", "import_file", "upload_file"]
+__all__ = ["follow", "import_file", "imports_app", "report_lines", "upload_file"]
 
 imports_app = typer.Typer(
     help="Bulk imports of devices: list, show (--follow for a progress bar), report (per-row CSV).",
@@ -127,7 +127,7 @@ def follow(client: ApiClient, import_id: str) -> dict[str, Any]:
 
 def _rejections_by_reason(credentials: Credentials, import_id: str) -> Counter[str]:
     counts: Counter[str] = Counter()
-    with _report_lines(credentials, import_id, "rejected") as lines:
+    with report_lines(credentials, import_id, "rejected") as lines:
         for row in csv.DictReader(lines):
             counts[row["reason_code"]] += 1
     return counts
@@ -260,7 +260,7 @@ def imports_show(
 
 
 @contextmanager
-def _report_lines(credentials: Credentials, import_id: str, outcome: str | None) -> Iterator[Iterator[str]]:
+def report_lines(credentials: Credentials, import_id: str, outcome: str | None) -> Iterator[Iterator[str]]:
     """The report's CSV lines, streamed from the API (never held whole)."""
     headers = {"Authorization": f"Bearer {credentials.token}"} if credentials.token else {}
     params = {"outcome": outcome} if outcome else {}
@@ -302,7 +302,7 @@ def imports_report(
     credentials = _credentials(api, token, org)
     rows = 0
     try:
-        with _report_lines(credentials, import_id, outcome) as lines:
+        with report_lines(credentials, import_id, outcome) as lines:
             out: io.TextIOBase | Any = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
             try:
                 for line in lines:

@@ -43,7 +43,7 @@ from sqlalchemy.exc import OperationalError
 
 from chain_gateway.errors import GatewayConfigError, GatewayRPCError, InvalidCall
 from chain_gateway.gateway import Gateway
-from chain_gateway.outbox import CONFIRMED
+from chain_gateway.outbox import CONFIRMED, Operation
 from chain_gateway.outbox import FAILED as OP_FAILED
 from chain_gateway.settings import Settings
 from indexer.models import CodeRule
@@ -333,8 +333,8 @@ class ImportRunner:
             sent += 1
         return sent
 
-    def _send(self, job: ImportJob, batch: ImportBatch) -> bool:
-        args = json.loads(batch.args_json or "[]")
+    def _send(self, job: ImportJob, batch: store.OpenBatch) -> bool:
+        args = json.loads(store.batch_args(self.engine, job.import_id, batch.batch) or "[]")
         try:
             op = self.gateway.enqueue(
                 org_code=job.org_code,
@@ -353,7 +353,7 @@ class ImportRunner:
 
     # ------------------------------------------------------------ following
 
-    def _follow(self, job: ImportJob, queued: list[ImportBatch]) -> int:
+    def _follow(self, job: ImportJob, queued: list[store.OpenBatch]) -> int:
         if not queued:
             return 0
         ops = store.operations(self.engine, [b.operation_id for b in queued if b.operation_id])
@@ -364,13 +364,15 @@ class ImportRunner:
         ]
         changed = store.confirm(self.engine, job.import_id, confirmed) if confirmed else 0
         for batch in queued:
-            op = ops.get(batch.operation_id or "")
-            if op is not None and op.status == OP_FAILED:
+            state = ops.get(batch.operation_id or "")
+            if state is not None and state.status == OP_FAILED:
+                op = self.gateway.get_operation(state.id)  # with its arguments and decoded error
+                assert op is not None
                 self._refused(job, batch, op)
                 changed += 1
         return changed
 
-    def _refused(self, job: ImportJob, batch: ImportBatch, op: Any) -> None:
+    def _refused(self, job: ImportJob, batch: store.OpenBatch, op: Operation) -> None:
         """Split a batch the chain refused (see the module docstring)."""
         name, args = op.error_code or "", op.error_args or {}
         info = describe_revert(name, args)

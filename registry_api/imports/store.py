@@ -14,7 +14,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -38,6 +38,8 @@ __all__ = [
     "DONE",
     "FAILED",
     "OPEN_BATCHES",
+    "OpenBatch",
+    "OperationState",
     "QUEUED",
     "REJECTED",
     "REPORT_PAGE",
@@ -46,6 +48,7 @@ __all__ = [
     "Child",
     "accepted_rows_of",
     "args_json",
+    "batch_args",
     "batch_rows",
     "code_rules",
     "confirm",
@@ -266,16 +269,41 @@ def ledger_codes(engine: Engine, codes: Sequence[str]) -> set[str]:
 # ---------------------------------------------------------------- batches
 
 
-def open_batches(engine: Engine, import_id: str) -> list[ImportBatch]:
+class OpenBatch(NamedTuple):
+    """A batch not yet confirmed, split or failed, without its (large) arguments."""
+
+    batch: int
+    status: str  # recorded | queued
+    rows: int
+    operation_id: str | None
+    idempotency_key: str
+
+
+def open_batches(engine: Engine, import_id: str) -> list[OpenBatch]:
     """The job's batches not yet confirmed, split or failed, in batch order."""
-    with Session(engine, expire_on_commit=False) as session:
-        return list(
-            session.execute(
-                select(ImportBatch)
+    with Session(engine) as session:
+        return [
+            OpenBatch(*row)
+            for row in session.execute(
+                select(
+                    ImportBatch.batch,
+                    ImportBatch.status,
+                    ImportBatch.rows,
+                    ImportBatch.operation_id,
+                    ImportBatch.idempotency_key,
+                )
                 .where(ImportBatch.import_id == import_id, ImportBatch.status.in_(OPEN_BATCHES))  # type: ignore[attr-defined]
                 .order_by(ImportBatch.batch)  # type: ignore[arg-type]
-            ).scalars()
-        )
+            )
+        ]
+
+
+def batch_args(engine: Engine, import_id: str, batch: int) -> str | None:
+    """A recorded batch's arguments (canonical JSON), None once the outbox holds them."""
+    with Session(engine) as session:
+        return session.execute(
+            select(ImportBatch.args_json).where(ImportBatch.import_id == import_id, ImportBatch.batch == batch)
+        ).scalar_one_or_none()
 
 
 def mark_queued(engine: Engine, import_id: str, batch: int, operation_id: str) -> None:
@@ -293,17 +321,30 @@ def mark_queued(engine: Engine, import_id: str, batch: int, operation_id: str) -
         session.commit()
 
 
-def operations(engine: Engine, ids: Sequence[str]) -> dict[str, Operation]:
-    """The outbox rows of `ids` (read through the API's engine: SQLite reads of the outbox's take its lock)."""
-    found: dict[str, Operation] = {}
-    with Session(engine, expire_on_commit=False) as session:
+class OperationState(NamedTuple):
+    """Where an outbox operation is, without its (large) arguments and raw transaction."""
+
+    id: str
+    status: str
+    tx_hash: str | None
+    block_number: int | None
+    error_code: str | None
+    error_message: str | None
+
+
+def operations(engine: Engine, ids: Sequence[str]) -> dict[str, OperationState]:
+    """The outbox states of `ids` (read through the API's engine: SQLite reads of the outbox's take its lock)."""
+    found: dict[str, OperationState] = {}
+    columns = (Operation.id, Operation.status, Operation.tx_hash, Operation.block_number, Operation.error_code,
+               Operation.error_message)  # fmt: skip
+    with Session(engine) as session:
         for part in _chunks(ids):
-            for op in session.execute(select(Operation).where(Operation.id.in_(part))).scalars():  # type: ignore[attr-defined]
-                found[op.id] = op
+            for row in session.execute(select(*columns).where(Operation.id.in_(part))):  # type: ignore[attr-defined]
+                found[row[0]] = OperationState(*row)
     return found
 
 
-def confirm(engine: Engine, import_id: str, confirmed: Sequence[tuple[ImportBatch, Operation]]) -> int:
+def confirm(engine: Engine, import_id: str, confirmed: Sequence[tuple[OpenBatch, OperationState]]) -> int:
     """Batches on-chain: their tx hash and block, and the job's confirmed counters; returns rows confirmed."""
     now = time.time()
     rows = batches = 0
@@ -379,8 +420,8 @@ def _reject_rows(session: Session, import_id: str, problems: Mapping[int, RowPro
 def split(
     engine: Engine,
     import_id: str,
-    refused: ImportBatch,
-    op: Operation,
+    refused: OpenBatch,
+    op: OperationState | Operation,
     problems: Mapping[int, RowProblem],
     children: Sequence[Child],
     key: Any,
@@ -441,7 +482,9 @@ def split(
     return created
 
 
-def fail_batch(engine: Engine, import_id: str, batch: ImportBatch, problem: RowProblem, op: Operation | None) -> None:
+def fail_batch(
+    engine: Engine, import_id: str, batch: OpenBatch, problem: RowProblem, op: OperationState | Operation | None
+) -> None:
     """A batch that will not be (re)sent because the import stopped: its rows are rejected with `problem`."""
     now = time.time()
     with Session(engine) as session:
