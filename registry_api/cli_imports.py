@@ -47,7 +47,7 @@ from registry_api.client import ApiClient, ApiClientError, Credentials, resolve_
 __all__ = ["follow", "import_file", "imports_app", "report_lines", "upload_file"]
 
 imports_app = typer.Typer(
-    help="Bulk imports of devices: list, show (--follow for a progress bar), report (per-row CSV).",
+    help="Bulk imports of devices: list, show (--follow for a progress bar), report (per-row CSV), cancel.",
     no_args_is_help=True,
 )
 
@@ -256,6 +256,19 @@ def imports_show(
                 _fail(exc)
     else:
         job = _call(api, token, org, "get", f"/v1/imports/{import_id}")
+    _show_or_json(job, as_json, _show_import)
+
+
+@imports_app.command("cancel")
+def imports_cancel(
+    import_id: ImportIdArg,
+    api: ApiOpt = None,
+    token: TokenOpt = None,
+    org: OrgOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Stop an import: no more rows are read or batches sent; batches already sent still land."""
+    job = _call(api, token, org, "post", f"/v1/imports/{import_id}/cancel", None)
     _show_or_json(job, as_json, _show_import)
 
 

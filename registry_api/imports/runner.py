@@ -11,7 +11,14 @@ runner started after a crash (kill -9 included) goes on where the last one stopp
 - a refused batch (e.g. a code registered meanwhile by another org: DeviceRegistryDuplicateCode) is split
   in one transaction: the rows its decoded error names are rejected with that reason, rows the ledger now
   holds are rejected as duplicates, the rest go into a new batch; an error that names no row halves the batch
-  until it does; an error of the caller itself (role or membership lost) stops the import.
+  until it does; an error of the caller itself (role or membership lost) stops the import, as a cancel does:
+  batches in the outbox still land, recorded ones are not sent and their rows are rejected with the reason.
+
+Memory does not grow with the file: the file is read row by row from its recorded offset, a chunk holds at
+most one batch of rows, and duplicates within the file are looked up chunk by chunk in `import_rows` through
+its (import_id, code) index rather than in an in-memory set of codes (0 bytes of memory per code; on disk a
+row takes ~260 bytes in SQLite, indexes included: ~260 MB per million rows). Duplicates against the ledger
+are looked up in the mirror, chunk by chunk; the contract has the last word (refused batches, above).
 
 Reading runs ahead of the chain (the whole file is validated at SQL speed, so the report of rejected rows is
 complete early); sending is held to `import_max_inflight_batches` batches per import in the outbox at once,

@@ -35,7 +35,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         401: "no or bad token (UNAUTHENTICATED)",
         403: "ROLE_REQUIRED (uploads need REGISTRAR)",
         404: "IMPORT_NOT_FOUND (also for another org's import)",
-        409: "IDEMPOTENCY_CONFLICT: the key was used for another file",
+        409: "IDEMPOTENCY_CONFLICT: the key was used for another file; IMPORT_FINISHED: nothing left to cancel",
         413: "IMPORT_TOO_LARGE",
         415: "UNSUPPORTED_MEDIA_TYPE",
         422: "EMPTY_FILE, UNSUPPORTED_FORMAT, NOT_UTF8, NO_HEADER, MISSING_COLUMN, UNKNOWN_COLUMN, DUPLICATE_COLUMN, "
@@ -176,3 +176,26 @@ def import_report(
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="import-{job.import_id}{suffix}.csv"'},
     )
+
+
+@router.post(
+    "/{import_id}/cancel",
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Cancel an import",
+    responses=_ERRORS,  # type: ignore[arg-type]
+)
+def cancel_import(import_id: ImportIdPath, request: Request, principal: RegistrarDep) -> ImportPublic:
+    """Stop reading the file and sending batches: batches already in the outbox still land (their rows are
+    confirmed), recorded ones are not sent (their rows are rejected as CANCELLED); the import ends failed with
+    error CANCELLED. Rows not yet read are not in the report."""
+    job = _job(request, import_id, principal.org_code)
+    if job.status not in store.ACTIVE:
+        raise ApiError(
+            409, "IMPORT_FINISHED", f"import {import_id} is {job.status}: nothing to cancel", field="import_id"
+        )
+    engine = request.app.state.engine
+    store.stop(engine, job.import_id, "CANCELLED", f"cancelled by {principal.account} of {principal.org_code}")
+    runner = getattr(request.app.state, "imports", None)
+    if runner is not None:
+        runner.wake()
+    return import_public(_job(request, import_id, principal.org_code))

@@ -291,3 +291,28 @@ def test_parser_resumes_at_a_recorded_position(tmp_path: Path) -> None:
     assert [(r.row, r.line, r.values, r.problem) for r in rest] == [
         (r.row, r.line, r.values, r.problem) for r in everything[150:]
     ]
+
+
+def test_cancelled_import_lands_what_was_sent_and_rejects_the_rest(api: Api, tmp_path: Path) -> None:
+    path = tmp_path / "devices.csv"
+    sample = write_csv(path, sample_rows(1_000, bad_every=10**9, seed=9, serial_base=80_000))
+    runner = api.app.state.imports
+    runner.batch_rows, runner.max_inflight = 50, 2  # the file is read whole, two batches go to the outbox
+    import_id = _upload(api, path.read_bytes()).json()["import_id"]
+    runner.run_once()
+
+    cancelled = api.client.post(f"/v1/imports/{import_id}/cancel", headers=api.auth("BJ-PSB"))
+    assert cancelled.status_code == 202, cancelled.text
+    job = _run(api, import_id)
+
+    assert job["status"] == "failed" and job["error"]["code"] == "CANCELLED"
+    assert job["rows"]["confirmed"] == 100 and job["rows"]["rejected"] == 900
+    assert job["batches"] == {"total": 20, "confirmed": 2, "in_flight": 0, "split": 0, "failed": 18}
+    rejected = _report(api, import_id, "rejected")
+    assert {r["reason_code"] for r in rejected} == {"CANCELLED"} and len(rejected) == 900
+    counts = registrations(api.w3, api.chain.deployment, sample.good)
+    assert sum(counts.values()) == 100 and set(counts.values()) == {1}
+    again = api.client.post(f"/v1/imports/{import_id}/cancel", headers=api.auth("BJ-PSB"))
+    assert (again.status_code, again.json()["code"]) == (409, "IMPORT_FINISHED")
+    other = api.client.post(f"/v1/imports/{import_id}/cancel", headers=api.auth("BJ-CMC"))
+    assert (other.status_code, other.json()["code"]) == (404, "IMPORT_NOT_FOUND")
