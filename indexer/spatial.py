@@ -27,7 +27,7 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Float, bindparam, func, literal_column, text
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.elements import ColumnElement, TextClause
 
 __all__ = [
     "CELL_E6",
@@ -54,9 +54,21 @@ def create_spatial_index(bind: Engine | Connection) -> None:
     """Create the index if it is missing (idempotent; ~1 s per million devices when built on existing rows)."""
     ddl = text(f"CREATE INDEX IF NOT EXISTS {INDEX_NAME} ON devices ((lat_e6 / {CELL_E6}), lon_e6)")
     if isinstance(bind, Connection):
-        bind.execute(ddl)
+        _create_if_missing(bind, ddl)
         return
     with bind.begin() as conn:
+        _create_if_missing(conn, ddl)
+
+
+def _create_if_missing(conn: Connection, ddl: TextClause) -> None:
+    # Look first: even with IF NOT EXISTS, PostgreSQL's CREATE INDEX takes a SHARE lock on the table before it
+    # checks the name, so a second process opening the store would wait behind an indexer's open transaction.
+    catalog = (
+        "SELECT 1 FROM pg_indexes WHERE indexname = :name"
+        if conn.dialect.name == "postgresql"
+        else "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :name"
+    )
+    if conn.execute(text(catalog), {"name": INDEX_NAME}).first() is None:
         conn.execute(ddl)
 
 
