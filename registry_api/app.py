@@ -58,6 +58,7 @@ from registry_api.routers import (
 )
 from registry_api.search import create_search_tables
 from registry_api.state import AppState
+from registry_api.stats import create_assessment_index
 from registry_api.zone.service import ZoneService, create_zone_tables
 
 __all__ = [
@@ -205,6 +206,7 @@ def start_services(settings: Settings) -> AppState:
         gateway.create_tables()
         create_token_table(engine)
         create_search_tables(engine)
+        create_assessment_index(engine)
         if settings.run_indexer_in_api:  # APScheduler: one sync at a time, missed runs coalesced
             scheduler = BackgroundScheduler(timezone=UTC)
             indexer.schedule(scheduler)

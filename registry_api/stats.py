@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Table, and_, case, cast, func, literal, or_, select
+from sqlalchemy import JSON, Connection, Engine, Table, and_, case, cast, func, literal, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from indexer.handlers import DEVICE_STATUSES, ENTRY_STATUSES, SHARE_CONDITIONS
@@ -56,11 +56,13 @@ from registry_api.schemas.stats import (
 )
 
 __all__ = [
+    "ASSESSMENT_INDEX",
     "CITY_TZ",
     "DEFAULT_OVERDUE_DAYS",
     "Period",
     "StatsError",
     "compute_stats",
+    "create_assessment_index",
     "days_period",
     "month_period",
 ]
@@ -123,6 +125,21 @@ def days_period(first: date, last: date) -> Period:
 
 
 # ---------------------------------------------------------------- tallies
+
+
+ASSESSMENT_INDEX = "ix_devices_assessment"
+
+
+def create_assessment_index(engine: Engine) -> None:
+    """The covering index of the indicators' GROUP BY over devices (idempotent; ~2 s per million devices once).
+
+    (district, owner, type, status) in group order plus the registration block and last inspection: the current
+    state of a million devices is counted from the index alone (SQLite: 4 s -> 0.6 s here), at the price of one
+    more index entry per device write.
+    """
+    columns = "district, owner_org_id, type_id, status, block_number, last_inspected_at"
+    with engine.begin() as conn:
+        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {ASSESSMENT_INDEX} ON devices ({columns})"))
 
 
 def _table(model: Any) -> Table:
@@ -221,7 +238,12 @@ _REQUESTS = _table(SharingRequest)
 def _block_at(conn: Connection, instant: int) -> int:
     """The newest block holding a device event with block time <= `instant` (-1 if none), by binary search."""
     e = _EVENTS
-    low, high = conn.execute(select(func.min(e.c.block_number), func.max(e.c.block_number))).one()
+    # two scalar subqueries: SQLite reads min() or max() alone from the index end, but scans for both in one SELECT
+    low, high = conn.execute(
+        select(
+            select(func.min(e.c.block_number)).scalar_subquery(), select(func.max(e.c.block_number)).scalar_subquery()
+        )
+    ).one()
     if low is None:
         return -1
     probe = select(e.c.block_number, e.c.block_time).order_by(e.c.block_number).limit(1)
@@ -274,14 +296,16 @@ def _device_tallies(
     def type_name(type_id: int) -> str:
         return types.get(type_id, f"#{type_id}")
 
-    # 1. the current state of every device
+    # 1. the current state of every device, and its registration block (which never changes): one index-only scan
     overdue = _overdue(d.c.status, d.c.last_inspected_at, d.c.block_number, at.cut, at.cut_block)
+    registered = case((d.c.block_number.between(at.before_block + 1, at.as_of_block), 1), else_=0)
     keys = (d.c.district, d.c.owner_org_id, d.c.type_id, d.c.status)
-    now = _device_filters(select(*keys, func.count(), func.sum(overdue)).group_by(*keys), district, org_id)
-    for dist, org, type_id, status, n, late in conn.execute(now):
+    now = select(*keys, func.count(), func.sum(overdue), func.sum(registered)).group_by(*keys)
+    for dist, org, type_id, status, n, late, new in conn.execute(_device_filters(now, district, org_id)):
         tally = tallies[(dist, org)]
         tally.by_type[type_name(type_id)][status] += n
         tally.overdue += int(late or 0)
+        tally.registered += int(new or 0)
 
     # 2. devices with events after as_of: take their current state out, put their state at as_of back in
     newest = conn.execute(select(func.max(_EVENTS.c.block_number))).scalar()
@@ -295,58 +319,71 @@ def _device_tallies(
             if then_status is not None:
                 tally.by_type[type_name(type_id)][then_status] += n
                 tally.overdue += then_late * n
-
-    # 3. registrations within the period
-    e = _EVENTS
-    keys3 = (d.c.district, d.c.owner_org_id)
-    registered = _device_filters(
-        select(*keys3, func.count())
-        .select_from(e.join(d, d.c.code == e.c.code))
-        .where(e.c.event == "DeviceRegistered", e.c.block_number > at.before_block, e.c.block_number <= at.as_of_block)
-        .group_by(*keys3),
-        district,
-        org_id,
-    )
-    for dist, org, n in conn.execute(registered):
-        tallies[(dist, org)].registered += n
     return tallies
 
 
 def _corrections(dialect: str, at: _Instants, district: int | None, org_id: int | None) -> Any:
-    """Per group of devices with events after as_of: current (status, overdue), at-as_of (status, overdue), count."""
+    """Per group of devices with events after as_of: current (status, overdue), at-as_of (status, overdue), count.
+
+    Only the events after as_of are read (a range of `device_events.block_number`): a device's status at as_of is
+    the `fromStatus` of its first life-cycle change after it, none if that first event is its registration, and its
+    current status if it only had inspections or updates since. Its last inspection at as_of is looked up only if
+    it was inspected since.
+    """
     d, e, i = _DEVICES, _EVENTS, _INSPECTIONS
-    touched = select(e.c.code).where(e.c.block_number > at.as_of_block).distinct().cte("touched")
-    status = func.coalesce(_json_text(dialect, e.c.data, "toStatus"), _json_text(dialect, e.c.data, "status"))
-    newest_first = func.row_number().over(
-        partition_by=e.c.code, order_by=(e.c.block_number.desc(), e.c.log_index.desc())
+    since = e.c.block_number > at.as_of_block
+    code = e.c.code
+    touched = (
+        select(code.label("code"), func.max(case((e.c.event == "DeviceInspected", 1), else_=0)).label("inspected"))
+        .where(since)
+        .group_by(code)
+        .cte("touched")
     )
+    order = func.row_number().over(partition_by=code, order_by=(e.c.block_number, e.c.log_index))
     ranked = (
-        select(e.c.code, status.label("status"), newest_first.label("rn"))
-        .join(touched, touched.c.code == e.c.code)
-        .where(e.c.block_number <= at.as_of_block, e.c.event.in_(_STATUS_EVENTS))
+        select(
+            code.label("code"),
+            e.c.event,
+            _json_text(dialect, e.c.data, "fromStatus").label("from_status"),
+            order.label("rn"),
+        )
+        .where(since, e.c.event.in_(_STATUS_EVENTS))
         .subquery("ranked")
     )
-    then = select(ranked.c.code, ranked.c.status).where(ranked.c.rn == 1).cte("then_status")
-    inspected = (
-        select(i.c.code, func.max(i.c.inspected_at).label("last_at"))
-        .join(touched, touched.c.code == i.c.code)
-        .where(i.c.block_number <= at.as_of_block)
-        .group_by(i.c.code)
-        .cte("then_inspected")
+    first = select(ranked.c.code, ranked.c.event, ranked.c.from_status).where(ranked.c.rn == 1).cte("first_change")
+    then_status = case(
+        (first.c.event.is_(None), d.c.status),
+        (first.c.event == "DeviceLifecycleChanged", first.c.from_status),
+        else_=None,
     )
-    late_now = _overdue(d.c.status, d.c.last_inspected_at, d.c.block_number, at.cut, at.cut_block)
-    late_then = _overdue(then.c.status, inspected.c.last_at, d.c.block_number, at.cut, at.cut_block)
-    keys = (d.c.district, d.c.owner_org_id, d.c.type_id, d.c.status, late_now, then.c.status, late_then)
-    query = (
-        select(*keys, func.count())
-        .select_from(
-            touched.join(d, d.c.code == touched.c.code)
-            .outerjoin(then, then.c.code == touched.c.code)
-            .outerjoin(inspected, inspected.c.code == touched.c.code)
+    inspected_before = (
+        select(func.max(i.c.inspected_at))
+        .where(i.c.code == d.c.code, i.c.block_number <= at.as_of_block)
+        .scalar_subquery()
+    )
+    then_inspected = case((touched.c.inspected == 1, inspected_before), else_=d.c.last_inspected_at)
+    per_device = (
+        _device_filters(
+            select(
+                d.c.district,
+                d.c.owner_org_id,
+                d.c.type_id,
+                d.c.status,
+                d.c.block_number,
+                _overdue(d.c.status, d.c.last_inspected_at, d.c.block_number, at.cut, at.cut_block).label("late"),
+                then_status.label("then_status"),
+                then_inspected.label("then_inspected"),
+            ).select_from(touched.join(d, d.c.code == touched.c.code).outerjoin(first, first.c.code == touched.c.code)),
+            district,
+            org_id,
         )
-        .group_by(*keys)
-    )
-    return _device_filters(query, district, org_id)
+        .cte("per_device")
+        .prefix_with("MATERIALIZED")
+    )  # its inspection lookup once per device, not once per use
+    p = per_device.c
+    late_then = _overdue(p.then_status, p.then_inspected, p.block_number, at.cut, at.cut_block)
+    keys = (p.district, p.owner_org_id, p.type_id, p.status, p.late, p.then_status, late_then)
+    return select(*keys, func.count()).group_by(*keys)
 
 
 def _catalog_tallies(conn: Connection, period: Period, as_of: int, org_id: int | None) -> dict[int, _CatalogTally]:

@@ -87,7 +87,12 @@ def load(engine: Engine, devices: int, seed: int) -> None:
             later = rnd.randint(block + 1, BLOCKS)
             if serial % 10 == 0:
                 row["status"] = rnd.choice(("suspended", "retired"))
-                event(row["code"], "DeviceLifecycleChanged", later, {"code": row["code"], "toStatus": row["status"]})
+                event(
+                    row["code"],
+                    "DeviceLifecycleChanged",
+                    later,
+                    {"code": row["code"], "fromStatus": "active", "toStatus": row["status"]},
+                )
             elif serial % 3 == 0:
                 row["last_inspected_at"] = _time(later) - 3_600
                 log_index = event(row["code"], "DeviceInspected", later, {"code": row["code"]})
@@ -97,6 +102,7 @@ def load(engine: Engine, devices: int, seed: int) -> None:
             yield row
 
     insert_devices(engine, fleet())
+    stats.create_assessment_index(engine)  # as the API creates it at start
     requests = []
     for request_id in range(1, 2_001):
         requested = _time(rnd.randint(1, BLOCKS - 1_000))

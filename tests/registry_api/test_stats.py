@@ -139,17 +139,19 @@ def _write(engine: Engine, mirror: Mirror) -> None:
     for history in mirror.devices:
         code = history.row["code"]
         timeline = [(b, 0, s) for b, s in history.statuses] + [(b, 1, at) for b, at in history.inspections]
+        status = None
         for position, (block, kind, value) in enumerate(sorted(timeline, key=lambda t: t[0])):
             if position == 0:
                 event(code, "DeviceRegistered", block, {"code": code, "status": value})
             elif kind == 0:
-                event(code, "DeviceLifecycleChanged", block, {"code": code, "fromStatus": "x", "toStatus": value})
+                event(code, "DeviceLifecycleChanged", block, {"code": code, "fromStatus": status, "toStatus": value})
             else:
                 index = event(code, "DeviceInspected", block, {"code": code, "inspectedAt": value})
                 inspection = {"code": code, "result": "passed", "inspected_at": value, "block_number": block}
                 inspections.append(
                     {**inspection, "report_hash": "0x", "note": "", "tx_hash": "0x1", "log_index": index}
                 )
+            status = value if kind == 0 else status
     versions = [
         {"entry_id": e["entry_id"], "major": 1, "minor": 0, "owner_org_id": e["owner_org_id"], "title": e["title"],
          "classification": e["classification"], "grade": 2, "share_condition": e["share_condition"], "forms": "[]",
