@@ -35,6 +35,7 @@ __all__ = [
     "INDEX_NAME",
     "MAX_LISTED_CELLS",
     "box_condition",
+    "create_index_if_missing",
     "create_spatial_index",
     "distance_m",
     "distance_params",
@@ -52,15 +53,19 @@ _RADIANS_PER_E6 = math.pi / 180 / 1_000_000
 
 def create_spatial_index(bind: Engine | Connection) -> None:
     """Create the index if it is missing (idempotent; ~1 s per million devices when built on existing rows)."""
-    ddl = text(f"CREATE INDEX IF NOT EXISTS {INDEX_NAME} ON devices ((lat_e6 / {CELL_E6}), lon_e6)")
+    create_index_if_missing(bind, INDEX_NAME, f"devices ((lat_e6 / {CELL_E6}), lon_e6)")
+
+
+def create_index_if_missing(bind: Engine | Connection, name: str, target: str) -> None:
+    """`CREATE INDEX name ON target` unless an index of that name exists (SQLite or PostgreSQL)."""
     if isinstance(bind, Connection):
-        _create_if_missing(bind, ddl)
+        _create_if_missing(bind, name, text(f"CREATE INDEX IF NOT EXISTS {name} ON {target}"))
         return
     with bind.begin() as conn:
-        _create_if_missing(conn, ddl)
+        _create_if_missing(conn, name, text(f"CREATE INDEX IF NOT EXISTS {name} ON {target}"))
 
 
-def _create_if_missing(conn: Connection, ddl: TextClause) -> None:
+def _create_if_missing(conn: Connection, name: str, ddl: TextClause) -> None:
     # Look first: even with IF NOT EXISTS, PostgreSQL's CREATE INDEX takes a SHARE lock on the table before it
     # checks the name, so a second process opening the store would wait behind an indexer's open transaction.
     catalog = (
@@ -68,7 +73,7 @@ def _create_if_missing(conn: Connection, ddl: TextClause) -> None:
         if conn.dialect.name == "postgresql"
         else "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = :name"
     )
-    if conn.execute(text(catalog), {"name": INDEX_NAME}).first() is None:
+    if conn.execute(text(catalog), {"name": name}).first() is None:
         conn.execute(ddl)
 
 

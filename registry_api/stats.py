@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Connection, Engine, Table, and_, case, cast, func, literal, or_, select, text
+from sqlalchemy import JSON, Connection, Engine, Table, and_, case, cast, func, literal, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from indexer.handlers import DEVICE_STATUSES, ENTRY_STATUSES, SHARE_CONDITIONS
@@ -42,6 +42,7 @@ from indexer.models import (
     Member,
     SharingRequest,
 )
+from indexer.spatial import create_index_if_missing
 from registry_api.city import DISTRICTS, district_by_code
 from registry_api.schemas.stats import (
     CatalogCounts,
@@ -138,8 +139,7 @@ def create_assessment_index(engine: Engine) -> None:
     more index entry per device write.
     """
     columns = "district, owner_org_id, type_id, status, block_number, last_inspected_at"
-    with engine.begin() as conn:
-        conn.execute(text(f"CREATE INDEX IF NOT EXISTS {ASSESSMENT_INDEX} ON devices ({columns})"))
+    create_index_if_missing(engine, ASSESSMENT_INDEX, f"devices ({columns})")
 
 
 def _table(model: Any) -> Table:
