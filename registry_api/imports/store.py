@@ -196,7 +196,8 @@ def record_chunk(
 ) -> bool:
     """Record the rows read since the job's position (and their batch) and move the position to `after`.
 
-    False (and nothing written) if the job's position moved meanwhile: the chunk is someone else's.
+    False (and nothing written) if the job moved meanwhile (position or batch count): the chunk is someone
+    else's, or its batch number is taken.
     """
     accepted = sum(1 for r in rows if r["outcome"] == ACCEPTED)
     now = time.time()
@@ -206,7 +207,8 @@ def record_chunk(
             .where(
                 ImportJob.import_id == job.import_id,  # type: ignore[arg-type]
                 ImportJob.offset == job.offset,  # type: ignore[arg-type]
-                ImportJob.status.in_((VALIDATING,)),  # type: ignore[attr-defined]
+                ImportJob.batches_total == job.batches_total,  # the batch's number is still free
+                ImportJob.status == VALIDATING,  # type: ignore[arg-type]
             )
             .values(
                 offset=after.offset,

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO
 
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from registry_api.imports.formats import FileProblem
@@ -132,7 +133,7 @@ async def receive_upload(request: Request, path: Path, max_bytes: int, file_name
                 sink.write(chunk)
             name, media_type = file_name or "", content_type
         file.flush()
-        os.fsync(file.fileno())  # the import is recorded next: its file must outlive a crash
+        await run_in_threadpool(os.fsync, file.fileno())  # recorded next: the file must outlive a crash
     return Upload(path, name, media_type, sink.size, sink.hash.hexdigest())
 
 
