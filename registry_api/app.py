@@ -282,9 +282,11 @@ def start_zone(state: AppState) -> ZoneParts:
 
 
 def start_imports(state: AppState) -> ImportRunner:
-    """The import runner over the API's engine and gateway: its tables, and its thread unless
-    `run_imports_in_api` is off (then `run_once` moves imports along, as tests do)."""
-    runner = ImportRunner(state.engine, state.gateway, state.settings)
+    """The import runner with its own engine (its thread never holds a connection of the routes' pool) and the
+    API's gateway: its tables, and its thread unless `run_imports_in_api` is off (then `run_once` moves
+    imports along, as tests do)."""
+    engine = create_read_engine(state.settings.database_url)
+    runner = ImportRunner(engine, state.gateway, state.settings, owns_engine=True)
     runner.create_tables()
     if state.settings.run_imports_in_api:
         runner.start()
@@ -311,7 +313,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        app.state.imports.stop()
+        app.state.imports.close()
         stop_services(state)
         parts.resolver.engine.dispose()
 

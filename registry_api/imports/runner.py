@@ -101,8 +101,9 @@ class _Chunk:
 class ImportRunner:
     """Moves imports along: `run_once` is one pass over every unfinished import; `start` runs it in a thread."""
 
-    def __init__(self, engine: Engine, gateway: Gateway, settings: Settings) -> None:
+    def __init__(self, engine: Engine, gateway: Gateway, settings: Settings, *, owns_engine: bool = False) -> None:
         self.engine = engine
+        self._owns_engine = owns_engine  # `close` disposes it once the thread is stopped
         self.gateway = gateway
         self.directory = Path(settings.import_dir)
         self.batch_rows = settings.import_batch_size
@@ -133,6 +134,12 @@ class ImportRunner:
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None
+
+    def close(self) -> None:
+        """Stop the thread, then release the engine if the runner owns it."""
+        self.stop()
+        if self._owns_engine:
+            self.engine.dispose()
 
     @property
     def running(self) -> bool:
