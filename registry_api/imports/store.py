@@ -308,17 +308,25 @@ def batch_args(engine: Engine, import_id: str, batch: int) -> str | None:
         ).scalar_one_or_none()
 
 
+def _move_batch(session: Session, import_id: str, batch: int, from_: Sequence[str], **values: Any) -> bool:
+    """Set `values` on a batch if it is still in one of the statuses `from_`; whether it was."""
+    moved = session.execute(
+        update(ImportBatch)
+        .where(
+            ImportBatch.import_id == import_id,  # type: ignore[arg-type]
+            ImportBatch.batch == batch,  # type: ignore[arg-type]
+            ImportBatch.status.in_(from_),  # type: ignore[attr-defined]
+        )
+        .values(updated_at=time.time(), **values)
+    )
+    return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
+
+
 def mark_queued(engine: Engine, import_id: str, batch: int, operation_id: str) -> None:
     """The outbox holds the batch as `operation_id`: its arguments need not be kept here any more."""
     with Session(engine) as session:
-        session.execute(
-            update(ImportBatch)
-            .where(
-                ImportBatch.import_id == import_id,  # type: ignore[arg-type]
-                ImportBatch.batch == batch,  # type: ignore[arg-type]
-                ImportBatch.status == BATCH_RECORDED,  # type: ignore[arg-type]
-            )
-            .values(status=BATCH_QUEUED, operation_id=operation_id, args_json=None, updated_at=time.time())
+        _move_batch(
+            session, import_id, batch, [BATCH_RECORDED], status=BATCH_QUEUED, operation_id=operation_id, args_json=None
         )
         session.commit()
 
@@ -335,10 +343,16 @@ class OperationState(NamedTuple):
 
 
 def operations(engine: Engine, ids: Sequence[str]) -> dict[str, OperationState]:
-    """The outbox states of `ids` (read through the API's engine: SQLite reads of the outbox's take its lock)."""
+    """The outbox states of `ids`, read through this engine, not the outbox's (its SQLite reads take the write lock)."""
     found: dict[str, OperationState] = {}
-    columns = (Operation.id, Operation.status, Operation.tx_hash, Operation.block_number, Operation.error_code,
-               Operation.error_message)  # fmt: skip
+    columns = (
+        Operation.id,
+        Operation.status,
+        Operation.tx_hash,
+        Operation.block_number,
+        Operation.error_code,
+        Operation.error_message,
+    )
     with Session(engine) as session:
         for part in _chunks(ids):
             for row in session.execute(select(*columns).where(Operation.id.in_(part))):  # type: ignore[attr-defined]
@@ -352,16 +366,15 @@ def confirm(engine: Engine, import_id: str, confirmed: Sequence[tuple[OpenBatch,
     rows = batches = 0
     with Session(engine) as session:
         for batch, op in confirmed:
-            moved = session.execute(
-                update(ImportBatch)
-                .where(
-                    ImportBatch.import_id == import_id,  # type: ignore[arg-type]
-                    ImportBatch.batch == batch.batch,  # type: ignore[arg-type]
-                    ImportBatch.status == BATCH_QUEUED,  # type: ignore[arg-type]
-                )
-                .values(status=BATCH_CONFIRMED, tx_hash=op.tx_hash, block_number=op.block_number, updated_at=now)
-            )
-            if moved.rowcount == 1:  # type: ignore[attr-defined]
+            if _move_batch(
+                session,
+                import_id,
+                batch.batch,
+                [BATCH_QUEUED],
+                status=BATCH_CONFIRMED,
+                tx_hash=op.tx_hash,
+                block_number=op.block_number,
+            ):
                 rows += batch.rows
                 batches += 1
         if batches:
@@ -435,23 +448,17 @@ def split(
     """
     now = time.time()
     with Session(engine, expire_on_commit=False) as session:
-        moved = session.execute(
-            update(ImportBatch)
-            .where(
-                ImportBatch.import_id == import_id,  # type: ignore[arg-type]
-                ImportBatch.batch == refused.batch,  # type: ignore[arg-type]
-                ImportBatch.status == BATCH_QUEUED,  # type: ignore[arg-type]
-            )
-            .values(
-                status=BATCH_SPLIT,
-                tx_hash=op.tx_hash,
-                block_number=op.block_number,
-                error_code=op.error_code,
-                error_message=(op.error_message or "")[:MAX_ERROR_MESSAGE],
-                updated_at=now,
-            )
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if not _move_batch(
+            session,
+            import_id,
+            refused.batch,
+            [BATCH_QUEUED],
+            status=BATCH_SPLIT,
+            tx_hash=op.tx_hash,
+            block_number=op.block_number,
+            error_code=op.error_code,
+            error_message=(op.error_message or "")[:MAX_ERROR_MESSAGE],
+        ):
             session.rollback()
             return []
         job = session.get(ImportJob, import_id)
@@ -490,24 +497,18 @@ def fail_batch(
     """A batch that will not be (re)sent because the import stopped: its rows are rejected with `problem`."""
     now = time.time()
     with Session(engine) as session:
-        moved = session.execute(
-            update(ImportBatch)
-            .where(
-                ImportBatch.import_id == import_id,  # type: ignore[arg-type]
-                ImportBatch.batch == batch.batch,  # type: ignore[arg-type]
-                ImportBatch.status.in_(OPEN_BATCHES),  # type: ignore[attr-defined]
-            )
-            .values(
-                status=BATCH_FAILED,
-                args_json=None,
-                tx_hash=op.tx_hash if op else None,
-                block_number=op.block_number if op else None,
-                error_code=problem.reason,
-                error_message=problem.message[:MAX_ERROR_MESSAGE],
-                updated_at=now,
-            )
-        )
-        if moved.rowcount != 1:  # type: ignore[attr-defined]
+        if not _move_batch(
+            session,
+            import_id,
+            batch.batch,
+            OPEN_BATCHES,
+            status=BATCH_FAILED,
+            args_json=None,
+            tx_hash=op.tx_hash if op else None,
+            block_number=op.block_number if op else None,
+            error_code=problem.reason,
+            error_message=problem.message[:MAX_ERROR_MESSAGE],
+        ):
             session.rollback()
             return
         rejected = session.execute(
