@@ -16,9 +16,12 @@ from eth_account import Account
 
 from chain_gateway.deployments import send_transaction
 from chain_gateway.devnet import DEMO_CODE_RULES
+from chain_gateway.errors import ContractRevert
 from chain_gateway.settings import Settings
 from indexer.handlers import DEVICE_STATUSES
-from registry_api.imports.formats import inspect_file, iter_records
+from registry_api.imports.formats import Position, RawRecord, inspect_file, iter_records
+from registry_api.imports.rows import AcceptedRow, RowValidator
+from registry_api.imports.store import code_rules
 from tests.indexer.support import contract
 from tests.registry_api.import_support import registrations, sample_rows, write_csv, write_ndjson
 from tests.registry_api.support import Api, device
@@ -316,3 +319,55 @@ def test_cancelled_import_lands_what_was_sent_and_rejects_the_rest(api: Api, tmp
     assert (again.status_code, again.json()["code"]) == (409, "IMPORT_FINISHED")
     other = api.client.post(f"/v1/imports/{import_id}/cancel", headers=api.auth("BJ-CMC"))
     assert (other.status_code, other.json()["code"]) == (404, "IMPORT_NOT_FOUND")
+
+
+CODES = [
+    "BJ-CAMR-110105000001",  # valid
+    "BJ-CAMR-1101050000011",  # one character too many
+    "BJ-CAMF-110105000001",  # another type's prefix
+    "BJ-CAMR-11010500000a",  # lower case where digits are allowed
+    "BJ-CAMR-11010500000-",  # hyphen
+    "BJ-CAMR-11010500000０",  # a full-width digit (three bytes in UTF-8)
+    "bj-camr-110105000001",  # the prefix in lower case
+]
+
+
+@pytest.mark.parametrize("code", CODES)
+def test_import_code_rule_is_the_contracts(api: Api, code: str) -> None:
+    validator = RowValidator(code_rules(api.app.state.engine), "BJ-PSB")
+    values = {"code": code, "type": "camera.road", "district": "110105", "lat": "39.92", "lon": "116.44",
+              "built_at": "2023-06-01"}  # fmt: skip
+    verdict = validator.check(RawRecord(1, 2, Position(0, 0, 0), values))
+    device_input = {"code": code, "typeId": 1, "status": 2, "district": 110105, "lat": 39_920_000,
+                    "lon": 116_440_000, "builtAt": 1_685_577_600, "attributes": "{}"}  # fmt: skip
+    try:
+        api.app.state.gateway.simulate(
+            api.chain.orgs["BJ-PSB"].account, "DeviceRegistry", "registerDevice", [device_input]
+        )
+        contract_error = None
+    except ContractRevert as exc:
+        contract_error = exc.name
+
+    if isinstance(verdict, AcceptedRow):
+        assert contract_error is None
+    else:
+        assert verdict.reason == "CODE_RULE_VIOLATION" and verdict.column == "code"
+        assert contract_error in {"DeviceRegistryCodeLength", "DeviceRegistryCodePrefix", "DeviceRegistryCodeCharacter"}
+
+
+def test_imports_of_two_orgs_run_side_by_side_each_for_its_own_org(api: Api, tmp_path: Path) -> None:
+    ids = {}
+    samples = {}
+    for org, base in (("BJ-PSB", 90_000), ("BJ-CMC", 91_000)):
+        path = tmp_path / f"{org}.csv"
+        samples[org] = write_csv(path, sample_rows(300, bad_every=10**9, seed=base, serial_base=base))
+        ids[org] = _upload(api, path.read_bytes(), org=org).json()["import_id"]
+    api.app.state.imports.run_once()
+    both = {org: api.get(f"/v1/imports/{i}", org).json()["status"] for org, i in ids.items()}
+    assert set(both.values()) <= {"validating", "submitting"}, both  # one pass moved both along
+
+    jobs = {org: _run(api, i, org) for org, i in ids.items()}
+
+    for org, job in jobs.items():
+        assert job["status"] == "done" and job["rows"]["confirmed"] == 300
+        assert api.get(f"/v1/devices/{samples[org].good[0]}").json()["owner_org"] == org
