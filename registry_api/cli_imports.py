@@ -93,7 +93,8 @@ def _expected_rows(job: dict[str, Any]) -> int | None:
 
 
 def follow(client: ApiClient, import_id: str) -> dict[str, Any]:
-    """Poll the import until done or failed, drawing the read and on-chain progress; returns the last answer."""
+    """Poll the import until done or failed, drawing the read and on-chain progress on stderr; returns the last
+    answer."""
     columns = (
         TextColumn("{task.description:<9}"),
         BarColumn(),
@@ -101,7 +102,7 @@ def follow(client: ApiClient, import_id: str) -> dict[str, Any]:
         TextColumn("{task.fields[note]}"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=err, transient=False) as progress:  # stderr: stdout stays the answer
         reading = progress.add_task("read", total=None, note="")
         chain = progress.add_task("on-chain", total=None, note="")
         while True:
@@ -167,14 +168,15 @@ def _summary(credentials: Credentials, job: dict[str, Any]) -> None:
         for reason, count in reasons.most_common():
             table.add_row(reason, f"{count:,}")
         console.print(table)
-    console.print(f"report: dirchain imports report {job['import_id']}" + (" --outcome rejected" if rejected else "")
-                  + f" -o report.csv  (GET {job['links']['report']})", soft_wrap=True, highlight=False)  # fmt: skip
+    only = " --outcome rejected" if rejected else ""
+    command = f"dirchain imports report {job['import_id']}{only} -o report.csv"
+    console.print(f"report: {command}  (GET {job['links']['report']})", soft_wrap=True, highlight=False)
 
 
 def import_file(
     file: Annotated[
         Path, typer.Argument(help="CSV (with a header) or NDJSON file of devices", exists=True, dir_okay=False)
-    ],  # fmt: skip
+    ],
     wait: Annotated[bool, typer.Option("--wait/--no-wait", help="follow the import until it is done")] = True,
     idempotency_key: KeyOpt = None,
     api: ApiOpt = None,
@@ -191,7 +193,7 @@ def import_file(
     credentials = _credentials(api, token, org)
     with _client(api, token, org) as client:
         try:
-            with Progress(TextColumn("upload"), BarColumn(), DownloadColumn(), console=console) as progress:
+            with Progress(TextColumn("upload"), BarColumn(), DownloadColumn(), console=err) as progress:
                 task = progress.add_task("upload", total=file.stat().st_size)
                 accepted = upload_file(client, file, idempotency_key, lambda n: progress.advance(task, n))
             if not wait:

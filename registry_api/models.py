@@ -190,6 +190,7 @@ class ImportBatch(SQLModel, table=True):
     """
 
     __tablename__ = "import_batches"
+    __table_args__ = (Index("ix_import_batches_status", "import_id", "status", "batch"),)
     import_id: str = Field(primary_key=True, max_length=32)
     batch: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
     parent: int | None = None  # the batch this one was split from

@@ -204,8 +204,7 @@ class ImportRunner:
         if job.status == store.QUEUED:
             store.start(self.engine, import_id)
             changed += 1
-        batches = store.open_batches(self.engine, import_id)
-        changed += self._follow(job, [b for b in batches if b.status == store.BATCH_QUEUED])
+        changed += self._follow(job, store.open_batches(self.engine, import_id, [store.BATCH_QUEUED]))
         changed += self._send_recorded(import_id)
         job = store.get_job(self.engine, import_id)
         assert job is not None
@@ -219,7 +218,9 @@ class ImportRunner:
             if not progressed:
                 break
         changed += self._send_recorded(import_id)
-        if (job.status == store.SUBMITTING or job.error_code) and not store.open_batches(self.engine, import_id):
+        if (job.status == store.SUBMITTING or job.error_code) and not store.open_batches(
+            self.engine, import_id, limit=1
+        ):
             status = store.finish(self.engine, import_id)
             self._remove_file(job)
             log.info("import %s %s: %d rows, %d rejected", import_id, status, job.rows_read, job.rows_rejected)
@@ -324,26 +325,24 @@ class ImportRunner:
     # ------------------------------------------------------------ sending
 
     def _send_recorded(self, import_id: str) -> int:
-        """Queue recorded batches in the outbox while fewer than `max_inflight` of the import's are there."""
+        """Queue recorded batches in the outbox while fewer than `max_inflight` of the import's are there (all of
+        them are failed instead if the import stopped)."""
         job = store.get_job(self.engine, import_id)
         if job is None:
             return 0
-        batches = store.open_batches(self.engine, import_id)
-        inflight = sum(1 for b in batches if b.status == store.BATCH_QUEUED)
-        sent = 0
-        for batch in batches:
-            if batch.status != store.BATCH_RECORDED:
-                continue
-            if job.error_code is not None:
-                problem = RowProblem(job.error_code, f"not sent: the import stopped ({job.error_message})")
+        if job.error_code is not None:
+            problem = RowProblem(job.error_code, f"not sent: the import stopped ({job.error_message})")
+            recorded = store.open_batches(self.engine, import_id, [store.BATCH_RECORDED])
+            for batch in recorded:
                 store.fail_batch(self.engine, import_id, batch, problem, None)
-                sent += 1
-                continue
-            if inflight >= self.max_inflight:
-                break
+            return len(recorded)
+        room = self.max_inflight - len(store.open_batches(self.engine, import_id, [store.BATCH_QUEUED]))
+        if room <= 0:
+            return 0
+        sent = 0
+        for batch in store.open_batches(self.engine, import_id, [store.BATCH_RECORDED], limit=room):
             if not self._send(job, batch):
                 break
-            inflight += 1
             sent += 1
         return sent
 

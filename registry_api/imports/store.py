@@ -281,23 +281,24 @@ class OpenBatch(NamedTuple):
     idempotency_key: str
 
 
-def open_batches(engine: Engine, import_id: str) -> list[OpenBatch]:
-    """The job's batches not yet confirmed, split or failed, in batch order."""
+def open_batches(
+    engine: Engine, import_id: str, statuses: Sequence[str] = OPEN_BATCHES, limit: int | None = None
+) -> list[OpenBatch]:
+    """The job's batches in `statuses` (by default all not yet confirmed, split or failed), in batch order."""
+    query = (
+        select(
+            ImportBatch.batch,
+            ImportBatch.status,
+            ImportBatch.rows,
+            ImportBatch.operation_id,
+            ImportBatch.idempotency_key,
+        )
+        .where(ImportBatch.import_id == import_id, ImportBatch.status.in_(statuses))  # type: ignore[attr-defined]
+        .order_by(ImportBatch.batch)  # type: ignore[arg-type]
+        .limit(limit)
+    )
     with Session(engine) as session:
-        return [
-            OpenBatch(*row)
-            for row in session.execute(
-                select(
-                    ImportBatch.batch,
-                    ImportBatch.status,
-                    ImportBatch.rows,
-                    ImportBatch.operation_id,
-                    ImportBatch.idempotency_key,
-                )
-                .where(ImportBatch.import_id == import_id, ImportBatch.status.in_(OPEN_BATCHES))  # type: ignore[attr-defined]
-                .order_by(ImportBatch.batch)  # type: ignore[arg-type]
-            )
-        ]
+        return [OpenBatch(*row) for row in session.execute(query)]
 
 
 def batch_args(engine: Engine, import_id: str, batch: int) -> str | None:

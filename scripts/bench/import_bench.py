@@ -107,7 +107,7 @@ def follow(
         if time.monotonic() - shown > 5:
             shown = time.monotonic()
             print(f"  {current['status']}: {rows['read']:,} read, {rows['rejected']:,} rejected, "
-                  f"{rows['confirmed']:,} confirmed")  # fmt: skip
+                  f"{rows['confirmed']:,} confirmed; API RSS {api.memory_bytes('VmRSS') / MB:,.0f} MiB")  # fmt: skip
         if time.monotonic() > deadline:
             raise RuntimeError(f"import not done in {timeout} s: {current}")
         time.sleep(0.25)
@@ -238,7 +238,7 @@ def main() -> None:
                     result = run_import(api, client, w3, path, sample, options.kill_at)
                     check(w3, chain, Credentials(api.url, token, ORG), result, sample)
                     gas = gas_per_device(w3, Credentials(api.url, token, ORG), result["job"]["import_id"])
-                    peak = api.peak_rss_bytes()
+                    peak = api.memory_bytes("VmHWM")
             done = result["job"]
             print(f"import {done['import_id']} ({'PostgreSQL' if postgres else 'SQLite'}, "
                   f"{done['batches']['total']} batches, {done['batches']['split']} split)")  # fmt: skip

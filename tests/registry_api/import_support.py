@@ -303,11 +303,11 @@ class ApiProcess:
         except httpx.TransportError:
             return False
 
-    def peak_rss_bytes(self) -> int:
-        """The process's peak resident memory so far (VmHWM)."""
+    def memory_bytes(self, field: str = "VmHWM") -> int:
+        """The process's resident memory from /proc: VmHWM (peak so far) or VmRSS (now)."""
         assert self.process is not None
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
         return 0
 

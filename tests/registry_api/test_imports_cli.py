@@ -55,7 +55,7 @@ def test_cli_imports_a_file_follows_it_and_downloads_the_report(
 
         again = runner.invoke(cli, ["import", str(path), "--no-wait", "--json"], env=env)  # all duplicates now
         assert again.exit_code == 0, again.output
-        second = json.loads(again.output[again.output.index("{") :])["import_id"]
+        second = json.loads(again.stdout)["import_id"]  # the upload's progress went to stderr
         followed = runner.invoke(cli, ["imports", "show", second, "--follow"], env=env)
         assert followed.exit_code == 0 and "done" in followed.output
         missing = runner.invoke(cli, ["imports", "show", "0" * 32], env=env)
