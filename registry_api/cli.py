@@ -1313,6 +1313,7 @@ _add_devnet()
 __import__("registry_api.cli_report").cli_report.register(app)  # dirchain report (registry_api/cli_report.py)
 import registry_api.cli_reviews  # noqa: E402, F401, I001 - adds `dirchain reviews` and `dirchain carriers`
 import registry_api.cli_imports  # noqa: E402, F401, I001 - adds `dirchain import` and `dirchain imports`
+import registry_api.cli_governance  # noqa: E402, F401, I001 - adds `dirchain proposals` and `dirchain code-rules`
 
 
 def main() -> None:

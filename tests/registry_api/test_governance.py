@@ -2,6 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+from web3 import Web3
+
+from chain_gateway.devnet import SeededConsortium
+from chain_gateway.settings import Settings
+from registry_api.auth import issue_token
+from registry_api.cli import app as cli
+from tests.registry_api.live import blocks, scheduled, serve, wait_until
 from tests.registry_api.support import Api, device
 
 RULE = {"type_id": 9, "type": "camera.drone", "prefix": "BJ-CAMD-", "length": 16, "charset": ["digits", "upper"]}
@@ -46,3 +58,38 @@ def test_only_the_domain_lead_proposes_and_only_admins_vote(api: Api) -> None:
     unknown = api.post("/v1/proposals/999/votes", {}, "BJ-CMC")
     assert unknown.status_code == 404 and unknown.json()["field"] == "proposal_id"
     assert api.get("/v1/proposals", params={"limit": 1}).json()["count"] >= 1  # the demo seeding's proposals
+
+
+def test_cli_proposes_votes_and_lists_the_new_rule(
+    api_settings: Settings, chain: SeededConsortium, w3: Web3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = CliRunner()
+
+    def ok(*args: str, org: str) -> str:
+        result = runner.invoke(cli, [*args, "--org", org])
+        assert result.exit_code == 0, (args, result.output)
+        return str(result.output)
+
+    with serve(scheduled(api_settings)) as (url, app), blocks(w3):
+        orgs = {
+            c: {"token": issue_token(app.state.engine, c, chain.orgs[c].account, "cli")} for c in ("BJ-PSB", "BJ-CMC")
+        }
+        credentials = tmp_path / "credentials.json"
+        credentials.write_text(json.dumps({"api": url, "orgs": orgs}), encoding="utf-8")
+        monkeypatch.setattr("registry_api.client.CREDENTIALS_PATH", credentials)
+        monkeypatch.setattr("registry_api.client.resolve_credentials.__defaults__", (None, None, None, credentials))
+        wait_until(lambda: app.state.indexer.status.lag, lambda lag: lag == 0)
+        rule = ["--type-id", "9", "--type", "camera.drone", "--prefix", "BJ-CAMD-", "--length", "16"]
+        ok("code-rules", "propose", *rule, "--charset", "digits", "--wait", org="BJ-PSB")
+        page = wait_until(
+            lambda: json.loads(ok("proposals", "list", "--open", "--json", org="BJ-CMC")),
+            lambda p: any(item["call"] == "setCodeRule" for item in p["data"]),
+        )
+        proposal = next(item for item in page["data"] if item["call"] == "setCodeRule")
+        ok("proposals", "vote", str(proposal["id"]), "--wait", org="BJ-CMC")
+        rules = wait_until(
+            lambda: json.loads(ok("code-rules", "list", "--json", org="BJ-CMC")),
+            lambda p: any(r["type"] == "camera.drone" for r in p["data"]),
+        )
+    drone = next(r for r in rules["data"] if r["type"] == "camera.drone")
+    assert (drone["prefix"], drone["length"], drone["charset"]) == ("BJ-CAMD-", 16, ["digits"])

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 from web3 import Web3
@@ -130,13 +133,23 @@ def test_cli_tokens_issue_list_revoke(database_url: str, monkeypatch: pytest.Mon
         get_settings.cache_clear()
 
 
+def _command_paths(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    yield path
+    if hasattr(command, "commands"):  # a group (typer may bring its own click: no isinstance)
+        for name, sub in command.commands.items():
+            yield from _command_paths(sub, (*path, name))
+
+
 def test_every_cli_command_has_help() -> None:
     runner = CliRunner()
-    for args in (
-        [], ["serve"], ["gateway", "run"], ["indexer", "run"], ["compile"], ["deploy"], ["tokens", "issue"],
-        ["devices", "list"], ["devices", "get"], ["devices", "register"], ["devices", "history"],
-        ["devices", "lifecycle"], ["operations", "get"], ["devnet"],
-    ):  # fmt: skip
-        result = runner.invoke(cli, [*args, "--help"])
-        assert result.exit_code == 0, (args, result.output)
+    root = typer.main.get_command(cli)
+    paths = list(_command_paths(root))
+    assert len(paths) > 60 and ("proposals", "vote") in paths and ("zone", "jobs", "run") in paths
+    for path in paths:
+        result = runner.invoke(cli, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
         assert "Usage" in result.output
+        command = root
+        for name in path:
+            command = command.commands[name]  # type: ignore[attr-defined]
+        assert (command.help or "").strip(), f"dirchain {' '.join(path)} has no help text"
