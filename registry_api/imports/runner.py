@@ -20,9 +20,10 @@ its (import_id, code) index rather than in an in-memory set of codes (0 bytes of
 row takes ~260 bytes in SQLite, indexes included: ~260 MB per million rows). Duplicates against the ledger
 are looked up in the mirror, chunk by chunk; the contract has the last word (refused batches, above).
 
-Reading runs ahead of the chain (the whole file is validated at SQL speed, so the report of rejected rows is
-complete early); sending is held to `import_max_inflight_batches` batches per import in the outbox at once,
-so other writes are not queued behind a million-row import. Imports run side by side, round-robin.
+Reading does not wait for the chain (rows are validated and recorded as fast as the process allows, so the
+report of rejected rows fills ahead of the confirmations); sending is held to `import_max_inflight_batches`
+batches per import in the outbox at once, so other writes are not queued behind a million-row import.
+Imports run side by side, round-robin.
 
 One runner per import directory: the thread holds an exclusive `flock` on `<import_dir>/.runner.lock`
 (released by the kernel when the process dies), so API workers sharing a directory never run one twice.
