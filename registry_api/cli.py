@@ -427,6 +427,18 @@ def operations_get(
 # ---------------------------------------------------------------- client: catalog
 
 
+def _send(
+    client_args: tuple[str | None, str | None, str | None],
+    path: str,
+    body: dict[str, Any],
+    idempotency_key: str | None,
+    wait: bool,
+    timeout: float,
+) -> None:
+    """POST a write and show its operation (followed to the end with --wait)."""
+    _finish(client_args, _call(*client_args, "post", path, body, idempotency_key), wait, timeout)
+
+
 def _read_json(file: Path) -> Any:
     try:
         return json.loads(file.read_text(encoding="utf-8"))
@@ -552,8 +564,7 @@ def catalog_create(
         raise typer.BadParameter(f"{file} must hold one JSON object")
     if publish is not None:
         body["publish"] = publish
-    accepted = _call(api, token, org, "post", "/v1/catalog", body, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), "/v1/catalog", body, idempotency_key, wait, timeout)
 
 
 @catalog_app.command("versions")
@@ -632,8 +643,7 @@ def request_create(
 ) -> None:
     """Request one form of another org's catalog entry for a purpose and a number of days."""
     body = {"entry_id": entry, "form": form, "purpose": purpose, "duration_days": days}
-    accepted = _call(api, token, org, "post", "/v1/sharing-requests", body, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), "/v1/sharing-requests", body, idempotency_key, wait, timeout)
 
 
 @request_app.command("list")
@@ -903,8 +913,7 @@ def algorithms_submit(
     except ValueError as exc:
         raise typer.BadParameter(f"not JSON: {exc}", param_hint="--outputs") from exc
     body = {"name": name, "version": version, "code_hash": code_hash, "outputs": declared}
-    accepted = _call(api, token, org, "post", "/v1/algorithms", body, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), "/v1/algorithms", body, idempotency_key, wait, timeout)
 
 
 def _read_text(path: Path, param_hint: str) -> str:
@@ -984,8 +993,7 @@ def algorithms_evaluate(
     else:
         body["report"] = report
     path = f"/v1/algorithms/{algorithm_id}/evaluations"
-    accepted = _call(api, token, org, "post", path, body, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), path, body, idempotency_key, wait, timeout)
 
 
 @algorithms_app.command("publish")
@@ -999,8 +1007,7 @@ def algorithms_publish(
     org: OrgOpt = None,
 ) -> None:
     """List (上架) an evaluated algorithm whose latest score passes, as a REVIEWER."""
-    accepted = _call(api, token, org, "post", f"/v1/algorithms/{algorithm_id}/listing", {}, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), f"/v1/algorithms/{algorithm_id}/listing", {}, idempotency_key, wait, timeout)
 
 
 @algorithms_app.command("delist")
@@ -1016,8 +1023,7 @@ def algorithms_delist(
 ) -> None:
     """Delist (下架) an algorithm as a REVIEWER: every admission of it stops counting at once."""
     path = f"/v1/algorithms/{algorithm_id}/delisting"
-    accepted = _call(api, token, org, "post", path, {"reason": reason}, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), path, {"reason": reason}, idempotency_key, wait, timeout)
 
 
 @algorithms_app.command("admit")
@@ -1033,8 +1039,7 @@ def algorithms_admit(
 ) -> None:
     """Admit a listed algorithm for one of your org's catalog entries in the data zone (REGISTRAR)."""
     body = {"algorithm_id": algorithm_id}
-    accepted = _call(api, token, org, "post", f"/v1/catalog/{entry_id}/algorithms", body, idempotency_key)
-    _finish((api, token, org), accepted, wait, timeout)
+    _send((api, token, org), f"/v1/catalog/{entry_id}/algorithms", body, idempotency_key, wait, timeout)
 
 
 @algorithms_app.command("withdraw")

@@ -21,7 +21,7 @@ from registry_api.cli import (
     TokenOpt,
     WaitOpt,
     _call,
-    _finish,
+    _send,
     _show_or_json,
     app,
     console,
@@ -85,8 +85,7 @@ def proposals_vote(
     org: OrgOpt = None,
 ) -> None:
     """Vote for a proposal as an ADMIN org; the vote that reaches the threshold executes it."""
-    op = _call(api, token, org, "post", f"/v1/proposals/{proposal_id}/votes", {}, idempotency_key)
-    _finish((api, token, org), op, wait, timeout)
+    _send((api, token, org), f"/v1/proposals/{proposal_id}/votes", {}, idempotency_key, wait, timeout)
 
 
 @code_rules_app.command("list")
@@ -132,8 +131,7 @@ def code_rules_propose(
     ends: city management); it applies once enough ADMIN orgs voted (`dirchain proposals vote`)."""
     body = {"type_id": type_id, "type": type_name, "prefix": prefix, "length": length, "charset": charset,
             "description": description}  # fmt: skip
-    op = _call(api, token, org, "post", "/v1/code-rules", body, idempotency_key)
-    _finish((api, token, org), op, wait, timeout)
+    _send((api, token, org), "/v1/code-rules", body, idempotency_key, wait, timeout)
 
 
 app.add_typer(proposals_app, name="proposals")

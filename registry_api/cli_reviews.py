@@ -25,8 +25,8 @@ from registry_api.cli import (
     TokenOpt,
     WaitOpt,
     _call,
-    _finish,
     _read_json,
+    _send,
     _show_or_json,
     app,
     console,
@@ -53,18 +53,6 @@ def _more(page: dict[str, Any], offset: int) -> None:
     shown_to = offset + len(page["data"])
     if shown_to < page["count"]:
         console.print(f"{offset + 1}-{shown_to} of {page['count']}; next page: --offset {shown_to}")
-
-
-def _send(
-    client_args: tuple[str | None, str | None, str | None],
-    path: str,
-    body: dict[str, Any],
-    idempotency_key: str | None,
-    wait: bool,
-    timeout: float,
-) -> None:
-    """POST a write and show its operation (followed to the end with --wait)."""
-    _finish(client_args, _call(*client_args, "post", path, body, idempotency_key), wait, timeout)
 
 
 def _metres(value: float | None) -> str:
