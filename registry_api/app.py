@@ -42,6 +42,11 @@ from registry_api.receipts import create_receipt_tables
 from registry_api.resolver import Resolver, create_resolver_engine, create_resolver_indexes
 from registry_api.routers import (
     algorithms,
+    audit,
+    audit_approvals,
+    audit_code,
+    audit_records,
+    audit_report,
     carriers,
     catalog,
     code_rules,
@@ -136,6 +141,11 @@ TAGS: list[dict[str, Any]] = [
     {
         "name": "stats",
         "description": "Assessment indicators (考核评估) per district and department, and the monthly report.",
+    },
+    {
+        "name": "audit",
+        "description": "Check the service against the chain: the mirror rebuilt and compared block by block, each "
+        "record's on-chain trail and storage proof, approvals' signers and roles, the deployed code, a report.",
     },
     {"name": "health", "description": "Liveness of the database, the chain, the indexer and the outbox."},
 ]
@@ -353,6 +363,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stats.router,
         resolver.router,
         zone.router,
+        audit.router,
+        audit_records.router,
+        audit_approvals.router,
+        audit_code.router,
+        audit_report.router,
         health.router,
     ):
         app.include_router(router)

@@ -17,6 +17,7 @@ from registry_api.errors import ApiError
 from registry_api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT
 
 __all__ = [
+    "AuditorDep",
     "GatewayDep",
     "IndexerDep",
     "PageDep",
@@ -95,6 +96,7 @@ def require_role(role: str) -> Callable[[Principal], Principal]:
 
 
 RegistrarDep = Annotated[Principal, Depends(require_role("REGISTRAR"))]
+AuditorDep = Annotated[Principal, Depends(require_role("AUDITOR"))]
 
 
 class Page:
