@@ -25,6 +25,8 @@ __all__ = [
     "SOLC_VERSION",
     "compile_contracts",
     "load_artifacts",
+    "run_solc",
+    "standard_input",
 ]
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -38,17 +40,20 @@ EVM_VERSION = "paris"
 OPTIMIZER_RUNS = 200
 
 
-def _standard_input() -> dict[str, Any]:
+def standard_input(
+    contracts_dir: Path = CONTRACTS_DIR, evm_version: str = EVM_VERSION, optimizer_runs: int = OPTIMIZER_RUNS
+) -> dict[str, Any]:
+    """The solc standard-JSON input: every .sol under `contracts_dir` (keyed `contracts/<path>`), pinned settings."""
     sources = {
-        f"contracts/{path.relative_to(CONTRACTS_DIR).as_posix()}": {"content": path.read_text(encoding="utf-8")}
-        for path in sorted(CONTRACTS_DIR.rglob("*.sol"))
+        f"contracts/{path.relative_to(contracts_dir).as_posix()}": {"content": path.read_text(encoding="utf-8")}
+        for path in sorted(contracts_dir.rglob("*.sol"))
     }
     return {
         "language": "Solidity",
         "sources": sources,
         "settings": {
-            "evmVersion": EVM_VERSION,
-            "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
+            "evmVersion": evm_version,
+            "optimizer": {"enabled": True, "runs": optimizer_runs},
             "remappings": ["@openzeppelin/=node_modules/@openzeppelin/"],
             "metadata": {"bytecodeHash": "ipfs"},
             "outputSelection": {
@@ -71,13 +76,14 @@ def _sha256(text: str) -> str:
     return "0x" + hashlib.sha256(text.encode()).hexdigest()
 
 
-def compile_contracts(write: bool = True) -> dict[str, Any]:
-    """Compile every contract under contracts/ and (by default) write build/contracts.json."""
+def run_solc(input_json: dict[str, Any]) -> dict[str, Any]:
+    """Compile a standard-JSON input with the pinned npm solc, in memory; raise with the compiler's errors."""
     if not (PROJECT_ROOT / "node_modules" / "solc").is_dir():
         raise GatewayConfigError("node_modules/solc is missing: run scripts/setup first")
-    standard_input = _standard_input()
     try:
-        output = solcx.compile_standard(standard_input, base_path=str(PROJECT_ROOT), solc_binary=str(SOLC_LAUNCHER))
+        output: dict[str, Any] = solcx.compile_standard(
+            input_json, base_path=str(PROJECT_ROOT), solc_binary=str(SOLC_LAUNCHER)
+        )
     except SolcError as exc:  # its message carries the whole output JSON; keep only the compiler's errors
         output = json.loads(exc.stdout_data or "{}") or {
             "errors": [{"severity": "error", "formattedMessage": str(exc)}]
@@ -85,6 +91,13 @@ def compile_contracts(write: bool = True) -> dict[str, Any]:
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise GatewayConfigError("solc failed:\n" + "\n".join(e["formattedMessage"] for e in errors))
+    return output
+
+
+def compile_contracts(write: bool = True) -> dict[str, Any]:
+    """Compile every contract under contracts/ and (by default) write build/contracts.json."""
+    input_json = standard_input()
+    output = run_solc(input_json)
     contracts: dict[str, Any] = {}
     for source, by_name in output["contracts"].items():
         for name, out in by_name.items():
@@ -100,7 +113,7 @@ def compile_contracts(write: bool = True) -> dict[str, Any]:
             }
     artifacts = {
         "compiler": {"version": SOLC_VERSION, "evm_version": EVM_VERSION, "optimizer_runs": OPTIMIZER_RUNS},
-        "source_hashes": {path: _sha256(src["content"]) for path, src in standard_input["sources"].items()},
+        "source_hashes": {path: _sha256(src["content"]) for path, src in input_json["sources"].items()},
         "contracts": {name: contracts[name] for name in sorted(contracts)},
         "errors_abi": _all_errors(output),
     }
