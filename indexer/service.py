@@ -19,7 +19,7 @@ import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -44,6 +44,8 @@ log = logging.getLogger(__name__)
 CHAIN_MOVED_ATTEMPTS = 5  # ranges re-fetched within one sync_once when the chain moves under them
 JOB_ID = "indexer-sync"
 FETCH_AHEAD = 2  # ranges fetched ahead of the one being applied
+
+Progress = Callable[[int, int], None]  # (last indexed block, target block)
 
 
 @dataclass(frozen=True)
@@ -187,11 +189,12 @@ class Indexer(OwnsResources):
 
     # ------------------------------------------------------------ sync
 
-    def sync_once(self) -> SyncResult:
-        """Index from checkpoint + 1 to the chain head, rewinding first if the chain reorganised."""
+    def sync_once(self, until: int | None = None, progress: Progress | None = None) -> SyncResult:
+        """Index from checkpoint + 1 to the chain head (or block `until` if lower), rewinding first if the chain
+        reorganised; `progress(block, head)` is called after each range is committed."""
         with self._lock:
             try:
-                result = self._sync()
+                result = self._sync(until, progress)
             except Exception as exc:
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 self._fatal = not is_retryable(exc)
@@ -199,9 +202,9 @@ class Indexer(OwnsResources):
             self._last_error = None
             return result
 
-    def _sync(self) -> SyncResult:
+    def _sync(self, until: int | None, progress: Progress | None) -> SyncResult:
         started = time.monotonic()
-        head = self.rpc.block_number()
+        head = self.rpc.block_number() if until is None else min(until, self.rpc.block_number())
         self._chain_head = head
         reorg = self._check_reorg()
         checkpoint = self.store.checkpoint()
@@ -217,6 +220,8 @@ class Indexer(OwnsResources):
                     events += len(fetched.logs)
                     ranges += 1
                     start = fetched.end + 1
+                    if progress is not None:
+                        progress(fetched.end, head)
             except ChainMovedError:
                 attempts += 1
                 if attempts >= CHAIN_MOVED_ATTEMPTS:

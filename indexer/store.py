@@ -321,9 +321,10 @@ class Store:
 
     def checkpoint(self) -> Checkpoint | None:
         with self.engine.connect() as conn:
-            return self._checkpoint(conn)
+            return self.read_checkpoint(conn)
 
-    def _checkpoint(self, conn: Connection) -> Checkpoint | None:
+    def read_checkpoint(self, conn: Connection) -> Checkpoint | None:
+        """The checkpoint as `conn`'s transaction sees it."""
         row = conn.execute(select(_CHECKPOINTS).where(_CHECKPOINTS.c.name == self.name)).first()
         if row is None:
             return None
@@ -397,6 +398,6 @@ class Store:
                 conn.execute(delete(table).where(table.c.block_number > ancestor))
             conn.execute(delete(_UNDO).where(_UNDO.c.block_number > ancestor))
             conn.execute(delete(_BLOCKS).where(_BLOCKS.c.number > ancestor))
-            checkpoint = self._checkpoint(conn)
+            checkpoint = self.read_checkpoint(conn)
             self._set_checkpoint(conn, ancestor, anchor.hash, checkpoint.chain_head if checkpoint else None)
             return len(earliest)
