@@ -65,6 +65,7 @@ def standard_input(
                         "evm.deployedBytecode.object",
                         "evm.deployedBytecode.immutableReferences",
                         "evm.methodIdentifiers",
+                        "storageLayout",  # for storage proofs (registry_api.audit); bytecode unchanged
                     ]
                 }
             },
@@ -110,6 +111,7 @@ def compile_contracts(write: bool = True) -> dict[str, Any]:
                 "deployed_bytecode": "0x" + out["evm"]["deployedBytecode"]["object"],
                 "immutable_references": out["evm"]["deployedBytecode"].get("immutableReferences", {}),
                 "metadata": out["metadata"],
+                "storage_layout": out.get("storageLayout", {}),
             }
     artifacts = {
         "compiler": {"version": SOLC_VERSION, "evm_version": EVM_VERSION, "optimizer_runs": OPTIMIZER_RUNS},
