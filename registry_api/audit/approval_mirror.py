@@ -30,6 +30,7 @@ from registry_api.schemas.audit_approvals import (
     CheckValue,
     FieldDifference,
     MirrorCheck,
+    MirrorStatus,
 )
 
 __all__ = ["COMPARED_FIELDS", "audit_approvals", "expected_rows"]
@@ -149,6 +150,7 @@ def audit_approvals(
     entries: list[tuple[Key, MirrorCheck, DecisionEvent | None, SharingApproval | None]] = []
     for key, event in by_key.items():
         row = rows.get(key)
+        status: MirrorStatus
         if row is not None:
             differences = _differences(row, expected[key])
             status = "differs" if differences else "match"
@@ -157,7 +159,7 @@ def audit_approvals(
         else:
             status, differences = "missing", []
         check = MirrorCheck(
-            status=status,  # type: ignore[arg-type]
+            status=status,
             row_id=row.id if row is not None else None,
             block_number=key[0],
             log_index=key[1],

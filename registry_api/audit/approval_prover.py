@@ -28,7 +28,7 @@ from registry_api.audit.approval_signature import (
     DecisionEvent,
     signature_checks,
 )
-from registry_api.schemas.audit_approvals import DecisionProvenance, ProvenanceCheck
+from registry_api.schemas.audit_approvals import CallPath, DecisionProvenance, ProvenanceCheck
 
 __all__ = ["CONTRACT", "DecisionProver"]
 
@@ -130,14 +130,14 @@ class DecisionProver:
                     block_hash=event.block_hash,
                     block_time=self.facts.block_time(event.block_number),
                     event=event.event,
-                    decision=event.decision,  # type: ignore[arg-type]
+                    decision=event.decision,
                     request_id=event.request_id,
                     approver=event.approver,
                     owner_org_id=event.owner_org_id,
                     nonce=str(event.nonce),
                     reason=event.reason,
                     relayer=self.facts.sender(event.tx_hash),
-                    call_path=found[1] if found else None,  # type: ignore[arg-type]
+                    call_path=found[1] if found else None,
                     deadline=call.deadline if call else None,
                     signature="0x" + call.signature.hex() if call else None,
                     digest="0x" + signed.digest.hex() if signed else None,
@@ -148,7 +148,7 @@ class DecisionProver:
             )
         return proofs
 
-    def _call_of(self, event: DecisionEvent) -> tuple[DecisionCall, str] | None:
+    def _call_of(self, event: DecisionEvent) -> tuple[DecisionCall, CallPath] | None:
         """The call that carried `event`'s decision and how it was made ("direct" or "internal").
 
         The gateway calls SharingAgreements directly; a relay through another contract is found with the node's
@@ -169,7 +169,7 @@ class DecisionProver:
                 return call, "internal"
         return (candidates[0], "internal") if len(candidates) == 1 else None
 
-    def _call_check(self, event: DecisionEvent, found: tuple[DecisionCall, str] | None) -> ProvenanceCheck:
+    def _call_check(self, event: DecisionEvent, found: tuple[DecisionCall, CallPath] | None) -> ProvenanceCheck:
         expected = f"{CONTRACT}.{event.decision}"
         if found is None:
             return ProvenanceCheck(

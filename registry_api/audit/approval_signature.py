@@ -23,7 +23,7 @@ from eth_utils import function_abi_to_4byte_selector, keccak, to_checksum_addres
 from chain_gateway.calldata import abi_type
 from chain_gateway.eip712 import DOMAIN_NAME, DOMAIN_VERSION, Decision
 from indexer.abi import DecodedLog
-from registry_api.schemas.audit_approvals import ProvenanceCheck
+from registry_api.schemas.audit_approvals import DecisionName, ProvenanceCheck
 
 __all__ = [
     "DECISION_EVENTS",
@@ -36,12 +36,16 @@ __all__ = [
     "signature_checks",
 ]
 
-DECISION_EVENTS: Mapping[str, str] = {
+DECISION_EVENTS: Mapping[str, DecisionName] = {
     "SharingAgreements:SharingApproved": "approve",
     "SharingAgreements:SharingRefused": "refuse",
     "SharingAgreements:SharingRevoked": "revoke",
 }
-_DECISIONS = {"approve": Decision.APPROVE, "refuse": Decision.REFUSE, "revoke": Decision.REVOKE}
+_DECISIONS: Mapping[DecisionName, Decision] = {
+    "approve": Decision.APPROVE,
+    "refuse": Decision.REFUSE,
+    "revoke": Decision.REVOKE,
+}
 _DOMAIN_TYPEHASH = keccak(text="EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
 _DECISION_TYPEHASH = keccak(
     text="Decision(uint256 requestId,uint8 decision,bytes32 reasonHash,uint256 nonce,uint256 deadline)"
@@ -55,7 +59,7 @@ class DecisionEvent:
     """A decision as the contract logged it (SharingApproved, SharingRefused or SharingRevoked)."""
 
     event: str  # SharingApproved | SharingRefused | SharingRevoked
-    decision: str  # approve | refuse | revoke
+    decision: DecisionName
     request_id: int
     approver: ChecksumAddress
     owner_org_id: int
@@ -98,7 +102,7 @@ class DecisionEvent:
 class DecisionCall:
     """A decision as the relayed call carries it: the fields the approver signed, and the signature."""
 
-    function: str  # approve | refuse | revoke
+    function: DecisionName
     request_id: int
     reason: str
     approver: ChecksumAddress
@@ -115,12 +119,13 @@ class CallDecoder:
     """Decodes calldata of SharingAgreements.approve / refuse / revoke (selectors and types from the ABI)."""
 
     def __init__(self, abi: Sequence[Mapping[str, Any]]) -> None:
-        self._functions: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        self._functions: dict[bytes, tuple[DecisionName, list[str], list[str]]] = {}
         for item in abi:
-            if item.get("type") == "function" and item.get("name") in _DECISIONS:
+            name = next((d for d in _DECISIONS if d == item.get("name")), None)
+            if item.get("type") == "function" and name is not None:
                 inputs = item["inputs"]
                 self._functions[function_abi_to_4byte_selector(dict(item))] = (
-                    item["name"],
+                    name,
                     [abi_type(i) for i in inputs],
                     [i["name"] for i in inputs],
                 )

@@ -10,7 +10,9 @@ from pydantic import BaseModel, Field
 __all__ = [
     "ApprovalAuditEntry",
     "ApprovalsAudit",
+    "CallPath",
     "CheckValue",
+    "DecisionName",
     "DecisionProvenance",
     "FieldDifference",
     "MirrorCheck",
@@ -20,6 +22,8 @@ __all__ = [
 
 CheckValue = str | int | bool | None
 MirrorStatus = Literal["match", "differs", "missing", "extra", "not_indexed"]
+DecisionName = Literal["approve", "refuse", "revoke"]
+CallPath = Literal["direct", "internal"]
 
 
 class ProvenanceCheck(BaseModel):
@@ -50,14 +54,14 @@ class DecisionProvenance(BaseModel):
     block_hash: str
     block_time: int | None = Field(description="unix seconds")
     event: str = Field(examples=["SharingApproved"])
-    decision: Literal["approve", "refuse", "revoke"]
+    decision: DecisionName
     request_id: int
     approver: str = Field(description="the approver the event names")
     owner_org_id: int
     nonce: str = Field(description="uint256 as decimal text")
     reason: str
     relayer: str | None = Field(description="the transaction's sender: it relays, it does not decide")
-    call_path: Literal["direct", "internal"] | None = Field(
+    call_path: CallPath | None = Field(
         description="direct: the transaction calls SharingAgreements; internal: a contract called it (found by "
         "the node's call tracer); null: no call carrying this decision was found"
     )

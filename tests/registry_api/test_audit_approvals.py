@@ -20,8 +20,9 @@ from chain_gateway.eip712 import Decision, decision_typed_data, sign_typed_data
 from chain_gateway.governance import contract, govern, role_id
 from chain_gateway.rpc import JsonRpcClient
 from chain_gateway.settings import Settings, get_settings
-from indexer.abi import EventDecoder
+from indexer.abi import DecodedLog, EventDecoder
 from indexer.models import SharingApproval
+from registry_api.audit.approval_roles import APPROVER_ROLE, MembershipHistory, Standing, standings_on_node
 from registry_api.audit.approval_signature import (
     DECISION_EVENTS,
     DecisionCall,
@@ -284,6 +285,49 @@ def test_malleable_and_malformed_signatures_are_refused_as_the_contract_refuses_
     bad = DecisionCall("approve", 7, "", APPROVER, 3, 2_000_000_000, high_s)
     checks = {c.name: c for c in signature_checks(_event(), bad, CHAIN_ID, CONTRACT).checks}
     assert checks["signature"].ok is False and checks["signer"].ok is False
+
+
+def _consortium_log(event: str, position: tuple[int, int], **args: Any) -> DecodedLog:
+    return DecodedLog(f"Consortium:{event}", args, position[0], "0x" + "00" * 32, "0x" + "22" * 32, position[1])
+
+
+def test_standing_is_replayed_to_the_exact_log_position() -> None:
+    account, org = APPROVER, 3
+    history = MembershipHistory(
+        [
+            _consortium_log("MemberAdmitted", (5, 0), orgId=org, code="BJ-X", name="x", kind=1),
+            _consortium_log("AccountAdded", (5, 1), account=account, orgId=org),
+            _consortium_log("RoleGranted", (5, 2), role=APPROVER_ROLE, account=account, sender=CONTRACT),
+            _consortium_log(
+                "RoleGranted", (6, 0), role="0x" + keccak(text="ADMIN").hex(), account=account, sender=CONTRACT
+            ),
+            _consortium_log("MemberStatusChanged", (7, 4), orgId=org, code="BJ-X", active=False),
+            _consortium_log("MemberStatusChanged", (8, 0), orgId=org, code="BJ-X", active=True),
+            _consortium_log("RoleRevoked", (8, 3), role=APPROVER_ROLE, account=account, sender=CONTRACT),
+        ]
+    )
+    assert history.standing(account, (5, 1)) == Standing(0, False, False)  # before it joined
+    assert history.standing(account, (5, 3)) == Standing(org, True, True)
+    assert history.standing(account, (7, 4)) == Standing(org, True, True)  # the suspension is this very log
+    assert history.standing(account, (7, 5)) == Standing(org, False, True)
+    assert history.standing(account, (8, 3)) == Standing(org, True, True)  # revoked by the log at (8, 3) itself
+    assert history.standing(account, (8, 4)) == Standing(org, True, False)
+    assert Standing(org, False, True).describe() == "org 3 (suspended), holds APPROVER"
+    with pytest.raises(ValueError, match="runs to block 8"):
+        history.standing(account, (10, 0))
+
+
+def test_node_without_the_state_of_a_block_leaves_the_cross_check_unchecked(
+    chain: SeededConsortium, anvil: AnvilNode
+) -> None:
+    approver_account = chain.orgs[REGISTRAR_ORG].approvers[0][0]
+    with JsonRpcClient([anvil.url]) as rpc:
+        head = rpc.block_number()
+        now, beyond = standings_on_node(
+            rpc, chain.deployment, [(approver_account, head), (approver_account, head + 10)]
+        )
+    assert now.standing is not None and now.standing.has_role and now.standing.org_active
+    assert beyond.standing is None and f"no state at block {head + 10}" in beyond.problem
 
 
 # ---------------------------------------------------------------- the mirror
