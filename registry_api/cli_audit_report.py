@@ -19,7 +19,7 @@ from chain_gateway.errors import GatewayConfigError, GatewayRPCError
 from chain_gateway.rpc import JsonRpcClient
 from chain_gateway.settings import get_settings
 from registry_api.audit.report import build_report
-from registry_api.audit.report_html import report_html, summary_matrix
+from registry_api.audit.report_html import report_html, summary_by_org
 from registry_api.audit.report_range import ReportRangeError, TimeWindow, parse_window
 from registry_api.schemas.audit_report import AuditReportPublic
 
@@ -80,17 +80,22 @@ def _show(report: AuditReportPublic, out: Console) -> None:
         f"{report.chain_id}, blocks {blocks} of {span.head_block}: {report.activity_count:,} events in "
         f"{report.transaction_count:,} transactions, {report.count:,} entries"
     )
-    actions, rows = summary_matrix(report)
-    if not rows:
+    groups = summary_by_org(report)
+    if not groups:
         out.print("No activity in this range.")
         return
     table = Table(title="Activities per org and kind of action", title_justify="left")
-    table.add_column("org")
-    for action in actions:
-        table.add_column(action, justify="right")
-    table.add_column("total", justify="right")
-    for org, counts in rows:
-        table.add_row(org, *(f"{n:,}" if n else "" for n in counts), f"[bold]{sum(counts):,}[/]")
+    for name, justify in (
+        ("org", "left"),
+        ("kind of action", "left"),
+        ("activities", "right"),
+        ("transactions", "right"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for org, counts in groups:
+        for i, count in enumerate(counts):
+            table.add_row(org if i == 0 else "", count.action, f"{count.activities:,}", f"{count.transactions:,}",
+                          end_section=i == len(counts) - 1)  # fmt: skip
     out.print(table)
 
 

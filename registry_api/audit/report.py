@@ -116,7 +116,9 @@ def who(party: ReportParty, *, with_account: bool = False) -> str:
 class _Builder:
     """Turns the range's logs, in chain order, into entries and the org x action counts."""
 
-    def __init__(self, members: Members, deployment: Deployment, senders: dict[str, str], times: dict[int, int]):
+    def __init__(
+        self, members: Members, deployment: Deployment, senders: dict[str, str], times: dict[int, int]
+    ) -> None:
         self.members = members
         self.names = _Names(members)
         self.senders = senders

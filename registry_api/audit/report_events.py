@@ -139,7 +139,7 @@ _CONSORTIUM: dict[str, EventView] = {
     "ProposalVoted": EventView(
         "vote",
         _subject("proposal", "proposalId"),
-        lambda a, n: f"voted for proposal #{a['proposalId']} ({a['votes']} votes)",
+        lambda a, n: f"voted for proposal #{a['proposalId']} ({a['votes']} vote{'' if a['votes'] == 1 else 's'} now)",
     ),
     "ProposalExecuted": EventView(
         "execute proposal",
@@ -227,8 +227,8 @@ _CATALOG: dict[str, EventView] = {
         "change catalog entry status",
         _subject("catalog_entry", "entryId"),
         lambda a, n: (
-            f"moved catalog entry {a['entryId']} {_enum(ENTRY_STATUSES, a['fromStatus'])} -> "
-            f"{_enum(ENTRY_STATUSES, a['toStatus'])}"
+            f"set catalog entry {a['entryId']} to {_enum(ENTRY_STATUSES, a['toStatus'])} "
+            f"({'new' if a['fromStatus'] == 0 else 'was ' + _enum(ENTRY_STATUSES, a['fromStatus'])})"
         ),
     ),
 }

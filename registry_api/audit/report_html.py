@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from registry_api.schemas.audit_report import AuditEntry, AuditReportPublic, ReportParty
+from registry_api.schemas.audit_report import ActionCount, AuditEntry, AuditReportPublic, ReportParty
 
-__all__ = ["report_html", "summary_matrix"]
+__all__ = ["report_html", "summary_by_org"]
 
 _NO_ORG = "(no member org)"
 _CSS = """
@@ -26,7 +26,7 @@ th, td { border: 1px solid #bbb; padding: 2px 5px; vertical-align: top; text-ali
 th { background: #eee; } td.n, th.n { text-align: right; white-space: nowrap; }
 .mono { font-family: 'DejaVu Sans Mono', Consolas, monospace; font-size: 9px; word-break: break-all; }
 .meta th { width: 22%; background: #f6f6f6; font-weight: normal; } .muted { color: #666; }
-.count { font-weight: bold; }
+.count { font-weight: bold; } table.summary { width: auto; min-width: 50%; }
 @media print {
   body { margin: 0; }
   thead { display: table-header-group; }
@@ -36,14 +36,12 @@ th { background: #eee; } td.n, th.n { text-align: right; white-space: nowrap; }
 """
 
 
-def summary_matrix(report: AuditReportPublic) -> tuple[list[str], list[tuple[str, list[int]]]]:
-    """The summary as a matrix: the actions (columns) and, per org, the activities of each action (rows)."""
-    actions = sorted({c.action for c in report.summary})
-    rows: dict[str, list[int]] = {}
+def summary_by_org(report: AuditReportPublic) -> list[tuple[str, list[ActionCount]]]:
+    """The summary's counts grouped by org (in the summary's order: orgs, then the bracketed kinds of doer)."""
+    groups: dict[str, list[ActionCount]] = {}
     for count in report.summary:
-        row = rows.setdefault(count.org or _NO_ORG, [0] * len(actions))
-        row[actions.index(count.action)] += count.activities
-    return actions, list(rows.items())
+        groups.setdefault(count.org or _NO_ORG, []).append(count)
+    return list(groups.items())
 
 
 def _party(party: ReportParty) -> str:
@@ -58,20 +56,23 @@ def _rows(cells: Iterable[str]) -> str:
 
 
 def _summary_table(report: AuditReportPublic) -> str:
-    actions, rows = summary_matrix(report)
-    if not rows:
+    """One row per org and kind of action (long rather than wide: it fits A4 whatever the number of actions)."""
+    groups = summary_by_org(report)
+    if not groups:
         return "<p>No activity in this range.</p>"
-    head = "".join(f'<th class="n">{escape(a)}</th>' for a in actions)
-    totals = [sum(row[i] for _, row in rows) for i in range(len(actions))]
-    body = _rows(
-        f"<tr><td>{escape(org)}</td>{''.join(f'<td class=n>{n:,}</td>' if n else '<td></td>' for n in row)}"
-        f'<td class="n count">{sum(row):,}</td></tr>'
-        for org, row in rows
-    )
-    total_cells = "".join(f'<td class="n count">{n:,}</td>' for n in totals)
+    rows: list[str] = []
+    for org, counts in groups:
+        for i, count in enumerate(counts):
+            first = f'<td rowspan="{len(counts) + 1}">{escape(org)}</td>' if i == 0 else ""
+            rows.append(
+                f'<tr>{first}<td>{escape(count.action)}</td><td class="n">{count.activities:,}</td>'
+                f'<td class="n">{count.transactions:,}</td></tr>'
+            )
+        total = sum(c.activities for c in counts)
+        rows.append(f'<tr><td class="muted">all</td><td class="n count">{total:,}</td><td></td></tr>')
     return (
-        f'<table><thead><tr><th>org</th>{head}<th class="n">total</th></tr></thead><tbody>{body}'
-        f'<tr><td class="count">total</td>{total_cells}<td class="n count">{sum(totals):,}</td></tr></tbody></table>'
+        '<table class="summary"><thead><tr><th>org</th><th>kind of action</th><th class="n">activities</th>'
+        f'<th class="n">transactions</th></tr></thead><tbody>{"".join(rows)}</tbody></table>'
     )
 
 
@@ -137,8 +138,9 @@ def report_html(report: AuditReportPublic) -> str:
 as the Consortium's logs stood at each event; sharing decisions name the approver who signed them.</p>
 {header}
 <h2>Summary: activities per org and kind of action</h2>
-<p class="muted">An org is the signer's for signed decisions, else the sender's; (consortium vote) and (deployment)
-count the changes made by proposals and constructors.</p>
+<p class="muted">An org is the signer's for signed decisions (and the grants they bring into force), else the
+sender's; (consortium vote) and (deployment) count the changes made by proposals and constructors, (automatic) the
+grants of unconditional entries.</p>
 {_summary_table(report)}
 <section class="list"><h2>Chronological list</h2>
 {listing}

@@ -14,21 +14,16 @@ from datetime import date, datetime, time, timedelta
 
 from chain_gateway.rpc import JsonRpcClient
 from indexer.sync import fetch_blocks
-from registry_api.stats import CITY_TZ
+from registry_api.stats import CITY_TZ, StatsError
 
 __all__ = ["ReportRangeError", "TimeWindow", "block_range", "parse_window"]
 
 PROBES_PER_BATCH = 16  # blocks whose times one search round asks for in one JSON-RPC batch
 
 
-class ReportRangeError(ValueError):
-    """A range the report cannot be made for: a stable code, a message and the parameter at fault."""
-
-    def __init__(self, code: str, message: str, field: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.field = field
+class ReportRangeError(StatsError):
+    """A range the report cannot be made for: a stable code, a message and the parameter at fault (the same shape
+    as the assessment's period errors)."""
 
 
 @dataclass(frozen=True)
