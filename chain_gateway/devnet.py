@@ -120,6 +120,7 @@ class AnvilNode:
     gas_limit: int = 300_000_000
     state_path: Path | None = None
     log_path: Path | None = None
+    prune_history: int | None = None  # keep only this many block states in memory (large benchmark chains)
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -141,6 +142,8 @@ class AnvilNode:
             args += ["--block-time", str(self.block_time)]
         if self.state_path is not None:
             args += ["--state", str(self.state_path)]
+        if self.prune_history is not None:
+            args += ["--prune-history", str(self.prune_history)]
         with open(self.log_path or os.devnull, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 args,

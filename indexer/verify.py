@@ -20,7 +20,11 @@ not on the chain) and `differing` (same key, other values, with the columns that
 from __future__ import annotations
 
 import hashlib
+import itertools
+import operator
+import queue
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -28,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Column, Connection, Engine, String, Table, collate, create_engine, event, select, text
+from sqlalchemy import Boolean, Column, Connection, Engine, String, Table, collate, create_engine, event, select, text
 
 from chain_gateway.deployments import Deployment
 from chain_gateway.rpc import JsonRpcClient
@@ -138,7 +142,7 @@ class VerifyReport:
 
 def create_scratch_engine(path: Path) -> Engine:
     """A throwaway SQLite database tuned for one writer: no journal, no fsync (a crash just discards it)."""
-    engine = create_engine(f"sqlite:///{path}")
+    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})  # read ahead by a thread
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -202,25 +206,58 @@ def _normalise(value: Any) -> Any:
     return value
 
 
-def _stream(conn: Connection, table: Table, keys: Sequence[str]) -> Iterator[tuple[Any, ...]]:
-    """The table's compared columns, in key order with byte-wise string collation on every dialect."""
+def _stream(conn: Connection, table: Table, keys: Sequence[str]) -> Iterator[list[tuple[Any, ...]]]:
+    """The table's compared columns in key order (byte-wise string collation on every dialect), in chunks.
+
+    Read through the driver's own cursor, in the connection's transaction: SQLAlchemy's row objects cost more
+    than the comparison itself. PostgreSQL streams from a server-side cursor.
+    """
     postgres = conn.dialect.name == "postgresql"
     order = [collate(table.c[k], "C") if postgres and isinstance(table.c[k].type, String) else table.c[k] for k in keys]
-    result = conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(
-        select(*_compared_columns(table)).order_by(*order)
-    )
-    normalise = any(c.type.python_type is bool for c in _compared_columns(table) if _has_python_type(c))
-    for partition in result.partitions(STREAM_ROWS):
-        for row in partition:
-            yield tuple(_normalise(v) for v in row) if normalise else tuple(row)
-
-
-def _has_python_type(column: Column[Any]) -> bool:
+    sql = str(select(*_compared_columns(table)).order_by(*order).compile(dialect=conn.dialect))
+    driver: Any = conn.connection.driver_connection
+    cursor = driver.cursor(name=f"verify_{table.name}") if postgres else driver.cursor()
+    bools = [i for i, c in enumerate(_compared_columns(table)) if isinstance(c.type, Boolean)]
     try:
-        column.type.python_type  # noqa: B018 - some types have none
-    except NotImplementedError:
-        return False
-    return True
+        cursor.execute(sql)
+        while chunk := cursor.fetchmany(STREAM_ROWS):
+            if bools:  # PostgreSQL answers bool, SQLite 0/1: compare and digest them as 0/1
+                chunk = [tuple(int(v) if i in bools and v is not None else v for i, v in enumerate(r)) for r in chunk]
+            yield chunk
+    finally:
+        cursor.close()
+
+
+def _rows_ahead(chunks: Iterator[list[tuple[Any, ...]]]) -> Iterator[tuple[Any, ...]]:
+    """The rows of `chunks`, read by a background thread a few chunks ahead (the driver reads outside the GIL)."""
+    ready: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=4)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for chunk in chunks:
+                while not stop.is_set():
+                    try:
+                        ready.put(chunk, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ready.put(None)
+        except BaseException as exc:  # handed to the consumer
+            ready.put(exc)
+
+    worker = threading.Thread(target=produce, name="verify-read", daemon=True)
+    worker.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        stop.set()
+        worker.join()
 
 
 class _Digests:
@@ -239,6 +276,48 @@ class _Digests:
         return {number: hasher.hexdigest() for number, hasher in self.blocks.items()}
 
 
+class _PairDigests:
+    """Per-block digests of both sides at the cost of one while they agree.
+
+    A block's rows are hashed once into a shared hasher until the first row where the sides differ; then the
+    block forks into a copy per side (`hashlib` hashers copy their state), which is exactly what hashing each
+    side on its own would give.
+    """
+
+    def __init__(self) -> None:
+        self.shared: dict[int, Any] = {}
+        self.forked: dict[int, tuple[Any, Any]] = {}  # block -> (live hasher, chain hasher)
+
+    def both(self, block: int, encoded: bytes) -> None:
+        pair = self.forked.get(block)
+        if pair is not None:
+            pair[0].update(encoded)
+            pair[1].update(encoded)
+            return
+        hasher = self.shared.get(block)
+        if hasher is None:
+            hasher = self.shared[block] = hashlib.blake2b(digest_size=DIGEST_SIZE)
+        hasher.update(encoded)
+
+    def one(self, side: int, block: int, encoded: bytes) -> None:
+        """Add a row to side 0 (live) or 1 (chain) only."""
+        pair = self.forked.get(block)
+        if pair is None:
+            shared = self.shared.pop(block, None) or hashlib.blake2b(digest_size=DIGEST_SIZE)
+            pair = self.forked[block] = (shared, shared.copy())
+        pair[side].update(encoded)
+
+    def finish(self) -> tuple[dict[int, str], dict[int, str]]:
+        """(live, chain) digests per block; a side without rows in a block has none for it."""
+        empty = hashlib.blake2b(digest_size=DIGEST_SIZE).hexdigest()
+        live = {n: h.hexdigest() for n, h in self.shared.items()}
+        chain = dict(live)
+        for n, (a, b) in self.forked.items():
+            live[n], chain[n] = a.hexdigest(), b.hexdigest()
+        # a block whose rows are all on one side: the other side has no digest for it
+        return {n: d for n, d in live.items() if d != empty}, {n: d for n, d in chain.items() if d != empty}
+
+
 def _encode(table_name: str, row: tuple[Any, ...]) -> bytes:
     """A row's canonical bytes: its table and values, unambiguous (repr of a tuple of str/int/None)."""
     return repr((table_name, row)).encode()
@@ -253,8 +332,12 @@ def _chain_digests(digests: dict[int, str]) -> str:
     return running.hex()
 
 
-def _row_block(row: tuple[Any, ...], positions: Sequence[int]) -> int:
-    return max((row[i] for i in positions if row[i] is not None), default=0)
+def _block_getter(table: Table) -> Callable[[tuple[Any, ...]], int]:
+    """The function giving a row's block: the newest of its block columns."""
+    positions = _block_columns(table)
+    if len(positions) == 1:
+        return operator.itemgetter(positions[0])
+    return lambda row: max((row[i] for i in positions if row[i] is not None), default=0)
 
 
 def mirror_digests(engine: Engine) -> tuple[str, dict[int, str]]:
@@ -262,9 +345,10 @@ def mirror_digests(engine: Engine) -> tuple[str, dict[int, str]]:
     digests = _Digests()
     with engine.connect() as conn:
         for name, table in MIRROR_TABLES.items():
-            positions = _block_columns(table)
-            for row in _stream(conn, table, _key_columns(table)):
-                digests.add(_row_block(row, positions), _encode(name, row))
+            block_of = _block_getter(table)
+            for chunk in _stream(conn, table, _key_columns(table)):
+                for row in chunk:
+                    digests.add(block_of(row), _encode(name, row))
     blocks = digests.finish()
     return _chain_digests(blocks), blocks
 
@@ -277,17 +361,17 @@ def _compare_table(
     table: Table,
     live: Iterator[tuple[Any, ...]],
     chain: Iterator[tuple[Any, ...]],
-    live_digests: _Digests,
-    chain_digests: _Digests,
+    digests: _PairDigests,
     samples: int,
 ) -> TableComparison:
     """Merge two key-ordered row streams: count and sample the differences, feed both sides' digests."""
     columns = [c.name for c in _compared_columns(table)]
     keys = _key_columns(table)
     key_at = [columns.index(k) for k in keys]
-    positions = _block_columns(table)
+    block_of = _block_getter(table)
     result = TableComparison(name)
-    done = object()
+    a: tuple[Any, ...] | None = None
+    b: tuple[Any, ...] | None = None
 
     def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
         return tuple(row[i] for i in key_at)
@@ -311,42 +395,41 @@ def _compare_table(
             )
         )
 
-    a = next(live, done)
-    b = next(chain, done)
-    while a is not done or b is not done:
-        if b is done or (a is not done and key_of(a) < key_of(b)):  # type: ignore[arg-type]
-            row_a: tuple[Any, ...] = a  # type: ignore[assignment]
-            block = _row_block(row_a, positions)
-            live_digests.add(block, _encode(name, row_a))
+    while True:
+        a = next(live, None) if a is None else a
+        b = next(chain, None) if b is None else b
+        if a is not None and a == b:  # the common case first: no key to build
+            block = block_of(a)
+            digests.both(block, _encode(name, a))
+            result.live_rows += 1
+            result.chain_rows += 1
+            a = b = None
+        elif a is None and b is None:
+            break
+        elif b is None or (a is not None and key_of(a) < key_of(b)):
+            assert a is not None
+            block = block_of(a)
+            digests.one(0, block, _encode(name, a))
             result.live_rows += 1
             result.extra += 1
-            note("extra", row_a, None, block)
-            a = next(live, done)
-        elif a is done or key_of(b) < key_of(a):  # type: ignore[arg-type]
-            row_b: tuple[Any, ...] = b  # type: ignore[assignment]
-            block = _row_block(row_b, positions)
-            chain_digests.add(block, _encode(name, row_b))
+            note("extra", a, None, block)
+            a = None
+        elif a is None or key_of(b) < key_of(a):
+            block = block_of(b)
+            digests.one(1, block, _encode(name, b))
             result.chain_rows += 1
             result.missing += 1
-            note("missing", None, row_b, block)
-            b = next(chain, done)
+            note("missing", None, b, block)
+            b = None
         else:
-            row_a, row_b = a, b  # type: ignore[assignment]
+            live_block, chain_block = block_of(a), block_of(b)
+            digests.one(0, live_block, _encode(name, a))
+            digests.one(1, chain_block, _encode(name, b))
             result.live_rows += 1
             result.chain_rows += 1
-            if row_a == row_b:
-                block = _row_block(row_a, positions)
-                encoded = _encode(name, row_a)
-                live_digests.add(block, encoded)
-                chain_digests.add(block, encoded)
-            else:
-                live_block, chain_block = _row_block(row_a, positions), _row_block(row_b, positions)
-                live_digests.add(live_block, _encode(name, row_a))
-                chain_digests.add(chain_block, _encode(name, row_b))
-                result.differing += 1
-                note("differing", row_a, row_b, min(live_block, chain_block))
-            a = next(live, done)
-            b = next(chain, done)
+            result.differing += 1
+            note("differing", a, b, min(live_block, chain_block))
+            a = b = None
     return result
 
 
@@ -358,7 +441,7 @@ def compare_mirrors(
     progress: VerifyProgress | None = None,
 ) -> MirrorComparison:
     """Compare the live mirror with a rebuilt one (`chain`), table by table and block by block."""
-    live_digests, chain_digests = _Digests(), _Digests()
+    digests = _PairDigests()
     tables: list[TableComparison] = []
     for done, (name, table) in enumerate(MIRROR_TABLES.items()):
         keys = _key_columns(table)
@@ -366,16 +449,15 @@ def compare_mirrors(
             _compare_table(
                 name,
                 table,
-                _stream(live, table, keys),
-                _stream(chain, table, keys),
-                live_digests,
-                chain_digests,
+                itertools.chain.from_iterable(_stream(live, table, keys)),
+                _rows_ahead(_stream(chain, table, keys)),
+                digests,
                 samples,
-            )  # fmt: skip
+            )
         )
         if progress is not None:
             progress("compare", done + 1, len(MIRROR_TABLES))
-    live_blocks, chain_blocks = live_digests.finish(), chain_digests.finish()
+    live_blocks, chain_blocks = digests.finish()
     divergent = sorted(n for n in live_blocks.keys() | chain_blocks.keys() if live_blocks.get(n) != chain_blocks.get(n))
     return MirrorComparison(
         tables=tables,

@@ -1,0 +1,157 @@
+#!/usr/bin/env python
+"""Audit benchmark: rebuild-and-compare of the whole mirror at `--devices` devices (median of runs).
+
+Starts its own anvil (automine), seeds the demo consortium, registers `--devices` devices in registerDevices
+batches of `--batch` (encoded in a process pool, signed locally, sent as batched raw transactions), indexes the
+chain into a live SQLite mirror (or PostgreSQL with --postgres), then runs `indexer.verify.verify_mirror`
+`--runs` times and prints the rebuild, compare and total seconds, and peak memory.
+Target (DESIGN.md, issue 6): 1,000,000 devices rebuilt and compared in <= 2 minutes. Nothing is asserted.
+
+    .venv/bin/python scripts/bench/audit_bench.py [--devices 1000000] [--batch 250] [--runs 3] [--postgres]
+"""
+
+# ruff: noqa: T201 - a plain script whose output is its figures
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from eth_abi import encode
+from eth_account import Account
+from eth_utils import function_signature_to_4byte_selector
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from chain_gateway.deployments import Deployment  # noqa: E402
+from chain_gateway.devnet import AnvilNode, seed_demo_consortium  # noqa: E402
+from chain_gateway.rpc import JsonRpcClient  # noqa: E402
+from indexer.service import Indexer, create_mirror_engine  # noqa: E402
+from indexer.verify import verify_mirror  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
+
+DEVICE_INPUT = "(string,uint16,uint8,uint32,int32,int32,uint40,string)"
+SELECTOR = function_signature_to_4byte_selector(f"registerDevices({DEVICE_INPUT}[])")
+GAS_PER_DEVICE = 90_000  # above the ~65,700 measured, so no batch runs out
+ANVIL_STATES = 2  # block states anvil keeps in memory: each is a full copy of the state (37 MB per 1,000 devices)
+DISTRICTS = (110101, 110102, 110105, 110106, 110107, 110108, 110109, 110111, 110112, 110113, 110114, 110115)
+
+
+def device(serial: int) -> tuple[Any, ...]:
+    """An active road camera with a unique code, spread over 12 districts."""
+    district = DISTRICTS[serial % len(DISTRICTS)]
+    attributes = json.dumps({"brand": "hik", "model": "DS-2CD", "pole": f"P-{serial}"}, separators=(",", ":"))
+    return (f"BJ-CAMR-{district}{serial % 1_000_000:06d}", 1, 2, district, 39_700_000 + serial % 400_000,
+            116_100_000 + serial % 600_000, 1_700_000_000, attributes)  # fmt: skip
+
+
+def signed_batches(job: tuple[str, str, int, int, int, int, int, int]) -> list[str]:
+    """Raw signed registerDevices transactions for devices [first, last) (runs in a worker process)."""
+    key, to, chain_id, gas_price, nonce, first, last, batch = job
+    raws = []
+    for start in range(first, last, batch):
+        inputs = [device(i) for i in range(start, min(last, start + batch))]
+        data = SELECTOR + encode([f"{DEVICE_INPUT}[]"], [inputs])
+        tx = {"to": to, "data": data, "gas": GAS_PER_DEVICE * len(inputs) + 100_000, "gasPrice": gas_price,
+              "nonce": nonce, "chainId": chain_id, "value": 0}  # fmt: skip
+        nonce += 1
+        raws.append("0x" + Account.sign_transaction(tx, key).raw_transaction.hex())
+    return raws
+
+
+def register(rpc: JsonRpcClient, deployment: Deployment, key: str, devices: int, batch: int) -> float:
+    """Register `devices` devices; returns seconds taken (encoding in 2 processes overlaps sending)."""
+    started = time.perf_counter()
+    sender = Account.from_key(key).address
+    nonce = int(rpc.call("eth_getTransactionCount", [sender, "pending"]), 16)
+    gas_price = int(rpc.call("eth_gasPrice"), 16) * 2
+    to = deployment["contracts"]["DeviceRegistry"]["address"]
+    chunk = batch * 40
+    jobs = []
+    for n, first in enumerate(range(0, devices, chunk)):
+        jobs.append((key, to, rpc.chain_id(), gas_price, nonce + n * 40, first, min(devices, first + chunk), batch))
+    last_hash = None
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        for done, raws in enumerate(pool.map(signed_batches, jobs)):
+            for raw in raws:  # one per call: anvil refuses JSON-RPC batches of a few MB
+                last_hash = rpc.call("eth_sendRawTransaction", [raw])
+            if done % 25 == 0:
+                print(f"  sent {min(devices, (done + 1) * chunk):,} devices ({time.perf_counter() - started:.0f} s)")
+    while True:
+        receipt = rpc.call("eth_getTransactionReceipt", [last_hash])
+        if receipt is not None:
+            break
+        time.sleep(0.2)
+    if receipt["status"] != "0x1":
+        raise RuntimeError("the last registration reverted")
+    return time.perf_counter() - started
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of a process (e.g. anvil) in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=1_000_000)
+    parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--postgres", action="store_true", help="live mirror in PostgreSQL instead of SQLite")
+    args = parser.parse_args()
+
+    server = PostgresServer().start() if args.postgres else None
+    with AnvilNode(prune_history=ANVIL_STATES) as node, JsonRpcClient([node.url], timeout=300) as rpc, tempfile.TemporaryDirectory() as tmp:
+        try:
+            from web3 import Web3
+
+            seeded = seed_demo_consortium(Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120})))
+            key = seeded.orgs["BJ-PSB"].private_key
+            seconds = register(rpc, seeded.deployment, key, args.devices, args.batch)
+            print(f"registered {args.devices:,} devices in {seconds:.1f} s ({args.devices / seconds:,.0f}/s)")
+            url = server.create_database("audit_bench") if server else f"sqlite:///{Path(tmp) / 'live.db'}"
+            engine = create_mirror_engine(url)
+            indexer = Indexer(engine, rpc, seeded.deployment)
+            indexer.create_tables()
+            started = time.perf_counter()
+            result = indexer.sync_once()
+            elapsed = time.perf_counter() - started
+            rate = result.events / elapsed
+            print(f"live mirror: {result.events:,} events indexed in {elapsed:.1f} s ({rate:,.0f}/s)")
+            totals = []
+            for run in range(args.runs):
+                started = time.perf_counter()
+                report = verify_mirror(engine, rpc, seeded.deployment, scratch_dir=Path(tmp))
+                total = time.perf_counter() - started
+                totals.append(total)
+                rows = sum(t.live_rows for t in report.comparison.tables)
+                print(
+                    f"  run {run + 1}: {'clean' if report.ok else 'DIFFERENCES'}; {report.events:,} events rebuilt in "
+                    f"{report.rebuild_seconds:.1f} s, {rows:,} rows compared in {report.compare_seconds:.1f} s, "
+                    f"total {total:.1f} s"
+                )
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+            print(
+                f"rebuild-and-compare at {args.devices:,} devices: median {statistics.median(totals):.1f} s over "
+                f"{args.runs} runs (target <= 120 s); peak RSS {peak:,.0f} MiB (this process), anvil "
+                f"{rss_mib(node.process.pid) if node.process else 0:,.0f} MiB"
+            )
+            engine.dispose()
+        finally:
+            if server:
+                server.stop()
+
+
+if __name__ == "__main__":
+    main()
