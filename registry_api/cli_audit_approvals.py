@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -37,6 +38,7 @@ EXIT_FAILED = 1
 EXIT_CANNOT_AUDIT = 2
 _TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
+M = TypeVar("M", bound=BaseModel)
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON instead of tables")]
 
 
@@ -92,8 +94,15 @@ def _checks_table(title: str, checks: list[ProvenanceCheck]) -> Table:
     return table
 
 
-def _verdict(verified: bool) -> None:
-    console.print("[bold green]VERIFIED[/]" if verified else "[bold red]FAILED[/]: see the checks marked FAIL")
+def _finish(result: M, verified: bool, as_json: bool, show: Callable[[M], None]) -> None:
+    """Print `result` (JSON, or `show` and the verdict) and exit 1 if it did not verify."""
+    if as_json:
+        console.print_json(json.dumps(result.model_dump(mode="json"), ensure_ascii=False))
+    else:
+        show(result)
+        console.print("[bold green]VERIFIED[/]" if verified else "[bold red]FAILED[/]: see the checks marked FAIL")
+    if not verified:
+        raise typer.Exit(EXIT_FAILED)
 
 
 def _show_provenance(p: DecisionProvenance) -> None:
@@ -195,13 +204,7 @@ def approvals_command(
             )
         except BadBlockRange as exc:
             _cannot(str(exc))
-    if as_json:
-        console.print_json(json.dumps(audit.model_dump(mode="json"), ensure_ascii=False))
-    else:
-        _show_audit(audit)
-        _verdict(audit.verified)
-    if not audit.verified:
-        raise typer.Exit(EXIT_FAILED)
+    _finish(audit, audit.verified, as_json, _show_audit)
 
 
 def approval_command(
@@ -220,16 +223,15 @@ def approval_command(
             proof = decision_provenance(rpc, deployment, tx_hash, log_index)
         except (DecisionNotFound, NotADecision) as exc:
             _cannot(str(exc))
-    if as_json:
-        console.print_json(json.dumps(proof.model_dump(mode="json"), ensure_ascii=False))
-    else:
-        _show_provenance(proof)
-        _verdict(proof.verified)
-    if not proof.verified:
-        raise typer.Exit(EXIT_FAILED)
+    _finish(proof, proof.verified, as_json, _show_provenance)
+
+
+def _help(doc: str | None) -> str:
+    """A docstring as help text: its paragraphs kept, each one's lines joined (rich markup keeps line breaks)."""
+    return "\n\n".join(" ".join(p.split()) for p in (doc or "").split("\n\n"))
 
 
 def register(audit_app: typer.Typer) -> None:
     """Add `approvals` and `approval` to `dirchain audit`."""
-    audit_app.command("approvals")(approvals_command)
-    audit_app.command("approval")(approval_command)
+    audit_app.command("approvals", help=_help(approvals_command.__doc__))(approvals_command)
+    audit_app.command("approval", help=_help(approval_command.__doc__))(approval_command)

@@ -212,27 +212,12 @@ class DecisionProver:
             ]
         at = history.standing(signer, event.position)
         checks = [
-            ProvenanceCheck(
-                name="signer_org",
-                ok=at.org_id == event.owner_org_id,
-                expected=event.owner_org_id,
-                actual=at.org_id,
-                detail="the signer's org when the decision was logged (Consortium AccountAdded)",
-            ),
-            ProvenanceCheck(
-                name="org_active",
-                ok=at.org_active,
-                expected=True,
-                actual=at.org_active,
-                detail="the signer's org was not suspended then (MemberAdmitted / MemberStatusChanged)",
-            ),
-            ProvenanceCheck(
-                name="approver_role",
-                ok=at.has_role,
-                expected=True,
-                actual=at.has_role,
-                detail="the signer held APPROVER when the decision was logged (RoleGranted / RoleRevoked)",
-            ),
+            ProvenanceCheck(name=name, ok=actual == expected, expected=expected, actual=actual, detail=detail)
+            for name, expected, actual, detail in (
+                ("signer_org", event.owner_org_id, at.org_id, "the signer's org then (Consortium AccountAdded)"),
+                ("org_active", True, at.org_active, "its org was not suspended (MemberAdmitted, MemberStatusChanged)"),
+                ("approver_role", True, at.has_role, "the signer held APPROVER then (RoleGranted, RoleRevoked)"),
+            )
         ]
         after_block = history.standing(signer, (event.block_number + 1, 0))
         if node is None or node.standing is None:
