@@ -35,12 +35,14 @@ from registry_api.audit.code_compare import (
 from registry_api.audit.code_values import decode_constructor_args, decode_word
 from registry_api.schemas.audit_code import (
     CodeAuditPublic,
+    CodeMatch,
     CompilerPublic,
     ContractCodePublic,
     CreationPublic,
     ImmutablePublic,
     RecordedHashes,
     SourceFilePublic,
+    Verdict,
 )
 
 __all__ = ["CodeAuditError", "audit_code", "compare_sources"]
@@ -175,7 +177,7 @@ class _Checker:
         deployed = _bytes(code_hex)
         problems: list[str] = []
         ranges = sorted(r for refs in compiled.immutable_refs.values() for r in refs) if compiled else []
-        status: str
+        status: CodeMatch
         first = None
         if not deployed:
             status = "no_code"
@@ -216,7 +218,7 @@ class _Checker:
             name=name,
             address=record["address"],
             source=record["source"],
-            status=status,  # type: ignore[arg-type]
+            status=status,
             first_difference=first,
             deployed_length=len(deployed),
             compiled_length=len(compiled.runtime) if compiled else None,
@@ -293,6 +295,7 @@ def audit_code(rpc: JsonRpcClient, deployment: Deployment, built: Rebuild, block
         for i, name in enumerate(names)
     ]
     sources = compare_sources(deployment.get("source_hashes", {}), built.source_hashes)
+    verdict: Verdict
     if any(not c.ok for c in contracts):
         verdict = "mismatch"
     elif any(c.status == "partial" for c in contracts) or any(s.status != "same" for s in sources):
@@ -300,7 +303,7 @@ def audit_code(rpc: JsonRpcClient, deployment: Deployment, built: Rebuild, block
     else:
         verdict = "full"
     return CodeAuditPublic(
-        verdict=verdict,  # type: ignore[arg-type]
+        verdict=verdict,
         chain_id=chain_id,
         block_number=at,
         source_digest=built.digest,
