@@ -19,8 +19,8 @@ moving on meanwhile changes nothing. The checks are in `trail_checks`; `verified
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -30,8 +30,9 @@ from chain_gateway.rpc import JsonRpcClient
 from indexer.errors import ChainMovedError
 from indexer.store import Checkpoint, Store
 from indexer.verify import _snapshot as read_snapshot  # one read snapshot of the mirror (indexer.verify's)
+from registry_api.audit.approvals import ApprovalAuditError, DecisionProvenance, decision_provenance
 from registry_api.audit.proof_layout import StorageLayout, storage_layouts
-from registry_api.audit.proofs import ProvenStorage, SlotProof, prove_storage
+from registry_api.audit.proofs import ProvenStorage, prove_storage
 from registry_api.audit.trail_chain import AuditedChain
 from registry_api.audit.trail_checks import Check, FieldCheck, compare_rows, fields_check
 from registry_api.audit.trail_errors import MirrorNotSynced, RecordNotFound
@@ -42,7 +43,6 @@ __all__ = ["DECISION_EVENTS", "RecordAudit", "TrailEvent", "audit_record"]
 
 ATTEMPTS = 3  # audits restarted when the chain reorganises under them
 DECISION_EVENTS = frozenset({"SharingApproved", "SharingRefused", "SharingRevoked"})
-Provenance = Callable[[JsonRpcClient, Deployment, str, int], Any]
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ class TrailEvent:
     tx_hash: str
     log_index: int
     signer: str | None  # the transaction's `from`
-    approval: Any = None  # sharing decisions: their provenance (registry_api.audit.approvals)
+    approval: DecisionProvenance | None = None  # a sharing decision's provenance (registry_api.audit.approvals)
 
 
 @dataclass
@@ -76,8 +76,7 @@ class RecordAudit:
     chain_record: dict[str, Any] | None  # the main row as the trail replayed says it is
     trail: list[TrailEvent]
     checks: list[Check]
-    proven: dict[str, Any] = field(default_factory=dict)  # storage fields as proved
-    slots: list[SlotProof] = field(default_factory=list)
+    proven: dict[str, Any] = field(default_factory=dict)  # the record's storage, decoded from the proven slots
 
     @property
     def verified(self) -> bool:
@@ -129,9 +128,10 @@ def _state_checks(
     account = Check(
         "account_proof",
         proven.account_error is None,
-        proven.account_error or f"{proven.address} proven under the state root of block {proven.block_number}",
+        proven.account_error
+        or f"{proven.address} proven under the state root of block {proven.block_number}; its storage root is "
+        f"{None if proven.account is None else proven.account.storage_hash}",
         expected=state_root,
-        actual=None if proven.account is None else proven.account.storage_hash,
     )
     slot_fields = [
         FieldCheck(hex(p.slot), None if p.claimed is None else hex(p.claimed),
@@ -171,30 +171,31 @@ def _onchain(kind: RecordKind, values: Mapping[str, Any], chain_row: Mapping[str
     return onchain
 
 
-def _approvals(
-    events: list[TrailEvent], rpc: JsonRpcClient, deployment: Deployment, provenance: Provenance | None
-) -> tuple[list[TrailEvent], list[Check]]:
-    decisions = [e for e in events if e.event in DECISION_EVENTS]
-    if provenance is None or not decisions:
-        return events, []
-    proven: dict[tuple[str, int], Any] = {}
-    for e in decisions:
-        proven[(e.tx_hash, e.log_index)] = provenance(rpc, deployment, e.tx_hash, e.log_index)
-    events = [
-        e if (e.tx_hash, e.log_index) not in proven else _with_approval(e, proven[(e.tx_hash, e.log_index)])
-        for e in events
-    ]
-    bad = [f"{k[0]}#{k[1]}" for k, p in proven.items() if not getattr(p, "verified", False)]
+def _approvals(events: list[TrailEvent], rpc: JsonRpcClient, deployment: Deployment) -> tuple[list[TrailEvent], Check]:
+    """Each sharing decision of the trail with its provenance, and whether every one verified."""
+    bad: list[str] = []
+    proved: list[TrailEvent] = []
+    for event in events:
+        if event.event not in DECISION_EVENTS:
+            proved.append(event)
+            continue
+        where = f"{event.tx_hash}#{event.log_index}"
+        try:
+            approval = decision_provenance(rpc, deployment, event.tx_hash, event.log_index)
+        except ApprovalAuditError as exc:  # the node lost the transaction the log names: a finding
+            bad.append(f"{where} ({exc})")
+            proved.append(event)
+            continue
+        if not approval.verified:
+            bad.append(where)
+        proved.append(replace(event, approval=approval))
+    count = sum(1 for e in events if e.event in DECISION_EVENTS)
     message = (
-        f"{len(proven)} signed decisions: each signer recovered and an APPROVER of the owner org at its block"
+        f"{count} signed decisions: each signer recovered and an APPROVER of the owner org at its block"
         if not bad
-        else f"{len(bad)} of {len(proven)} signed decisions do not verify: {', '.join(bad)}"
+        else f"{len(bad)} of {count} signed decisions do not verify: {', '.join(bad)}"
     )
-    return events, [Check("approval_provenance", not bad, message)]
-
-
-def _with_approval(event: TrailEvent, approval: Any) -> TrailEvent:
-    return TrailEvent(**{**event.__dict__, "approval": approval})
+    return proved, Check("approval_provenance", not bad, message)
 
 
 def _checkpoint_check(header: Mapping[str, Any], checkpoint: Checkpoint) -> Check:
@@ -225,9 +226,8 @@ def _record_check(kind: RecordKind, chain_row: Mapping[str, Any] | None, record:
 
 
 def _audit_once(
-    rpc: JsonRpcClient, engine: Engine, deployment: Deployment, kind: RecordKind, record_id: str,
-    provenance: Provenance | None,
-) -> RecordAudit:  # fmt: skip
+    rpc: JsonRpcClient, engine: Engine, deployment: Deployment, kind: RecordKind, record_id: str
+) -> RecordAudit:
     layouts = storage_layouts(tuple(sorted({k.contract for k in KINDS.values()})))
     with read_snapshot(engine) as conn:  # the checkpoint and the record's rows as of one state of the mirror
         checkpoint = Store(engine).read_checkpoint(conn)
@@ -254,9 +254,9 @@ def _audit_once(
     state_checks, values = _state_checks(layout, fields, proven, header["stateRoot"])
     checks += kind.hash_checks(deployment, mirror, chain_tables, _onchain(kind, values, chain_row))
     checks += state_checks
-    events, approval_checks = _approvals(
-        events, rpc, deployment, provenance if kind.name == "sharing-request" else None
-    )
+    if any(e.event in DECISION_EVENTS for e in events):
+        events, approvals = _approvals(events, rpc, deployment)
+        checks.append(approvals)
     return RecordAudit(
         kind=kind.name,
         id=record_id,
@@ -268,24 +268,14 @@ def _audit_once(
         record=record,
         chain_record=chain_row,
         trail=events,
-        checks=checks + approval_checks,
+        checks=checks,
         proven=values,
-        slots=list(proven.slots.values()),
     )
 
 
-def audit_record(
-    rpc: JsonRpcClient,
-    engine: Engine,
-    deployment: Deployment,
-    kind: str,
-    record_id: str,
-    *,
-    provenance: Provenance | None = None,
-) -> RecordAudit:
+def audit_record(rpc: JsonRpcClient, engine: Engine, deployment: Deployment, kind: str, record_id: str) -> RecordAudit:
     """Audit the record `kind`/`record_id` at the mirror's checkpoint; see the module docstring.
 
-    `provenance(rpc, deployment, tx_hash, log_index)` proves a sharing decision (None: decisions are not proved).
     Raises UnknownKind, InvalidRecordId, RecordNotFound, MirrorNotSynced (`trail_errors`), GatewayRPCError when
     the node fails, and ChainMovedError when the chain keeps reorganising under the audit.
     """
@@ -293,7 +283,7 @@ def audit_record(
     record_kind.parse(record_id)  # a bad id is the caller's error before any chain or database read
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            return _audit_once(rpc, engine, deployment, record_kind, record_id, provenance)
+            return _audit_once(rpc, engine, deployment, record_kind, record_id)
         except ChainMovedError:
             if attempt == ATTEMPTS:
                 raise
