@@ -123,16 +123,18 @@ def audit_approvals(
     limit: int | None = None,
     offset: int = 0,
 ) -> ApprovalsAudit:
-    """Every decision of `from_block..to_block` (default: the deployment to the chain head), or of one request,
-    with its provenance and its mirror row compared; `limit`/`offset` page the proved decisions.
+    """Every decision of `from_block..to_block` (default: the deployment to the chain head; `to_block` is capped at
+    the head), or of one request, with its provenance and its mirror row compared; `limit`/`offset` page the
+    proved decisions.
 
     The mirror is compared over the whole range (cheap: one log query, batched blocks and transactions); the
     provenance (more reads per decision) is computed for the page only.
     """
+    head = rpc.block_number()
     start = deployment["deploy_block"] if from_block is None else from_block
-    end = rpc.block_number() if to_block is None else to_block
+    end = head if to_block is None else min(to_block, head)  # nothing is logged past the head
     if start > end:
-        raise BadBlockRange(f"from_block {start} is after to_block {end}")
+        raise BadBlockRange(f"from_block {start} is after to_block {end} (the chain head is {head})")
     prover = DecisionProver(rpc, deployment, ChainFacts(rpc))
     events = prover.decisions(start, end, None if request_id is None else [request_id])
     checkpoint = Store(engine).checkpoint()

@@ -459,6 +459,8 @@ def test_gateway_relayed_approvals_verify_through_the_api_and_the_cli(
     assert one.status_code == 200 and one.json()["verified"] and one.json()["signer"] == approver(api, index=0)[0]
     paged = api.get("/v1/audit/approvals", params={"request_id": request_id, "limit": 1, "offset": 1}).json()
     assert [e["tx_hash"] for e in paged["data"]] == [ops[1]["tx_hash"]] and paged["count"] == 2
+    far = api.get("/v1/audit/approvals", params={"request_id": request_id, "to_block": 10**12}).json()
+    assert far["count"] == 2 and far["to_block"] == api.w3.eth.block_number  # capped at the head
 
     runner = CliRunner()
     env = _cli_env(api_settings)
@@ -514,4 +516,6 @@ def test_bad_audit_requests_answer_stable_codes(api: Api) -> None:
     )
     future = api.get("/v1/audit/approvals", params={"from_block": 10**9})
     assert (future.status_code, future.json()["code"]) == (422, "BAD_BLOCK_RANGE")
+    no_request = api.get("/v1/audit/approvals", params={"request_id": 0})
+    assert (no_request.status_code, no_request.json()["field"]) == (422, "request_id")
     assert api.client.get("/v1/audit/approvals").status_code == 401
