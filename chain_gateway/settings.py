@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     receipt_anchor_batch_max: int = Field(default=10_000, ge=1, description="receipts per anchored Merkle root")
     # bulk imports (registry_api.imports)
     run_imports_in_api: bool = Field(default=True, description="process uploaded imports in the API process")
+    audit_scratch_dir: Path | None = Field(
+        default=None, description="where `audit verify` rebuilds the mirror (a temporary directory when unset)"
+    )
     import_dir: Path = Field(default=VAR_DIR / "imports", description="uploaded import files (shared by API workers)")
     import_max_bytes: int = Field(default=2 * 1024**3, ge=1, description="largest import file, bytes")
     import_batch_size: int = Field(default=250, ge=1, le=2_000, description="devices per registerDevices call")

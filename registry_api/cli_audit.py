@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from registry_api import cli_audit_approvals, cli_audit_code, cli_audit_records, cli_audit_report
+from registry_api import cli_audit_approvals, cli_audit_code, cli_audit_records, cli_audit_report, cli_audit_verify
 
 __all__ = ["audit_app", "register"]
 
@@ -18,7 +18,7 @@ audit_app = typer.Typer(
     no_args_is_help=True,
 )
 
-for _module in (cli_audit_records, cli_audit_approvals, cli_audit_code, cli_audit_report):
+for _module in (cli_audit_verify, cli_audit_records, cli_audit_approvals, cli_audit_code, cli_audit_report):
     _module.register(audit_app)
 
 
