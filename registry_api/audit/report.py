@@ -25,7 +25,7 @@ from indexer.abi import DecodedLog, EventDecoder
 from indexer.sync import RangeSizer, fetch_blocks
 from registry_api.audit.report_events import EVENT_VIEWS, EventView, generic_view, short_address
 from registry_api.audit.report_members import Members
-from registry_api.audit.report_range import TimeWindow, block_range
+from registry_api.audit.report_range import ReportRangeError, TimeWindow, block_range
 from registry_api.schemas.audit_report import (
     ActionCount,
     AuditActivity,
@@ -36,7 +36,17 @@ from registry_api.schemas.audit_report import (
 )
 from registry_api.stats import CITY_TZ
 
-__all__ = ["AUTOMATIC", "CONSORTIUM_VOTE", "DEPLOYMENT", "Progress", "build_report", "fetch_logs", "report_page", "who"]
+__all__ = [
+    "AUTOMATIC",
+    "CONSORTIUM_VOTE",
+    "DEPLOYMENT",
+    "Progress",
+    "ReportTooLarge",
+    "build_report",
+    "fetch_logs",
+    "report_page",
+    "who",
+]
 
 Progress = Callable[[str, int, int], None]  # (phase "logs" | "transactions", done, total)
 
@@ -45,6 +55,10 @@ TX_PER_BATCH = 50  # eth_getTransactionByHash per JSON-RPC batch (bulk registrat
 CONSORTIUM_VOTE = "(consortium vote)"  # who did a governed change, in the summary table
 DEPLOYMENT = "(deployment)"  # who did what a constructor did
 AUTOMATIC = "(automatic)"  # who made a grant that followed from no signed decision (an unconditional entry's)
+
+
+class ReportTooLarge(ReportRangeError):
+    """The range holds more events than the caller will keep in memory (code RANGE_TOO_LARGE)."""
 
 
 def _ignore(phase: str, done: int, total: int) -> None:
@@ -58,8 +72,10 @@ def fetch_logs(
     start: int,
     end: int,
     progress: Progress = _ignore,
+    limit: int | None = None,
 ) -> list[DecodedLog]:
-    """The decoded logs of `addresses` in blocks `start..end`, in chain order (removed logs left out)."""
+    """The decoded logs of `addresses` in blocks `start..end`, in chain order (removed logs left out); raises
+    ReportTooLarge as soon as there are more than `limit`."""
     sizer = RangeSizer(max_range=LOGS_RANGE_MAX)
     logs: list[DecodedLog] = []
     first = start
@@ -73,6 +89,13 @@ def fetch_logs(
             raise
         sizer.record(stop - start + 1, len(raw))
         logs.extend(d for d in map(decoder.decode, (r for r in raw if not r.get("removed"))) if d is not None)
+        if limit is not None and len(logs) > limit:
+            raise ReportTooLarge(
+                "RANGE_TOO_LARGE",
+                f"the range holds more than {limit:,} events: ask for a shorter one, or run `dirchain audit report` "
+                "where you are",
+                "to",
+            )
         progress("logs", stop - first + 1, end - first + 1)
         start = stop + 1
     return logs
@@ -214,8 +237,10 @@ def build_report(
     *,
     progress: Progress = _ignore,
     produced_at: datetime | None = None,
+    max_logs: int | None = None,
 ) -> AuditReportPublic:
-    """The whole report of `window` (every entry in `data`; `report_page` cuts pages from it)."""
+    """The whole report of `window` (every entry in `data`; `report_page` cuts pages from it); ReportTooLarge if
+    the range holds more than `max_logs` events (a report keeps ~3.5 kB per event in memory)."""
     head = rpc.block_number()
     deploy_block = deployment["deploy_block"]
     blocks = block_range(rpc, window, deploy_block, head)
@@ -227,7 +252,7 @@ def build_report(
         history_end = blocks[0] - 1
         for log in fetch_logs(rpc, decoder, [consortium], deploy_block, history_end):  # who was who before
             members.apply(log)
-        logs = fetch_logs(rpc, decoder, decoder.addresses, blocks[0], blocks[1], progress)
+        logs = fetch_logs(rpc, decoder, decoder.addresses, blocks[0], blocks[1], progress, max_logs)
     times = {n: int(b["timestamp"], 16) for n, b in fetch_blocks(rpc, sorted({x.block_number for x in logs})).items()}
     senders = _senders(rpc, list(dict.fromkeys(x.tx_hash for x in logs)), progress)
     builder = _Builder(members, deployment, senders, times)

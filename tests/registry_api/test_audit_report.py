@@ -27,6 +27,7 @@ from registry_api.audit.report_events import EVENT_VIEWS
 from registry_api.audit.report_html import report_html
 from registry_api.audit.report_range import TimeWindow, block_range, parse_window
 from registry_api.cli import app as cli
+from registry_api.routers import audit_report as audit_report_router
 from registry_api.schemas.audit_report import AuditEntry, AuditReportPublic
 from registry_api.stats import CITY_TZ
 from tests.indexer.support import (
@@ -344,6 +345,19 @@ def test_route_answers_html_and_json_pages_to_auditors(story: Story, api: Api, r
 
     refused = api.get("/v1/audit/report", "BJ-PSB", params=query)
     assert (refused.status_code, refused.json()["code"]) == (403, "ROLE_REQUIRED")
+
+
+def test_route_refuses_a_range_with_more_events_than_it_keeps_in_memory(
+    story: Story, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(audit_report_router, "MAX_LOGS", 6)
+    params = {"from": str(story.day1), "to": str(story.day2), "format": "json"}
+    answer = api.get("/v1/audit/report", "AU-BJ", params=params)
+    assert answer.status_code == 422, answer.text
+    assert (answer.json()["code"], answer.json()["field"]) == ("RANGE_TOO_LARGE", "to")
+    assert "more than 6 events" in answer.json()["message"]
+    second_day = api.get("/v1/audit/report", "AU-BJ", params={**params, "from": str(story.day2)})
+    assert second_day.status_code == 200 and second_day.json()["activity_count"] == 6
 
 
 @pytest.mark.parametrize(
