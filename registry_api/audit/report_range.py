@@ -42,26 +42,29 @@ class TimeWindow:
         return datetime.fromtimestamp(self.end, CITY_TZ)
 
 
+def _parse(value: str) -> date | datetime:
+    """A date alone (2025-05-01, 20250501, 2025-W18-1) or a datetime; ValueError otherwise."""
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        return datetime.fromisoformat(value)
+
+
 def _instant(text: str, field: str, *, last: bool) -> int:
     """Unix seconds of `text`: a date's first second (or its last one when `last`), or a datetime rounded inwards."""
-    value = text.strip()
     try:
-        if len(value) == 10:  # YYYY-MM-DD: the whole day
-            day = date.fromisoformat(value)
-            if last:
-                day += timedelta(days=1)
+        parsed = _parse(text.strip())
+        if not isinstance(parsed, datetime):  # the whole day
+            day = parsed + timedelta(days=1) if last else parsed
             return int(datetime.combine(day, time(), CITY_TZ).timestamp()) - (1 if last else 0)
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:
         raise ReportRangeError(
             "BAD_DATETIME",
             f"{field} must be an ISO 8601 date or datetime (2025-05-01, 2025-05-01T08:30, 2025-05-01T00:30:00Z), "
             f"not {text!r}",
             field,
         ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=CITY_TZ)
-    seconds = moment.timestamp()
+    seconds = (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=CITY_TZ)).timestamp()
     return math.floor(seconds) if last else math.ceil(seconds)
 
 

@@ -367,6 +367,8 @@ def test_route_refuses_a_range_with_more_events_than_it_keeps_in_memory(
         ({"from": "2025-05-01T10:00:01", "to": "2025-05-01T10:00:00"}, "RANGE_REVERSED", "to"),
         ({"from": "yesterday", "to": "2025-05-01"}, "BAD_DATETIME", "from"),
         ({"from": "2025-05-01", "to": "2025-02-30"}, "BAD_DATETIME", "to"),
+        ({"from": "2025-05-01", "to": "9999-12-31"}, "BAD_DATETIME", "to"),  # its day ends past datetime's range
+        ({"from": "1969-12-31", "to": "2025-05-01"}, "BAD_DATETIME", "from"),
         ({"to": "2025-05-01"}, "VALIDATION_ERROR", "from"),
         ({"from": "2025-05-01", "to": "2025-05-01", "format": "pdf"}, "VALIDATION_ERROR", "format"),
         ({"from": "2025-05-01", "to": "2025-05-01", "format": "json", "limit": 0}, "VALIDATION_ERROR", "limit"),
@@ -426,3 +428,24 @@ def test_cli_shows_progress_over_many_blocks(story: Story, w3: Web3, local_setti
     assert result.exit_code == 0, result.output
     assert re.search(r"logs .*2500/2500", result.output), result.output
     assert json.loads(result.stdout[result.stdout.index("{") :])["activity_count"] == 0
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "start", "end"),
+    [
+        ("2025-05-01", "2025-05-31", "2025-05-01T00:00:00+08:00", "2025-05-31T23:59:59+08:00"),
+        ("20250501", "20250501", "2025-05-01T00:00:00+08:00", "2025-05-01T23:59:59+08:00"),
+        ("2025-05-01T08:30", "2025-05-01 09:00", "2025-05-01T08:30:00+08:00", "2025-05-01T09:00:00+08:00"),
+        ("2025-05-01T00:30:00Z", "2025-05-01T01:00:00+00:00", "2025-05-01T08:30:00+08:00", "2025-05-01T09:00:00+08:00"),
+        ("2025-05-01T08:30:00.2", "2025-05-01T08:30:01.7", "2025-05-01T08:30:01+08:00", "2025-05-01T08:30:01+08:00"),
+    ],
+)
+def test_time_range_is_beijing_time_unless_an_offset_is_given_and_dates_cover_whole_days(
+    first: str, last: str, start: str, end: str
+) -> None:
+    window = parse_window(first, last)
+    assert (window.start_time.isoformat(), window.end_time.isoformat()) == (start, end)
+    assert (window.start, window.end) == (
+        datetime.fromisoformat(start).timestamp(),
+        datetime.fromisoformat(end).timestamp(),
+    )
