@@ -18,6 +18,7 @@ from chain_gateway.deployments import load_deployment
 from chain_gateway.errors import GatewayConfigError, GatewayRPCError
 from chain_gateway.rpc import JsonRpcClient
 from chain_gateway.settings import get_settings
+from indexer.errors import IndexerError
 from registry_api.audit.report import build_report
 from registry_api.audit.report_html import report_html, summary_by_org
 from registry_api.audit.report_range import ReportRangeError, TimeWindow, parse_window
@@ -127,7 +128,7 @@ def report_command(
         with JsonRpcClient(settings.rpc_urls, timeout=RPC_TIMEOUT_SECONDS) as rpc:
             deployment = load_deployment(settings.deployments_file(settings.chain_id or rpc.chain_id()))
             report = build_report(rpc, deployment, window, progress=bar)
-    except (GatewayRPCError, GatewayConfigError) as exc:
+    except (GatewayRPCError, GatewayConfigError, IndexerError) as exc:
         err.print(f"[red]cannot read the chain[/]: {exc}")
         raise typer.Exit(1) from exc
     finally:

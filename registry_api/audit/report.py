@@ -22,6 +22,7 @@ from chain_gateway.deployments import Deployment
 from chain_gateway.errors import GatewayRPCError
 from chain_gateway.rpc import JsonRpcClient, RpcErrorAnswer
 from indexer.abi import DecodedLog, EventDecoder
+from indexer.errors import ChainMovedError
 from indexer.sync import RangeSizer, fetch_blocks
 from registry_api.audit.report_events import EVENT_VIEWS, EventView, generic_view, short_address
 from registry_api.audit.report_members import Members
@@ -110,7 +111,7 @@ def _senders(rpc: JsonRpcClient, tx_hashes: Sequence[str], progress: Progress) -
             if isinstance(answer, RpcErrorAnswer):
                 raise answer
             if answer is None:
-                raise GatewayRPCError(f"transaction {tx_hash} is gone (a reorg?)", retryable=True)
+                raise ChainMovedError(f"transaction {tx_hash} is gone")
             senders[tx_hash] = to_checksum_address(answer["from"])
         progress("transactions", min(i + TX_PER_BATCH, len(tx_hashes)), len(tx_hashes))
     return senders

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from chain_gateway.rpc import JsonRpcClient
+from indexer.errors import ChainMovedError, IndexerFatalError
 from registry_api.audit.report import build_report, report_page
 from registry_api.audit.report_html import report_html
 from registry_api.audit.report_range import ReportRangeError, TimeWindow, parse_window
@@ -39,7 +40,11 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorPublic,
         "description": "BAD_DATETIME, RANGE_REVERSED, RANGE_TOO_LARGE (field from or to), VALIDATION_ERROR",
     },
-    503: {"model": ErrorPublic, "description": "the chain node cannot be reached (CHAIN_UNAVAILABLE)"},
+    502: {"model": ErrorPublic, "description": "a log the deployment's ABIs do not decode (UNDECODABLE_LOG)"},
+    503: {
+        "model": ErrorPublic,
+        "description": "the node cannot be reached (CHAIN_UNAVAILABLE) or reorganised (CHAIN_MOVED)",
+    },
 }
 _DESCRIPTION = """
 Every event of the deployment's contracts in blocks whose times fall in `from`..`to` (both included), with its
@@ -128,6 +133,13 @@ def get_report(
             report = _report(request, rpc, window)
     except ReportRangeError as exc:
         raise ApiError(422, exc.code, exc.message, field=exc.field) from exc
+    except ChainMovedError as exc:  # a block or transaction of the range vanished while it was read: a reorg
+        raise ApiError(503, "CHAIN_MOVED", f"the chain changed while the report was read ({exc}); try again",
+                       headers={"Retry-After": "2"}) from exc  # fmt: skip
+    except IndexerFatalError as exc:  # a log of a deployment address that its ABI does not decode
+        raise ApiError(
+            502, "UNDECODABLE_LOG", f"the chain holds a log the deployment's ABIs do not decode: {exc}"
+        ) from exc
     if format_ == "html":
         return HTMLResponse(report_html(report))
     return report_page(report, page.limit, page.offset)
