@@ -133,41 +133,36 @@ def _enum(names: tuple[str, ...], column: str) -> Convert:
     return lambda row: names.index(row[column]) if row[column] in names else row[column]
 
 
-def _struct(layout: StorageLayout, at: Location, row: Row | None, columns: Mapping[str, Convert]) -> list[StateField]:
-    """Every member of the struct at `at`, each with the value `columns[member]` derives from the mirrored row.
-
-    Every member must be mapped: a member added to the struct without a mirror column here is a KeyError, so
-    the audit cannot silently stop covering part of a record.
-    """
-    fields: list[StateField] = []
-    for label, location in layout.members(at):
-        convert = columns.get(label)
-        if convert is None:
-            raise KeyError(f"{layout.contract}: struct member {label} has no mirror column; map it in trail_kinds")
-        fields.append(StateField(label, location, None if row is None else convert(row)))
-    return fields
-
-
 # ---------------------------------------------------------------- the kinds
 
 
 class RecordKind:
-    """A kind of record; subclasses set the class attributes and override what differs."""
+    """A kind of record; subclasses set the class attributes and override what differs.
+
+    The record's storage is the struct at `variable`[storage key] (a mapping or a dynamic array), each member
+    compared with `columns[member](mirrored row)`; kinds with more storage add fields in `state`.
+    """
 
     name: str
+    description: str
     contract: str
     table: str  # the main mirror table
     key_column: str  # its primary key
     events: tuple[str, ...]  # events on `contract` whose first indexed argument is the record's id
     history: Mapping[str, tuple[str, ...]] = {}  # history table -> key columns of its rows
+    variable: str  # the contract's state variable holding the records
+    columns: Mapping[str, Convert]  # struct member -> its value derived from the mirrored row
     onchain_columns: Mapping[str, str] = {}  # hashed storage member -> the event-derived column holding it
-    description: str
 
     def parse(self, text: str) -> Any:
         return _uint_id(text, UINT64_MAX)
 
     def topic(self, value: Any) -> str:
         return uint_topic(int(value))
+
+    def storage_key(self, ref: RecordRef) -> Any:
+        """The key of the record in `variable`: the id itself (array index, uint key) unless a kind hashes it."""
+        return ref.key
 
     def resolve(self, chain: ChainView, conn: Connection, text: str) -> RecordRef:
         value = self.parse(text)
@@ -184,7 +179,17 @@ class RecordKind:
         return tables
 
     def state(self, layout: StorageLayout, ref: RecordRef, mirror: Tables) -> list[StateField]:
-        raise NotImplementedError
+        """Every member of the record's struct with the value the mirrored row implies (None: no row).
+
+        Every member must be mapped in `columns`: a member added to the struct without a mirror column is a
+        KeyError, so the audit cannot silently stop covering part of a record.
+        """
+        at = layout.key(layout.variable(self.variable), self.storage_key(ref))
+        row = _main(mirror, self.table)
+        return [
+            StateField(label, location, None if row is None else self.columns[label](row))
+            for label, location in layout.members(at)
+        ]
 
     def hash_checks(
         self, deployment: Deployment, mirror: Tables, chain: Tables, onchain: Mapping[str, Any]
@@ -202,12 +207,6 @@ def _uint_id(text: str, maximum: int) -> int:
     return value
 
 
-def _code_id(text: str) -> str:
-    if not CODE_PATTERN.match(text):
-        raise InvalidRecordId(f"{text!r} is not a code: 1..64 letters, digits, '.', '_' or '-'")
-    return text
-
-
 def _main(mirror: Tables, table: str) -> Row | None:
     rows = mirror.get(table) or []
     return rows[0] if rows else None
@@ -220,51 +219,103 @@ def _hash_check(name: str, what: str, onchain: Any, recomputed: Any) -> Check:
     return Check(name, ok, message, expected=onchain, actual=recomputed)
 
 
-def _attributes_check(mirror: Tables, table: str, onchain: Mapping[str, Any]) -> list[Check]:
-    row = _main(mirror, table)
-    recomputed = None if row is None else text_hash(row["attributes"])
-    return [_hash_check("attributes_hash", "keccak256 of the attributes", onchain.get("attributesHash"), recomputed)]
+def _abi_hash_check(
+    deployment: Deployment,
+    kind: RecordKind,
+    event: str,
+    arg: str,
+    value: Any,
+    what: tuple[str, str, str],
+    onchain: Mapping[str, Any],
+) -> Check:
+    """keccak256(abi.encode(value)) typed as argument `arg` of `event` (the struct the contract hashed), against
+    the storage member the chain keeps it in; `what` is (check name, description, storage member)."""
+    name, description, member = what
+    recomputed = None
+    if value is not None:
+        recomputed = abi_hash(event_arg_type(deployment, kind.contract, event, arg), value)
+    return _hash_check(name, description, onchain.get(member), recomputed)
 
 
-class DeviceKind(RecordKind):
+class CodedKind(RecordKind):
+    """A record keyed by a code (devices, carriers): events and storage keyed by keccak256(code); attributes
+    stored as their hash."""
+
+    onchain_columns = {"attributesHash": "attributes_hash"}
+
+    def parse(self, text: str) -> Any:
+        if not CODE_PATTERN.match(text):
+            raise InvalidRecordId(f"{text!r} is not a code: 1..64 letters, digits, '.', '_' or '-'")
+        return text
+
+    def topic(self, value: Any) -> str:
+        return "0x" + keccak(text=value).hex()
+
+    def storage_key(self, ref: RecordRef) -> Any:
+        return self.topic(ref.value)
+
+    def hash_checks(
+        self, deployment: Deployment, mirror: Tables, chain: Tables, onchain: Mapping[str, Any]
+    ) -> list[Check]:
+        row = _main(mirror, self.table)
+        recomputed = None if row is None else text_hash(row["attributes"])
+        what = "keccak256 of the attributes"
+        return [_hash_check("attributes_hash", what, onchain.get("attributesHash"), recomputed)]
+
+
+class DeviceKind(CodedKind):
     name = "device"
+    description = "a sensing front end, by its city code"
     contract = "DeviceRegistry"
     table = "devices"
     key_column = "code"
     events = ("DeviceRegistered", "DeviceUpdated", "DeviceLifecycleChanged", "DeviceInspected")
     history = {"device_events": ("block_number", "log_index"), "inspections": ("block_number", "log_index")}
-    onchain_columns = {"attributesHash": "attributes_hash"}
-    description = "a sensing front end, by its city code"
+    variable = "_devices"
+    columns = {
+        "ownerOrg": _col("owner_org_id"),
+        "typeId": _col("type_id"),
+        "status": _enum(DEVICE_STATUSES, "status"),
+        "district": _col("district"),
+        "lat": _col("lat_e6"),
+        "lon": _col("lon_e6"),
+        "builtAt": _col("built_at"),
+        "lastInspectedAt": _or_zero("last_inspected_at"),
+        "attributesHash": _col("attributes_hash"),
+    }
 
-    def parse(self, text: str) -> Any:
-        return _code_id(text)
 
-    def topic(self, value: Any) -> str:
-        return "0x" + keccak(text=value).hex()
+class CarrierKind(CodedKind):
+    name = "carrier"
+    description = "a carrier (pole, mount, cabinet, building mount), by its code"
+    contract = "CarrierRegistry"
+    table = "carriers"
+    key_column = "code"
+    events = ("CarrierRegistered", "CarrierUsageChanged")
+    variable = "_carriers"
+    columns = {
+        "ownerOrg": _col("owner_org_id"),
+        "kind": _enum(CARRIER_KINDS, "kind"),
+        "district": _col("district"),
+        "lat": _col("lat_e6"),
+        "lon": _col("lon_e6"),
+        "slots": _col("slots"),
+        "slotsUsed": _col("slots_used"),
+        "ports": _col("ports"),
+        "portsUsed": _col("ports_used"),
+        "attributesHash": _col("attributes_hash"),
+    }
 
     def state(self, layout: StorageLayout, ref: RecordRef, mirror: Tables) -> list[StateField]:
-        at = layout.key(layout.variable("_devices"), self.topic(ref.value))
-        columns = {
-            "ownerOrg": _col("owner_org_id"),
-            "typeId": _col("type_id"),
-            "status": _enum(DEVICE_STATUSES, "status"),
-            "district": _col("district"),
-            "lat": _col("lat_e6"),
-            "lon": _col("lon_e6"),
-            "builtAt": _col("built_at"),
-            "lastInspectedAt": _or_zero("last_inspected_at"),
-            "attributesHash": _col("attributes_hash"),
-        }
-        return _struct(layout, at, _main(mirror, self.table), columns)
-
-    def hash_checks(
-        self, deployment: Deployment, mirror: Tables, chain: Tables, onchain: Mapping[str, Any]
-    ) -> list[Check]:
-        return _attributes_check(mirror, self.table, onchain)
+        """The carrier's struct and its code (kept beside it, as a string, for the reuse requests' events)."""
+        row = _main(mirror, self.table)
+        code = layout.key(layout.variable("_codes"), self.storage_key(ref))
+        return [*super().state(layout, ref, mirror), StateField("code", code, None if row is None else row["code"])]
 
 
 class CatalogEntryKind(RecordKind):
     name = "catalog-entry"
+    description = "a data catalog entry, by its entry id"
     contract = "DataCatalog"
     table = "catalog_entries"
     key_column = "entry_id"
@@ -274,22 +325,18 @@ class CatalogEntryKind(RecordKind):
         "catalog_lineage": ("kind", "ref"),
         "catalog_search": ("entry_id",),
     }
+    variable = "_entries"
+    columns = {
+        "ownerOrg": _col("owner_org_id"),
+        "grade": _col("grade"),
+        "shareCondition": _enum(SHARE_CONDITIONS, "share_condition"),
+        "forms": _col("forms_mask"),
+        "status": _enum(ENTRY_STATUSES, "status"),
+        "major": _col("major"),
+        "minor": _col("minor"),
+        "versionHash": _col("version_hash"),
+    }
     onchain_columns = {"versionHash": "version_hash"}
-    description = "a data catalog entry, by its entry id"
-
-    def state(self, layout: StorageLayout, ref: RecordRef, mirror: Tables) -> list[StateField]:
-        at = layout.key(layout.variable("_entries"), ref.value)
-        columns = {
-            "ownerOrg": _col("owner_org_id"),
-            "grade": _col("grade"),
-            "shareCondition": _enum(SHARE_CONDITIONS, "share_condition"),
-            "forms": _col("forms_mask"),
-            "status": _enum(ENTRY_STATUSES, "status"),
-            "major": _col("major"),
-            "minor": _col("minor"),
-            "versionHash": _col("version_hash"),
-        }
-        return _struct(layout, at, _main(mirror, self.table), columns)
 
     def hash_checks(
         self, deployment: Deployment, mirror: Tables, chain: Tables, onchain: Mapping[str, Any]
@@ -301,42 +348,40 @@ class CatalogEntryKind(RecordKind):
             None if chained is None else text_hash(chained["schema"]),
             None if row is None else text_hash(row["schema"]),
         )
-        version = None
-        if row is not None:
-            entry_type = event_arg_type(deployment, self.contract, "CatalogEntryVersioned", "entry")
-            version = abi_hash(entry_type, entry_input(row))
-        what = "keccak256(abi.encode(EntryInput))"
-        return [schema, _hash_check("version_hash", what, onchain.get("versionHash"), version)]
+        entry = None if row is None else entry_input(row)
+        what = ("version_hash", "keccak256(abi.encode(EntryInput))", "versionHash")
+        return [schema, _abi_hash_check(deployment, self, "CatalogEntryVersioned", "entry", entry, what, onchain)]
 
 
 class SharingRequestKind(RecordKind):
     name = "sharing-request"
+    description = "a sharing request and its grant, by request id"
     contract = "SharingAgreements"
     table = "sharing_requests"
     key_column = "request_id"
     events = ("SharingRequested", "SharingApproved", "SharingGranted", "SharingRefused", "SharingRevoked")
     history = {"sharing_approvals": ("block_number", "log_index")}
-    description = "a sharing request and its grant, by request id"
+    variable = "_requests"
+    columns = {
+        "entryId": _col("entry_id"),
+        "requesterOrg": _col("requester_org_id"),
+        "ownerOrg": _col("owner_org_id"),
+        "form": lambda row: _FORM_BITS.get(row["form"], row["form"]),
+        "status": _enum(REQUEST_STATUSES, "status"),
+        "approvals": _col("approvals"),
+        "approvalsNeeded": _col("approvals_needed"),
+        "duration": _col("duration"),
+        "requestedAt": _col("requested_at"),
+        "grantedAt": _or_zero("granted_at"),
+        "expiresAt": _or_zero("expires_at"),
+    }
 
     def parse(self, text: str) -> Any:
         return _uint_id(text, UINT256_MAX)
 
     def state(self, layout: StorageLayout, ref: RecordRef, mirror: Tables) -> list[StateField]:
-        at = layout.key(layout.variable("_requests"), ref.value)
-        columns = {
-            "entryId": _col("entry_id"),
-            "requesterOrg": _col("requester_org_id"),
-            "ownerOrg": _col("owner_org_id"),
-            "form": lambda row: _FORM_BITS.get(row["form"], row["form"]),
-            "status": _enum(REQUEST_STATUSES, "status"),
-            "approvals": _col("approvals"),
-            "approvalsNeeded": _col("approvals_needed"),
-            "duration": _col("duration"),
-            "requestedAt": _col("requested_at"),
-            "grantedAt": _or_zero("granted_at"),
-            "expiresAt": _or_zero("expires_at"),
-        }
-        fields = _struct(layout, at, _main(mirror, self.table), columns)
+        """The request's struct and, for each approval the mirror holds, the contract's approved-by flag."""
+        fields = super().state(layout, ref, mirror)
         approved_by = layout.key(layout.variable("_approvedBy"), ref.value)
         for approval in mirror.get("sharing_approvals", []):
             if approval["decision"] == "approve":  # the contract marks each approver once
@@ -347,139 +392,101 @@ class SharingRequestKind(RecordKind):
 
 class AlgorithmKind(RecordKind):
     name = "algorithm"
+    description = "an algorithm of the algorithm center, by algorithm id"
     contract = "AlgorithmRegistry"
     table = "algorithms"
     key_column = "algorithm_id"
     events = ("AlgorithmSubmitted", "AlgorithmEvaluated", "AlgorithmStatusChanged")
     history = {"algorithm_evaluations": ("block_number", "log_index")}
+    variable = "_algorithms"
+    columns = {
+        "submitterOrg": _col("submitter_org_id"),
+        "status": _enum(ALGORITHM_STATUSES, "status"),
+        "score": _or_zero("score"),
+        "codeHash": _col("code_hash"),
+        "reportHash": _hash_or_zero("report_hash"),
+        "inputHash": _col("input_hash"),
+    }
     onchain_columns = {"inputHash": "input_hash"}
-    description = "an algorithm of the algorithm center, by algorithm id"
-
-    def state(self, layout: StorageLayout, ref: RecordRef, mirror: Tables) -> list[StateField]:
-        at = layout.key(layout.variable("_algorithms"), ref.value)
-        columns = {
-            "submitterOrg": _col("submitter_org_id"),
-            "status": _enum(ALGORITHM_STATUSES, "status"),
-            "score": _or_zero("score"),
-            "codeHash": _col("code_hash"),
-            "reportHash": _hash_or_zero("report_hash"),
-            "inputHash": _col("input_hash"),
-        }
-        return _struct(layout, at, _main(mirror, self.table), columns)
 
     def hash_checks(
         self, deployment: Deployment, mirror: Tables, chain: Tables, onchain: Mapping[str, Any]
     ) -> list[Check]:
         row = _main(mirror, self.table)
-        recomputed = None
-        if row is not None:
-            input_type = event_arg_type(deployment, self.contract, "AlgorithmSubmitted", "input")
-            recomputed = abi_hash(input_type, algorithm_input(row))
-        what = "keccak256(abi.encode(AlgorithmInput))"
-        return [_hash_check("input_hash", what, onchain.get("inputHash"), recomputed)]
+        value = None if row is None else algorithm_input(row)
+        what = ("input_hash", "keccak256(abi.encode(AlgorithmInput))", "inputHash")
+        return [_abi_hash_check(deployment, self, "AlgorithmSubmitted", "input", value, what, onchain)]
 
 
 class ProjectKind(RecordKind):
     name = "project"
+    description = "a joint-review project of planned front ends, by project id"
     contract = "ReviewBoard"
     table = "projects"
     key_column = "project_id"
     events = ("ProjectFiled", "ProjectDecided", "ProjectWithdrawn")
     history = {"project_devices": ("position",)}
+    variable = "_projects"
+    columns = {
+        "applicantOrg": _col("applicant_org_id"),
+        "domain": _enum(REVIEW_DOMAINS, "domain"),
+        "status": _enum(PROJECT_STATUSES, "status"),
+        "reviewerOrg": _or_zero("reviewer_org_id"),
+        "deviceCount": _col("device_count"),
+        "filedAt": _col("filed_at"),
+        # the contract stamps decisions only; the mirror's closed_at also holds a withdrawal's time
+        "decidedAt": lambda row: row["closed_at"] if row["status"] in ("approved", "refused") else 0,
+        "devicesHash": _col("devices_hash"),
+    }
     onchain_columns = {"devicesHash": "devices_hash"}
-    description = "a joint-review project of planned front ends, by project id"
-
-    def state(self, layout: StorageLayout, ref: RecordRef, mirror: Tables) -> list[StateField]:
-        at = layout.key(layout.variable("_projects"), ref.value)
-        columns = {
-            "applicantOrg": _col("applicant_org_id"),
-            "domain": _enum(REVIEW_DOMAINS, "domain"),
-            "status": _enum(PROJECT_STATUSES, "status"),
-            "reviewerOrg": _or_zero("reviewer_org_id"),
-            "deviceCount": _col("device_count"),
-            "filedAt": _col("filed_at"),
-            # the contract stamps decisions only; the mirror's closed_at also holds a withdrawal's time
-            "decidedAt": lambda row: row["closed_at"] if row["status"] in ("approved", "refused") else 0,
-            "devicesHash": _col("devices_hash"),
-        }
-        return _struct(layout, at, _main(mirror, self.table), columns)
 
     def hash_checks(
         self, deployment: Deployment, mirror: Tables, chain: Tables, onchain: Mapping[str, Any]
     ) -> list[Check]:
-        recomputed = None
+        value = None
         if _main(mirror, self.table) is not None:
-            devices_type = event_arg_type(deployment, self.contract, "ProjectFiled", "devices")
-            recomputed = abi_hash(devices_type, project_devices_input(mirror.get("project_devices") or []))
-        what = "keccak256(abi.encode(DeviceInput[]))"
-        return [_hash_check("devices_hash", what, onchain.get("devicesHash"), recomputed)]
-
-
-class CarrierKind(RecordKind):
-    name = "carrier"
-    contract = "CarrierRegistry"
-    table = "carriers"
-    key_column = "code"
-    events = ("CarrierRegistered", "CarrierUsageChanged")
-    onchain_columns = {"attributesHash": "attributes_hash"}
-    description = "a carrier (pole, mount, cabinet, building mount), by its code"
-
-    def parse(self, text: str) -> Any:
-        return _code_id(text)
-
-    def topic(self, value: Any) -> str:
-        return "0x" + keccak(text=value).hex()
-
-    def state(self, layout: StorageLayout, ref: RecordRef, mirror: Tables) -> list[StateField]:
-        at = layout.key(layout.variable("_carriers"), self.topic(ref.value))
-        row = _main(mirror, self.table)
-        columns = {
-            "ownerOrg": _col("owner_org_id"),
-            "kind": _enum(CARRIER_KINDS, "kind"),
-            "district": _col("district"),
-            "lat": _col("lat_e6"),
-            "lon": _col("lon_e6"),
-            "slots": _col("slots"),
-            "slotsUsed": _col("slots_used"),
-            "ports": _col("ports"),
-            "portsUsed": _col("ports_used"),
-            "attributesHash": _col("attributes_hash"),
-        }
-        code = layout.key(layout.variable("_codes"), self.topic(ref.value))
-        return [*_struct(layout, at, row, columns), StateField("code", code, None if row is None else row["code"])]
-
-    def hash_checks(
-        self, deployment: Deployment, mirror: Tables, chain: Tables, onchain: Mapping[str, Any]
-    ) -> list[Check]:
-        return _attributes_check(mirror, self.table, onchain)
+            value = project_devices_input(mirror.get("project_devices") or [])
+        what = ("devices_hash", "keccak256(abi.encode(DeviceInput[]))", "devicesHash")
+        return [_abi_hash_check(deployment, self, "ProjectFiled", "devices", value, what, onchain)]
 
 
 class MemberKind(RecordKind):
     name = "member"
+    description = "a member organisation with its accounts and roles, by org code"
     contract = "Consortium"
     table = "members"
     key_column = "org_id"
     events = ("MemberAdmitted", "MemberStatusChanged")
     history = {"accounts": ("address",), "account_roles": ("address", "role")}
-    description = "a member organisation with its accounts and roles, by org code"
+    variable = "_orgs"
+    columns = {
+        "id": _col("org_id"),
+        "kind": _enum(ORG_KINDS, "kind"),
+        "active": _col("active"),
+        "code": _col("code"),
+        "name": _col("name"),
+    }
 
     def parse(self, text: str) -> Any:
         if not text or len(text.encode()) > ORG_CODE_MAX_BYTES or not text.isprintable():
             raise InvalidRecordId(f"{text!r} is not an org code: 1..{ORG_CODE_MAX_BYTES} printable bytes")
         return text
 
+    def _by_code(self, layout: StorageLayout, code: str) -> Location:
+        return layout.key(layout.variable("_orgIdByCode"), "0x" + keccak(text=code).hex())
+
     def resolve(self, chain: ChainView, conn: Connection, text: str) -> RecordRef:
         """The org id the chain maps the code to (`_orgIdByCode`), else the mirror's, else 0 (unknown)."""
         code = self.parse(text)
-        layout = chain.layouts[self.contract]
-        slot = layout.key(layout.variable("_orgIdByCode"), "0x" + keccak(text=code).hex()).slot
-        org_id = chain.storage_at(self.contract, slot)
+        org_id = chain.storage_at(self.contract, self._by_code(chain.layouts[self.contract], code).slot)
         if org_id == 0:
             found = _rows(conn, self.table, "code", [code])
             org_id = int(found[0]["org_id"]) if found else 0
         return RecordRef(self.name, text, code, org_id)
 
     def fetch(self, chain: ChainView, ref: RecordRef) -> list[RawLog]:
+        """The org's own events, its AccountAdded events (org id is their second topic), and the role grants and
+        revocations of those accounts (account is their second topic)."""
         if ref.key == 0:
             return []
         org = uint_topic(ref.key)
@@ -500,18 +507,12 @@ class MemberKind(RecordKind):
         }
 
     def state(self, layout: StorageLayout, ref: RecordRef, mirror: Tables) -> list[StateField]:
+        """The org's struct, its code's entry in the code index, and for each mirrored account its org and roles."""
         row = _main(mirror, self.table)
-        at = layout.key(layout.variable("_orgs"), ref.key)
-        columns = {
-            "id": _col("org_id"),
-            "kind": _enum(ORG_KINDS, "kind"),
-            "active": _col("active"),
-            "code": _col("code"),
-            "name": _col("name"),
-        }
-        fields = _struct(layout, at, row, columns)
-        by_code = layout.key(layout.variable("_orgIdByCode"), "0x" + keccak(text=ref.value).hex())
-        fields.append(StateField("orgIdByCode", by_code, None if row is None else row["org_id"]))
+        fields = super().state(layout, ref, mirror)
+        fields.append(
+            StateField("orgIdByCode", self._by_code(layout, ref.value), None if row is None else row["org_id"])
+        )
         for account in mirror.get("accounts", []):
             where = layout.key(layout.variable("_orgOf"), account["address"])
             fields.append(StateField(f"orgOf[{account['address']}]", where, account["org_id"]))

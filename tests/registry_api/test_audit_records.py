@@ -153,6 +153,11 @@ def test_untampered_catalog_entry_and_sharing_request_verify_with_their_approval
     ]  # fmt: skip
     assert {"schema_hash", "version_hash"} <= {c["name"] for c in entry["checks"]}
     assert entry["proven"]["versionHash"] == entry["record"]["version_hash"] and entry["proven"]["minor"] == 1
+    with api.app.state.engine.begin() as conn:  # a retitled entry no longer hashes to the chain's version hash
+        conn.execute(text("UPDATE catalog_entries SET title = 'x' WHERE entry_id = :e"), {"e": entry_id})
+    retitled = _audit(api, "catalog-entry", str(entry_id))
+    assert sorted(retitled["failed"]) == ["mirror_record", "version_hash"]
+    assert _check(retitled, "version_hash")["expected"] == entry["proven"]["versionHash"]
 
     request = _audit(api, "sharing-request", str(request_id))
     assert request["verified"], request["checks"]
