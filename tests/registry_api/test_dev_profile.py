@@ -34,6 +34,8 @@ def test_demo_filing_lists_algorithms_grants_and_runs_a_zone_job(fresh_node: Anv
             admitted = {e: client.get(f"/v1/catalog/{e}/algorithms").json() for e in DEMO_ADMISSIONS}
             grants = client.get("/v1/grants").json()
             receipt = client.get("/v1/zone/receipts/1")
+            auditor = {"Authorization": f"Bearer {orgs['AU-BJ']['token']}"}
+            verdict = client.get("/v1/audit/verify", headers=auditor).json()
 
     assert "zone job" in summary, summary
     assert algorithms["count"] == len(BUILTIN_ALGORITHMS)
@@ -45,3 +47,9 @@ def test_demo_filing_lists_algorithms_grants_and_runs_a_zone_job(fresh_node: Anv
     assert len(DEMO_REQUESTS) == 5 and len(DEMO_CATALOG) == 7
     assert receipt.status_code == 200, receipt.text
     assert receipt.json()["entry_id"] == 2
+    # every mirror table of the whole demo (devices, catalog, sharing, algorithms, reviews, carriers)
+    # equals the chain's logs replayed
+    assert verdict["ok"] is True, [t for t in verdict["tables"] if not t["ok"]]
+    assert {t["table"] for t in verdict["tables"] if t["chain_rows"] > 0} >= {
+        "devices", "sharing_approvals", "algorithms", "projects", "carriers", "carrier_reuse_requests"
+    }  # fmt: skip
