@@ -22,7 +22,7 @@ from eth_utils import keccak, to_checksum_address
 from trie import HexaryTrie
 from trie.exceptions import BadTrieProof
 
-from chain_gateway.rpc import JsonRpcClient
+from chain_gateway.rpc import JsonRpcClient, RpcErrorAnswer
 
 __all__ = [
     "AccountState",
@@ -165,14 +165,19 @@ def prove_storage(
 ) -> ProvenStorage:
     """eth_getProof for `slots` of `address` at `block_number`, every node verified locally against `state_root`.
 
-    `state_root` comes from the block header the caller read (not from the proof answer). Proof failures are
-    recorded in the result; only transport errors (`GatewayRPCError`) are raised.
+    `state_root` comes from the block header the caller read (not from the proof answer). Proof failures and a
+    node's refusal to prove are recorded in the result; only transport errors (`GatewayRPCError`) are raised.
     """
     result = ProvenStorage(to_checksum_address(address), block_number, state_root)
     wanted = list(dict.fromkeys(slots))
-    answer: dict[str, Any] = rpc.call(
-        "eth_getProof", [result.address, ["0x" + s.to_bytes(32, "big").hex() for s in wanted], hex(block_number)]
-    )
+    try:
+        answer: dict[str, Any] = rpc.call(
+            "eth_getProof", [result.address, ["0x" + s.to_bytes(32, "big").hex() for s in wanted], hex(block_number)]
+        )
+    except RpcErrorAnswer as exc:  # e.g. a node that pruned the block's state: nothing is proven, and that is a finding
+        result.account_error = f"the node gave no proof: {exc.message}"
+        result.slots = {s: SlotProof(s, None, None, "no proof") for s in wanted}
+        return result
     try:
         account = verify_account_proof(state_root, result.address, answer.get("accountProof", []))
     except ProofError as exc:

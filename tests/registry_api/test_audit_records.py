@@ -273,7 +273,9 @@ def test_a_proof_with_a_flipped_byte_does_not_verify(chain: SeededConsortium, w3
         older = rpc.get_block(number - 1)
         assert older is not None
         result = prove_storage(rpc, address, [slot], number, older["stateRoot"])  # proofs against the wrong root
+        refused = prove_storage(rpc, address, [slot], number + 1_000, block["stateRoot"])  # a block it does not have
     assert not result.ok and result.account_error is not None and result.words() == {}
+    assert not refused.ok and (refused.account_error or "").startswith("the node gave no proof")
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
