@@ -157,6 +157,10 @@ class _Builder:
     def add(self, log: DecodedLog) -> None:
         contract, _, event = log.key.partition(":")
         view = EVENT_VIEWS.get(log.key) or generic_view(contract, event)
+        opened = self._open
+        joins = opened is not None and view.many is not None and opened[1] is view and opened[0].tx_hash == log.tx_hash
+        if not joins:
+            self.close()  # before this log changes who is who: a group's summary names things as they were
         actor = self.members.party(self.senders[log.tx_hash])
         signer = self.members.party(log.args[view.signer]) if view.signer else None
         if signer is not None:
@@ -172,15 +176,12 @@ class _Builder:
         by = self._responsible(view, actor, signer, log.tx_hash)
         self.counts[(by, view.action)] += 1
         self.txs.setdefault((by, view.action), set()).add(log.tx_hash)
-        if self._open is not None:
-            entry, open_view, logs = self._open
-            if view.many is not None and open_view is view and entry.tx_hash == log.tx_hash:
-                logs.append(log)
-                entry.activities.append(activity)
-                entry.count += 1
-                entry.summary = self._summary(view, view.many([x.args for x in logs], self.names), entry.actor,
-                                              None, log.tx_hash)  # fmt: skip
-                return
+        if joins and opened is not None:
+            entry, _, logs = opened
+            logs.append(log)
+            entry.activities.append(activity)
+            entry.count += 1
+            return
         unix = self.times[log.block_number]
         entry = AuditEntry(
             time=datetime.fromtimestamp(unix, CITY_TZ),
@@ -200,6 +201,15 @@ class _Builder:
         )
         self.entries.append(entry)
         self._open = (entry, view, [log])
+
+    def close(self) -> None:
+        """Finish the open entry: several activities get the group's summary ("registered 250 devices")."""
+        if self._open is not None:
+            entry, view, logs = self._open
+            if view.many is not None and len(logs) > 1:
+                said = view.many([x.args for x in logs], self.names)
+                entry.summary = self._summary(view, said, entry.actor, None, entry.tx_hash)
+            self._open = None
 
     def _responsible(self, view: EventView, actor: ReportParty, signer: ReportParty | None, tx_hash: str) -> str | None:
         if signer is not None:
@@ -259,6 +269,7 @@ def build_report(
     builder = _Builder(members, deployment, senders, times)
     for log in logs:
         builder.add(log)
+    builder.close()
     return AuditReportPublic(
         range=ReportRange(
             from_=window.start_time,
