@@ -48,6 +48,7 @@ __all__ = [
     "VerifyReport",
     "compare_mirrors",
     "mirror_digests",
+    "read_snapshot",
     "verify_mirror",
 ]
 
@@ -474,7 +475,7 @@ def compare_mirrors(
 
 
 @contextmanager
-def _snapshot(engine: Engine) -> Iterator[Connection]:
+def read_snapshot(engine: Engine) -> Iterator[Connection]:
     """A read transaction that sees one state of the live database for its whole life."""
     if engine.dialect.name == "sqlite":
         # pysqlite begins transactions only before writes: BEGIN by hand; in WAL mode the first read takes the
@@ -505,7 +506,7 @@ def verify_mirror(
 
     Raises VerifyError when the live mirror has no checkpoint, or is on blocks the chain no longer has.
     """
-    with scratch_store(scratch_dir) as scratch, _snapshot(live_engine) as live:
+    with scratch_store(scratch_dir) as scratch, read_snapshot(live_engine) as live:
         target = Store(live_engine).read_checkpoint(live)
         if target is None:
             raise VerifyError("the live mirror has no checkpoint yet: nothing indexed to verify")

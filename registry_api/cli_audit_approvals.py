@@ -11,21 +11,16 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
-from chain_gateway.deployments import Deployment
-from chain_gateway.errors import GatewayConfigError, GatewayRPCError
-from chain_gateway.rpc import JsonRpcClient
+from registry_api.cli_audit_common import EXIT_FAILED, cannot, local_chain, mark
 from registry_api.schemas.audit_approvals import ApprovalsAudit, DecisionProvenance, MirrorCheck, ProvenanceCheck
 
 __all__ = ["register"]
@@ -33,52 +28,16 @@ __all__ = ["register"]
 console = Console()
 err = Console(stderr=True)
 
-AUDIT_RPC_TIMEOUT_SECONDS = 60.0  # a long range's eth_getLogs and traces take a while on a busy node
-EXIT_FAILED = 1
-EXIT_CANNOT_AUDIT = 2
 _TX_HASH = re.compile(r"^0x[0-9a-fA-F]{64}$")
 
 M = TypeVar("M", bound=BaseModel)
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the result as JSON instead of tables")]
 
 
-def _cannot(message: str) -> NoReturn:
-    err.print(f"[red]cannot audit[/]: {escape(message)}")
-    raise typer.Exit(EXIT_CANNOT_AUDIT)
-
-
-@contextmanager
-def _local_chain() -> Iterator[tuple[JsonRpcClient, Deployment, Engine]]:
-    """The node, the deployment file and the mirror's database named by the settings."""
-    from chain_gateway.deployments import load_deployment
-    from chain_gateway.settings import get_settings
-    from indexer.service import create_mirror_engine
-
-    settings = get_settings()
-    with JsonRpcClient(settings.rpc_urls, timeout=AUDIT_RPC_TIMEOUT_SECONDS) as rpc:
-        try:
-            deployment = load_deployment(settings.deployments_file(settings.chain_id or rpc.chain_id()))
-        except (GatewayRPCError, GatewayConfigError) as exc:
-            _cannot(str(exc))
-        engine = create_mirror_engine(settings.database_url)
-        try:
-            yield rpc, deployment, engine
-        except GatewayRPCError as exc:
-            _cannot(f"the node at {rpc.url} failed: {exc}")
-        except SQLAlchemyError as exc:
-            _cannot(f"the mirror database failed: {exc.__class__.__name__}: {exc}")
-        finally:
-            engine.dispose()
-
-
 def _short(value: str | None) -> str:
     if not value:
         return "-"
     return value if len(value) <= 14 else f"{value[:8]}…{value[-4:]}"
-
-
-def _mark(ok: bool | None) -> str:
-    return {True: "[green]ok[/]", False: "[red]FAIL[/]", None: "[yellow]skipped[/]"}[ok]
 
 
 def _value(value: Any) -> str:
@@ -90,7 +49,7 @@ def _checks_table(title: str, checks: list[ProvenanceCheck]) -> Table:
     for column in ("check", "", "expected", "actual", "detail"):
         table.add_column(column, overflow="fold")
     for c in checks:
-        table.add_row(c.name, _mark(c.ok), _value(c.expected), _value(c.actual), escape(c.detail))
+        table.add_row(c.name, mark(c.ok), _value(c.expected), _value(c.actual), escape(c.detail))
     return table
 
 
@@ -190,7 +149,7 @@ def approvals_command(
     """
     from registry_api.audit.approvals import BadBlockRange, audit_approvals
 
-    with _local_chain() as (rpc, deployment, engine):
+    with local_chain() as (rpc, deployment, engine):
         try:
             audit = audit_approvals(
                 rpc,
@@ -203,7 +162,7 @@ def approvals_command(
                 offset=offset,
             )
         except BadBlockRange as exc:
-            _cannot(str(exc))
+            cannot(str(exc))
     _finish(audit, audit.verified, as_json, _show_audit)
 
 
@@ -218,11 +177,11 @@ def approval_command(
 
     if not _TX_HASH.match(tx_hash):
         raise typer.BadParameter("not a transaction hash (0x + 64 hex digits)", param_hint="TX_HASH")
-    with _local_chain() as (rpc, deployment, _):
+    with local_chain() as (rpc, deployment, _):
         try:
             proof = decision_provenance(rpc, deployment, tx_hash, log_index)
         except (DecisionNotFound, NotADecision) as exc:
-            _cannot(str(exc))
+            cannot(str(exc))
     _finish(proof, proof.verified, as_json, _show_provenance)
 
 

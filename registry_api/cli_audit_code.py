@@ -10,7 +10,7 @@ fails (mismatch, missing code, a wrong immutable, a creation transaction or reco
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -22,6 +22,7 @@ from chain_gateway.errors import GatewayConfigError, GatewayRPCError
 from chain_gateway.rpc import JsonRpcClient
 from registry_api.audit.code import CodeAuditError, audit_code
 from registry_api.audit.code_build import rebuild
+from registry_api.cli_audit_common import EXIT_FAILED, cannot
 from registry_api.schemas.audit_code import CodeAuditPublic, ContractCodePublic
 
 __all__ = ["register"]
@@ -29,8 +30,6 @@ __all__ = ["register"]
 console = Console()
 err = Console(stderr=True)
 
-EXIT_FAILED = 1
-EXIT_CANNOT_AUDIT = 2
 _STATUS_STYLE = {
     "full": "green",
     "partial": "yellow",
@@ -48,11 +47,6 @@ byte); each immutable's value decoded, checked against a replay of the creation 
 types, against the deployment's contracts; the creation transaction's input and its constructor arguments; and the
 recorded source and bytecode hashes. Exit 0 full or partial, 1 a contract fails, 2 the audit could not run.""".split()
 )
-
-
-def _cannot(message: str) -> NoReturn:
-    err.print(f"[red]cannot audit[/]: {escape(message)}")
-    raise typer.Exit(EXIT_CANNOT_AUDIT)
 
 
 def _styled(status: str) -> str:
@@ -161,11 +155,11 @@ def code_command(
                 err.print(f"rebuilding {sources or 'contracts/'} with solc {deployment['compiler'].get('version')} …")
             report = audit_code(rpc, deployment, rebuild(deployment["compiler"], sources), block)
         except CodeAuditError as exc:
-            _cannot(f"{exc.code}: {exc.message}")
+            cannot(f"{exc.code}: {exc.message}")
         except GatewayRPCError as exc:
-            _cannot(f"the node at {rpc.url} failed: {exc}")
+            cannot(f"the node at {rpc.url} failed: {exc}")
         except GatewayConfigError as exc:
-            _cannot(str(exc))
+            cannot(str(exc))
     if as_json:
         typer.echo(report.model_dump_json(indent=1))
     else:

@@ -21,7 +21,7 @@ from rich.table import Table
 
 from indexer.handlers import role_name
 from registry_api.audit.trail_kinds import KINDS
-from registry_api.cli_audit_approvals import EXIT_FAILED, _cannot, _local_chain, _mark
+from registry_api.cli_audit_common import EXIT_FAILED, cannot, local_chain, mark
 from registry_api.schemas.audit_records import CheckPublic, RecordAuditPublic, TrailEventPublic
 
 __all__ = ["record_command", "register"]
@@ -68,7 +68,7 @@ def _checks_table(checks: list[CheckPublic]) -> Table:
     for column in ("check", "", "what", "expected (chain)", "actual (mirror, or recomputed from it)"):
         table.add_column(column, overflow="fold")
     for c in checks:
-        table.add_row(c.name, _mark(c.ok), escape(c.message), _text(c.expected, 70), _text(c.actual, 70))
+        table.add_row(c.name, mark(c.ok), escape(c.message), _text(c.expected, 70), _text(c.actual, 70))
     return table
 
 
@@ -115,13 +115,13 @@ def record_command(
     from registry_api.audit.trail import audit_record
     from registry_api.audit.trail_errors import RecordAuditError
 
-    with _local_chain() as (rpc, deployment, engine):
+    with local_chain() as (rpc, deployment, engine):
         try:
             audit = audit_record(rpc, engine, deployment, kind, record_id)
         except RecordAuditError as exc:
-            _cannot(f"{exc.code}: {exc.message}")
+            cannot(f"{exc.code}: {exc.message}")
         except ChainMovedError as exc:
-            _cannot(f"the chain reorganised while the record was read: {exc}")
+            cannot(f"the chain reorganised while the record was read: {exc}")
     public = RecordAuditPublic.of(audit, limit, offset)
     if as_json:
         console.print_json(json.dumps(public.model_dump(mode="json"), ensure_ascii=False))

@@ -16,11 +16,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.exc import SQLAlchemyError
 
-from chain_gateway.errors import GatewayConfigError, GatewayRPCError
 from indexer.verify import DEFAULT_SAMPLES, VerifyError, verify_mirror
 from registry_api.audit.mirror import verify_public
+from registry_api.cli_audit_common import EXIT_FAILED, cannot, local_chain
 from registry_api.schemas.audit import VerifyPublic
 
 __all__ = ["register"]
@@ -28,9 +27,6 @@ __all__ = ["register"]
 console = Console()
 err = Console(stderr=True)
 
-VERIFY_RPC_TIMEOUT = 120.0  # seconds: eth_getLogs over dense ranges of a large chain
-EXIT_DIFFERS = 1
-EXIT_CANNOT_VERIFY = 2
 
 _HELP = """Rebuild every mirror table from the chain's logs into a scratch database, up to the live mirror's
 checkpoint, and compare the two row by row in one read snapshot of the live database. Every row is attributed to
@@ -92,54 +88,34 @@ def verify_command(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON instead of tables")] = False,
 ) -> None:
-    from chain_gateway.deployments import load_deployment
-    from chain_gateway.rpc import JsonRpcClient
     from chain_gateway.settings import get_settings
-    from indexer.service import create_mirror_engine
 
-    settings = get_settings()
-    urls = [rpc_url] if rpc_url else settings.rpc_urls
-    try:
-        with JsonRpcClient(urls, timeout=VERIFY_RPC_TIMEOUT) as rpc:
-            deployment = load_deployment(settings.deployments_file(settings.chain_id or rpc.chain_id()))
-            engine = create_mirror_engine(database_url or settings.database_url)
+    with local_chain(rpc_url, database_url) as (rpc, deployment, engine):
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            console=err, transient=True, disable=as_json,
+        ) as bar:  # fmt: skip
+            tasks: dict[str, Any] = {}
+
+            def progress(stage: str, done: int, total: int) -> None:
+                if stage not in tasks:
+                    tasks[stage] = bar.add_task("replaying blocks" if stage == "rebuild" else "comparing tables")
+                bar.update(tasks[stage], completed=done, total=total)
+
             try:
-                with Progress(
-                    TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=err, transient=True, disable=as_json,
-                ) as bar:  # fmt: skip
-                    tasks: dict[str, Any] = {}
-
-                    def progress(stage: str, done: int, total: int) -> None:
-                        if stage not in tasks:
-                            label = "replaying blocks" if stage == "rebuild" else "comparing tables"
-                            tasks[stage] = bar.add_task(label, total=total)
-                        bar.update(tasks[stage], completed=done, total=total)
-
-                    report = verify_mirror(
-                        engine, rpc, deployment, scratch_dir=scratch_dir or settings.audit_scratch_dir,
-                        samples=samples, progress=progress,
-                    )  # fmt: skip
-            finally:
-                engine.dispose()
-    except (VerifyError, GatewayConfigError) as exc:
-        err.print(f"[red]cannot verify[/]: {escape(str(exc))}")
-        raise typer.Exit(EXIT_CANNOT_VERIFY) from exc
-    except GatewayRPCError as exc:
-        err.print(f"[red]cannot verify[/]: the node failed: {escape(str(exc))}")
-        raise typer.Exit(EXIT_CANNOT_VERIFY) from exc
-    except SQLAlchemyError as exc:
-        err.print(
-            f"[red]cannot verify[/]: the mirror database failed: {escape(type(exc).__name__)}: {escape(str(exc))}"
-        )
-        raise typer.Exit(EXIT_CANNOT_VERIFY) from exc
+                report = verify_mirror(
+                    engine, rpc, deployment, scratch_dir=scratch_dir or get_settings().audit_scratch_dir,
+                    samples=samples, progress=progress,
+                )  # fmt: skip
+            except VerifyError as exc:
+                cannot(str(exc))
     public = verify_public(report)
     if as_json:
         console.print_json(json.dumps(public.model_dump(mode="json"), ensure_ascii=False, default=str))
     else:
         _show(public)
     if not public.ok:
-        raise typer.Exit(EXIT_DIFFERS)
+        raise typer.Exit(EXIT_FAILED)
 
 
 def register(audit_app: typer.Typer) -> None:

@@ -29,7 +29,7 @@ from chain_gateway.deployments import Deployment
 from chain_gateway.rpc import JsonRpcClient
 from indexer.errors import ChainMovedError
 from indexer.store import Checkpoint, Store
-from indexer.verify import _snapshot as read_snapshot  # one read snapshot of the mirror (indexer.verify's)
+from indexer.verify import read_snapshot
 from registry_api.audit.approvals import ApprovalAuditError, DecisionProvenance, decision_provenance
 from registry_api.audit.proof_layout import StorageLayout, storage_layouts
 from registry_api.audit.proofs import ProvenStorage, prove_storage

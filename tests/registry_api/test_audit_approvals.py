@@ -50,6 +50,7 @@ from tests.indexer.support import (
     sign_decision,
 )
 from tests.indexer.test_catalog_sharing import publish_conditional_entry
+from tests.registry_api.audit_support import cli_env
 from tests.registry_api.catalog_support import approver, create_entry, entry, request_grant, signed
 from tests.registry_api.support import Api
 
@@ -429,15 +430,6 @@ def _relay(api: Api, path: str, body: dict[str, Any]) -> dict[str, Any]:
     return op
 
 
-def _cli_env(settings: Settings) -> dict[str, str]:
-    return {
-        "DIRCHAIN_RPC_URLS": json.dumps(settings.rpc_urls),
-        "DIRCHAIN_CHAIN_ID": str(settings.chain_id),
-        "DIRCHAIN_DEPLOYMENTS_PATH": str(settings.deployments_path),
-        "DIRCHAIN_DATABASE_URL": settings.database_url,
-    }
-
-
 def test_gateway_relayed_approvals_verify_through_the_api_and_the_cli(
     api: Api, api_settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -463,7 +455,7 @@ def test_gateway_relayed_approvals_verify_through_the_api_and_the_cli(
     assert far["count"] == 2 and far["to_block"] == api.w3.eth.block_number  # capped at the head
 
     runner = CliRunner()
-    env = _cli_env(api_settings)
+    env = cli_env(api_settings)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

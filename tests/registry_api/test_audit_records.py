@@ -34,8 +34,8 @@ from tests.indexer.support import (
 )
 from tests.indexer.test_algorithms import listed
 from tests.indexer.test_review_carriers import LEAD, OWNER, carrier_input, file, planned, send
+from tests.registry_api.audit_support import cli_env
 from tests.registry_api.support import Api
-from tests.registry_api.test_audit_approvals import _cli_env
 
 ACTIVE = 2  # IDeviceRegistry.Status.Active
 SUSPEND, RESUME = 1, 2  # IDeviceRegistry.Action
@@ -284,7 +284,7 @@ def test_cli_prints_the_audit_and_exits_1_when_a_check_fails(
 ) -> None:
     code, _ = _device_history(api.w3, api.chain)
     api.sync()
-    for name, value in _cli_env(api_settings).items():
+    for name, value in cli_env(api_settings).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("COLUMNS", "220")
     get_settings.cache_clear()

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from chain_gateway.settings import Settings, get_settings
 from registry_api.cli import app as cli
+from tests.registry_api.audit_support import cli_env
 from tests.registry_api.support import Api, device
 
 AUDITOR_ORG = "AU-BJ"
@@ -83,10 +84,8 @@ def test_a_mirror_on_a_fork_is_not_verifiable(api: Api, registered: list[str]) -
 @pytest.fixture
 def cli_settings(api_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """The CLI's settings (environment) naming the test's chain and database."""
-    monkeypatch.setenv("DIRCHAIN_RPC_URLS", json.dumps(api_settings.rpc_urls))
-    monkeypatch.setenv("DIRCHAIN_CHAIN_ID", str(api_settings.chain_id))
-    monkeypatch.setenv("DIRCHAIN_DEPLOYMENTS_PATH", str(api_settings.deployments_path))
-    monkeypatch.setenv("DIRCHAIN_DATABASE_URL", api_settings.database_url)
+    for name, value in cli_env(api_settings).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("COLUMNS", "200")
     get_settings.cache_clear()
     try:
@@ -117,4 +116,4 @@ def test_the_cli_cannot_verify_an_empty_database(cli_settings: Settings, tmp_pat
     result = CliRunner().invoke(cli, ["audit", "verify", "--database-url", f"sqlite:///{tmp_path}/empty.db"])
 
     assert result.exit_code == 2
-    assert "cannot verify" in result.output
+    assert "cannot audit" in result.output
