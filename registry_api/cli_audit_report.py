@@ -14,20 +14,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from chain_gateway.deployments import load_deployment
-from chain_gateway.errors import GatewayConfigError, GatewayRPCError
-from chain_gateway.rpc import JsonRpcClient
-from chain_gateway.settings import get_settings
 from indexer.errors import IndexerError
 from registry_api.audit.report import build_report
 from registry_api.audit.report_html import report_html, summary_by_org
 from registry_api.audit.report_range import ReportRangeError, TimeWindow, parse_window
+from registry_api.cli_audit_common import cannot, local_chain
 from registry_api.schemas.audit_report import AuditReportPublic
 
 __all__ = ["register", "report_command"]
 
 PROGRESS_MIN = {"logs": 2_000, "transactions": 200}  # blocks, transactions: fewer finish before a bar is useful
-RPC_TIMEOUT_SECONDS = 60.0
 
 console = Console()
 err = Console(stderr=True)
@@ -120,17 +116,14 @@ def report_command(
     try:
         window = parse_window(from_, to)
     except ReportRangeError as exc:
-        err.print(f"[red]{exc.code}[/]: {exc.message} (option --{exc.field})")
-        raise typer.Exit(2) from exc
-    settings = get_settings()
+        cannot(f"{exc.code}: {exc.message} (option --{exc.field})")
     bar = _Bar()
     try:
-        with JsonRpcClient(settings.rpc_urls, timeout=RPC_TIMEOUT_SECONDS) as rpc:
-            deployment = load_deployment(settings.deployments_file(settings.chain_id or rpc.chain_id()))
-            report = build_report(rpc, deployment, window, progress=bar)
-    except (GatewayRPCError, GatewayConfigError, IndexerError) as exc:
-        err.print(f"[red]cannot read the chain[/]: {exc}")
-        raise typer.Exit(1) from exc
+        with local_chain() as (rpc, deployment, _):
+            try:
+                report = build_report(rpc, deployment, window, progress=bar)
+            except IndexerError as exc:
+                cannot(f"the chain's logs cannot be read: {exc}")
     finally:
         bar.close()
     if as_json:
