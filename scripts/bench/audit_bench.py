@@ -40,7 +40,9 @@ from tests.support.postgres import PostgresServer  # noqa: E402
 
 DEVICE_INPUT = "(string,uint16,uint8,uint32,int32,int32,uint40,string)"
 SELECTOR = function_signature_to_4byte_selector(f"registerDevices({DEVICE_INPUT}[])")
-GAS_PER_DEVICE = 90_000  # above the ~65,700 measured, so no batch runs out
+GAS_PER_DEVICE = 70_000  # above the ~65,700 measured, so no batch runs out
+BASE_FEE = 1_000_000_000  # wei, held for every block
+TXS_PER_BLOCK = 16  # registrations of 250 devices (~16.4M gas each) per block of 300M gas
 ANVIL_STATES = 2  # block states anvil keeps in memory: each is a full copy of the state (37 MB per 1,000 devices)
 DISTRICTS = (110101, 110102, 110105, 110106, 110107, 110108, 110109, 110111, 110112, 110113, 110114, 110115)
 
@@ -72,27 +74,36 @@ def register(rpc: JsonRpcClient, deployment: Deployment, key: str, devices: int,
     started = time.perf_counter()
     sender = Account.from_key(key).address
     nonce = int(rpc.call("eth_getTransactionCount", [sender, "pending"]), 16)
-    gas_price = int(rpc.call("eth_gasPrice"), 16) * 2
+    gas_price = BASE_FEE * 2
     to = deployment["contracts"]["DeviceRegistry"]["address"]
     chunk = batch * 40
     jobs = []
     for n, first in enumerate(range(0, devices, chunk)):
         jobs.append((key, to, rpc.chain_id(), gas_price, nonce + n * 40, first, min(devices, first + chunk), batch))
-    last_hash = None
+    rpc.call("evm_setAutomine", [False])  # blocks of TXS_PER_BLOCK: anvil copies its whole state once per block
+    pending: list[str] = []
     with ProcessPoolExecutor(max_workers=2) as pool:
         for done, raws in enumerate(pool.map(signed_batches, jobs)):
             for raw in raws:  # one per call: anvil refuses JSON-RPC batches of a few MB
-                last_hash = rpc.call("eth_sendRawTransaction", [raw])
+                pending.append(rpc.call("eth_sendRawTransaction", [raw]))
+                if len(pending) == TXS_PER_BLOCK:
+                    _mine(rpc, pending)
             if done % 25 == 0:
                 print(f"  sent {min(devices, (done + 1) * chunk):,} devices ({time.perf_counter() - started:.0f} s)")
-    while True:
-        receipt = rpc.call("eth_getTransactionReceipt", [last_hash])
-        if receipt is not None:
-            break
-        time.sleep(0.2)
-    if receipt["status"] != "0x1":
-        raise RuntimeError("the last registration reverted")
+    if pending:
+        _mine(rpc, pending)
+    rpc.call("evm_setAutomine", [True])
     return time.perf_counter() - started
+
+
+def _mine(rpc: JsonRpcClient, pending: list[str]) -> None:
+    """Mine one block with the pending registrations; raise if one is missing or reverted."""
+    rpc.call("anvil_setNextBlockBaseFeePerGas", [hex(BASE_FEE)])  # full blocks would raise it 12.5 % each
+    rpc.call("evm_mine")
+    for receipt in rpc.batch([("eth_getTransactionReceipt", [h]) for h in pending]):
+        if not isinstance(receipt, dict) or receipt["status"] != "0x1":
+            raise RuntimeError(f"a registration was not mined or reverted: {receipt}")
+    pending.clear()
 
 
 def rss_mib(pid: int) -> float:
@@ -112,7 +123,8 @@ def main() -> None:
     args = parser.parse_args()
 
     server = PostgresServer().start() if args.postgres else None
-    with AnvilNode(prune_history=ANVIL_STATES) as node, JsonRpcClient([node.url], timeout=300) as rpc, tempfile.TemporaryDirectory() as tmp:
+    node = AnvilNode(prune_history=ANVIL_STATES)
+    with node, JsonRpcClient([node.url], timeout=300) as rpc, tempfile.TemporaryDirectory() as tmp:
         try:
             from web3 import Web3
 
