@@ -19,20 +19,20 @@ not on the chain) and `differing` (same key, other values, with the columns that
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import itertools
-import operator
-import queue
+import multiprocessing
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import Boolean, Column, Connection, Engine, String, Table, collate, create_engine, event, select, text
+from sqlalchemy import Boolean, Column, Connection, Engine, Float, String, Table, create_engine, event, text
 
 from chain_gateway.deployments import Deployment
 from chain_gateway.rpc import JsonRpcClient
@@ -57,6 +57,7 @@ SURROGATE_COLUMNS = frozenset({"id"})  # insertion-order ids of history tables: 
 STREAM_ROWS = 10_000  # rows fetched per round trip while streaming a table
 DEFAULT_SAMPLES = 20  # differing rows reported per table and kind
 DIGEST_SIZE = 16  # bytes of each BLAKE2b digest
+WORKER_FROM_BYTES = 64 * 2**20  # a rebuilt mirror this large is digested by a worker process (~2 s to start)
 
 Stage = Literal["rebuild", "compare"]
 VerifyProgress = Callable[[Stage, int, int], None]  # (stage, done, total): blocks when rebuilding, tables comparing
@@ -194,134 +195,89 @@ def _key_columns(table: Table) -> list[str]:
     return pk
 
 
-def _block_columns(table: Table) -> list[int]:
-    """Positions (among the compared columns) of the columns naming a block: the row's block is their max."""
-    names = [c.name for c in _compared_columns(table)]
-    return [i for i, n in enumerate(names) if n == "block_number" or n.endswith("_block")]
+def _block_columns(table: Table) -> list[str]:
+    """The columns naming a block: a row's block is the newest of them (the block whose logs last shaped it)."""
+    return [c.name for c in _compared_columns(table) if c.name == "block_number" or c.name.endswith("_block")]
 
 
-def _normalise(value: Any) -> Any:
-    """Values as both databases agree on them: booleans as 0/1 (PostgreSQL gives bool, SQLite int)."""
-    if isinstance(value, bool):
-        return int(value)
-    return value
+def _quoted(name: str, alias: str = "") -> str:
+    return f'{alias}."{name}"' if alias else f'"{name}"'
 
 
-def _stream(conn: Connection, table: Table, keys: Sequence[str]) -> Iterator[list[tuple[Any, ...]]]:
-    """The table's compared columns in key order (byte-wise string collation on every dialect), in chunks.
+def _block_sql(table: Table, dialect: str) -> str:
+    """SQL for a row's block: the newest of its block columns (NULL as 0)."""
+    columns = [f"coalesce({_quoted(c)}, 0)" for c in _block_columns(table)]
+    if len(columns) == 1:
+        return columns[0]
+    return f"{'greatest' if dialect == 'postgresql' else 'max'}({', '.join(columns)})"
 
-    Read through the driver's own cursor, in the connection's transaction: SQLAlchemy's row objects cost more
-    than the comparison itself. PostgreSQL streams from a server-side cursor.
+
+def _encoding_sql(table: Table, dialect: str) -> str:
+    """SQL for a row's canonical text, the same on SQLite and PostgreSQL: `<table>` then, per compared column,
+    `|~` for NULL or `|<length>:<text>` (booleans as 0/1, integers in decimal), so no two rows share a text."""
+    parts = [f"'{table.name}'"]
+    for column in _compared_columns(table):
+        if isinstance(column.type, Float):
+            raise TypeError(f"{table.name}.{column.name}: floats have no canonical text; store them as integers")
+        value = _quoted(column.name)
+        if dialect == "postgresql" and isinstance(column.type, Boolean):
+            value = f"CAST({value} AS INTEGER)"
+        text_value = f"CAST({value} AS TEXT)"
+        parts.append(f"CASE WHEN {value} IS NULL THEN '|~' ELSE '|' || length({text_value}) || ':' || {text_value} END")
+    return " || ".join(parts)
+
+
+def _order_sql(table: Table, keys: Sequence[str], dialect: str, alias: str = "") -> str:
+    """ORDER BY terms for `keys`, comparing strings byte by byte on every dialect."""
+    terms = []
+    for key in keys:
+        term = _quoted(key, alias)
+        if dialect == "postgresql" and isinstance(table.c[key].type, String):
+            term += ' COLLATE "C"'
+        terms.append(term)
+    return ", ".join(terms)
+
+
+def _block_digests(conn: Connection, schema: str | None = None) -> dict[int, Any]:
+    """Per-block BLAKE2b hashers over every mirror table's rows, in (table, key) order.
+
+    Rows come in key order (an index walk, no sort) and each goes to its block's hasher, so each block sees its
+    own rows in key order.
+
+    The database formats each row's canonical text (`_encoding_sql`); Python only hashes it, so a million rows
+    cost seconds. `schema` names an attached database (SQLite) to read instead of the connection's own.
     """
-    postgres = conn.dialect.name == "postgresql"
-    order = [collate(table.c[k], "C") if postgres and isinstance(table.c[k].type, String) else table.c[k] for k in keys]
-    sql = str(select(*_compared_columns(table)).order_by(*order).compile(dialect=conn.dialect))
-    driver: Any = conn.connection.driver_connection
-    cursor = driver.cursor(name=f"verify_{table.name}") if postgres else driver.cursor()
-    bools = [i for i, c in enumerate(_compared_columns(table)) if isinstance(c.type, Boolean)]
+    dialect = conn.dialect.name
+    prefix = f'"{schema}".' if schema else ""
+    digests: dict[int, Any] = {}
+    cursor = _driver_cursor(conn, "verify_digest")
     try:
-        cursor.execute(sql)
-        while chunk := cursor.fetchmany(STREAM_ROWS):
-            if bools:  # PostgreSQL answers bool, SQLite 0/1: compare and digest them as 0/1
-                chunk = [tuple(int(v) if i in bools and v is not None else v for i, v in enumerate(r)) for r in chunk]
-            yield chunk
+        for name, table in MIRROR_TABLES.items():
+            block = _block_sql(table, dialect)
+            sql = (
+                f'SELECT {block}, {_encoding_sql(table, dialect)} FROM {prefix}"{name}" '
+                f"ORDER BY {_order_sql(table, _key_columns(table), dialect)}"
+            )
+            cursor.execute(sql)
+            while chunk := cursor.fetchmany(STREAM_ROWS):
+                for number, encoded in chunk:
+                    hasher = digests.get(number)
+                    if hasher is None:
+                        hasher = digests[number] = hashlib.blake2b(digest_size=DIGEST_SIZE)
+                    hasher.update(encoded.encode())
+                    hasher.update(b"\n")
+            if dialect == "postgresql":  # a named (server-side) cursor runs one query
+                cursor.close()
+                cursor = _driver_cursor(conn, f"verify_digest_{name}")
     finally:
         cursor.close()
+    return digests
 
 
-def _rows_ahead(chunks: Iterator[list[tuple[Any, ...]]]) -> Iterator[tuple[Any, ...]]:
-    """The rows of `chunks`, read by a background thread a few chunks ahead (the driver reads outside the GIL)."""
-    ready: queue.Queue[list[tuple[Any, ...]] | BaseException | None] = queue.Queue(maxsize=4)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for chunk in chunks:
-                while not stop.is_set():
-                    try:
-                        ready.put(chunk, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            ready.put(None)
-        except BaseException as exc:  # handed to the consumer
-            ready.put(exc)
-
-    worker = threading.Thread(target=produce, name="verify-read", daemon=True)
-    worker.start()
-    try:
-        while (item := ready.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        stop.set()
-        worker.join()
-
-
-class _Digests:
-    """Per-block BLAKE2b digests of one side's rows, fed in (table, key) order."""
-
-    def __init__(self) -> None:
-        self.blocks: dict[int, Any] = {}
-
-    def add(self, block: int, encoded: bytes) -> None:
-        hasher = self.blocks.get(block)
-        if hasher is None:
-            hasher = self.blocks[block] = hashlib.blake2b(digest_size=DIGEST_SIZE)
-        hasher.update(encoded)
-
-    def finish(self) -> dict[int, str]:
-        return {number: hasher.hexdigest() for number, hasher in self.blocks.items()}
-
-
-class _PairDigests:
-    """Per-block digests of both sides at the cost of one while they agree.
-
-    A block's rows are hashed once into a shared hasher until the first row where the sides differ; then the
-    block forks into a copy per side (`hashlib` hashers copy their state), which is exactly what hashing each
-    side on its own would give.
-    """
-
-    def __init__(self) -> None:
-        self.shared: dict[int, Any] = {}
-        self.forked: dict[int, tuple[Any, Any]] = {}  # block -> (live hasher, chain hasher)
-
-    def both(self, block: int, encoded: bytes) -> None:
-        pair = self.forked.get(block)
-        if pair is not None:
-            pair[0].update(encoded)
-            pair[1].update(encoded)
-            return
-        hasher = self.shared.get(block)
-        if hasher is None:
-            hasher = self.shared[block] = hashlib.blake2b(digest_size=DIGEST_SIZE)
-        hasher.update(encoded)
-
-    def one(self, side: int, block: int, encoded: bytes) -> None:
-        """Add a row to side 0 (live) or 1 (chain) only."""
-        pair = self.forked.get(block)
-        if pair is None:
-            shared = self.shared.pop(block, None) or hashlib.blake2b(digest_size=DIGEST_SIZE)
-            pair = self.forked[block] = (shared, shared.copy())
-        pair[side].update(encoded)
-
-    def finish(self) -> tuple[dict[int, str], dict[int, str]]:
-        """(live, chain) digests per block; a side without rows in a block has none for it."""
-        empty = hashlib.blake2b(digest_size=DIGEST_SIZE).hexdigest()
-        live = {n: h.hexdigest() for n, h in self.shared.items()}
-        chain = dict(live)
-        for n, (a, b) in self.forked.items():
-            live[n], chain[n] = a.hexdigest(), b.hexdigest()
-        # a block whose rows are all on one side: the other side has no digest for it
-        return {n: d for n, d in live.items() if d != empty}, {n: d for n, d in chain.items() if d != empty}
-
-
-def _encode(table_name: str, row: tuple[Any, ...]) -> bytes:
-    """A row's canonical bytes: its table and values, unambiguous (repr of a tuple of str/int/None)."""
-    return repr((table_name, row)).encode()
+def _driver_cursor(conn: Connection, name: str) -> Any:
+    """The driver's own cursor in the connection's transaction (server-side on PostgreSQL, to stream)."""
+    driver: Any = conn.connection.driver_connection
+    return driver.cursor(name=name) if conn.dialect.name == "postgresql" else driver.cursor()
 
 
 def _chain_digests(digests: dict[int, str]) -> str:
@@ -333,132 +289,195 @@ def _chain_digests(digests: dict[int, str]) -> str:
     return running.hex()
 
 
-def _block_getter(table: Table) -> Callable[[tuple[Any, ...]], int]:
-    """The function giving a row's block: the newest of its block columns."""
-    positions = _block_columns(table)
-    if len(positions) == 1:
-        return operator.itemgetter(positions[0])
-    return lambda row: max((row[i] for i in positions if row[i] is not None), default=0)
-
-
 def mirror_digests(engine: Engine) -> tuple[str, dict[int, str]]:
     """The chained digest and the per-block digests of one mirror (e.g. to compare two indexers' mirrors)."""
-    digests = _Digests()
-    with engine.connect() as conn:
-        for name, table in MIRROR_TABLES.items():
-            block_of = _block_getter(table)
-            for chunk in _stream(conn, table, _key_columns(table)):
-                for row in chunk:
-                    digests.add(block_of(row), _encode(name, row))
-    blocks = digests.finish()
+    with read_snapshot(engine) as conn:
+        blocks = {n: h.hexdigest() for n, h in _block_digests(conn).items()}
     return _chain_digests(blocks), blocks
+
+
+# ---------------------------------------------------------------- row differences
+
+
+class _Samples:
+    """Counts and the first few differences of one table."""
+
+    def __init__(self, name: str, table: Table, samples: int) -> None:
+        self.columns = [c.name for c in _compared_columns(table)]
+        self.keys = _key_columns(table)
+        self.block_at = [self.columns.index(c) for c in _block_columns(table)]
+        self.result = TableComparison(name)
+        self.samples = samples
+
+    def block_of(self, row: Sequence[Any]) -> int:
+        return max((row[i] for i in self.block_at if row[i] is not None), default=0)
+
+    def note(
+        self, kind: Literal["missing", "extra", "differing"], live: Sequence[Any] | None, chain: Sequence[Any] | None
+    ) -> None:
+        result = self.result
+        setattr(result, kind, getattr(result, kind) + 1)
+        if sum(s.kind == kind for s in result.samples) >= self.samples:
+            return
+        row = live if live is not None else chain
+        assert row is not None
+        blocks = [self.block_of(r) for r in (live, chain) if r is not None]
+        differ = [] if live is None or chain is None else [c for c, a, b in zip(self.columns, live, chain, strict=True)
+                                                           if _normalise(a) != _normalise(b)]  # fmt: skip
+        result.samples.append(
+            RowDifference(
+                table=result.table,
+                kind=kind,
+                key={k: row[self.columns.index(k)] for k in self.keys},
+                block=min(blocks),
+                live=dict(zip(self.columns, map(_normalise, live), strict=True)) if live is not None else None,
+                chain=dict(zip(self.columns, map(_normalise, chain), strict=True)) if chain is not None else None,
+                columns=differ,
+            )
+        )
+
+
+def _normalise(value: Any) -> Any:
+    """Values as both databases agree on them: booleans as 0/1 (PostgreSQL gives bool, SQLite int)."""
+    return int(value) if isinstance(value, bool) else value
+
+
+def _diff_attached(conn: Connection, name: str, table: Table, samples: int) -> TableComparison:
+    """Differences between the live table and the rebuilt one attached as schema `chain` (SQLite), by joins."""
+    found = _Samples(name, table, samples)
+    columns = found.columns
+    listed = lambda alias: ", ".join(_quoted(c, alias) for c in columns)  # noqa: E731
+    on = " AND ".join(f"{_quoted(k, 'c')} = {_quoted(k, 'l')}" for k in found.keys)
+    same = " AND ".join(f"{_quoted(c, 'l')} IS {_quoted(c, 'c')}" for c in columns)
+    order = _order_sql(table, found.keys, "sqlite", "l")
+    cursor = _driver_cursor(conn, "")
+    try:
+        cursor.execute(
+            f'SELECT {listed("l")}, {listed("c")} FROM main."{name}" AS l LEFT JOIN chain."{name}" AS c ON {on} '
+            f"WHERE {_quoted(found.keys[0], 'c')} IS NULL OR NOT ({same}) ORDER BY {order}"
+        )
+        for row in cursor:
+            live, chain = row[: len(columns)], row[len(columns) :]
+            found.note("extra" if chain[columns.index(found.keys[0])] is None else "differing", live,
+                       None if chain[columns.index(found.keys[0])] is None else chain)  # fmt: skip
+        cursor.execute(
+            f'SELECT {listed("c")} FROM chain."{name}" AS c WHERE NOT EXISTS '
+            f'(SELECT 1 FROM main."{name}" AS l WHERE {on}) ORDER BY {_order_sql(table, found.keys, "sqlite", "c")}'
+        )
+        for row in cursor:
+            found.note("missing", None, row)
+        found.result.live_rows = cursor.execute(f'SELECT count(*) FROM main."{name}"').fetchone()[0]
+        found.result.chain_rows = cursor.execute(f'SELECT count(*) FROM chain."{name}"').fetchone()[0]
+    finally:
+        cursor.close()
+    return found.result
+
+
+def _stream(conn: Connection, table: Table) -> Iterator[tuple[Any, ...]]:
+    """The table's compared columns in key order (strings byte by byte on every dialect), booleans as 0/1."""
+    dialect = conn.dialect.name
+    keys = _key_columns(table)
+    columns = ", ".join(_quoted(c.name) for c in _compared_columns(table))
+    cursor = _driver_cursor(conn, f"verify_{table.name}")
+    try:
+        cursor.execute(f'SELECT {columns} FROM "{table.name}" ORDER BY {_order_sql(table, keys, dialect)}')
+        while chunk := cursor.fetchmany(STREAM_ROWS):
+            for row in chunk:
+                yield tuple(map(_normalise, row))
+    finally:
+        cursor.close()
+
+
+def _diff_merged(live: Connection, chain: Connection, name: str, table: Table, samples: int) -> TableComparison:
+    """Differences between two key-ordered row streams from separate databases (e.g. PostgreSQL and SQLite)."""
+    found = _Samples(name, table, samples)
+    key_at = [found.columns.index(k) for k in found.keys]
+    result = found.result
+
+    def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
+        return tuple(row[i] for i in key_at)
+
+    left, right = _stream(live, table), _stream(chain, table)
+    a, b = next(left, None), next(right, None)
+    while a is not None or b is not None:
+        if a is not None and a == b:
+            result.live_rows += 1
+            result.chain_rows += 1
+            a, b = next(left, None), next(right, None)
+        elif b is None or (a is not None and key_of(a) < key_of(b)):
+            result.live_rows += 1
+            found.note("extra", a, None)
+            a = next(left, None)
+        elif a is None or key_of(b) < key_of(a):
+            result.chain_rows += 1
+            found.note("missing", None, b)
+            b = next(right, None)
+        else:
+            result.live_rows += 1
+            result.chain_rows += 1
+            found.note("differing", a, b)
+            a, b = next(left, None), next(right, None)
+    return result
 
 
 # ---------------------------------------------------------------- comparison
 
 
-def _compare_table(
-    name: str,
-    table: Table,
-    live: Iterator[tuple[Any, ...]],
-    chain: Iterator[tuple[Any, ...]],
-    digests: _PairDigests,
-    samples: int,
-) -> TableComparison:
-    """Merge two key-ordered row streams: count and sample the differences, feed both sides' digests."""
-    columns = [c.name for c in _compared_columns(table)]
-    keys = _key_columns(table)
-    key_at = [columns.index(k) for k in keys]
-    block_of = _block_getter(table)
-    result = TableComparison(name)
-    a: tuple[Any, ...] | None = None
-    b: tuple[Any, ...] | None = None
+def _digest_file(path: str) -> dict[int, str]:
+    """The per-block digests of a mirror in an SQLite file (run in a worker process, beside the live side's)."""
+    engine = create_scratch_engine(Path(path))
+    try:
+        with engine.connect() as conn:
+            return {n: h.hexdigest() for n, h in _block_digests(conn).items()}
+    finally:
+        engine.dispose()
 
-    def key_of(row: tuple[Any, ...]) -> tuple[Any, ...]:
-        return tuple(row[i] for i in key_at)
 
-    def note(kind: Literal["missing", "extra", "differing"], a: tuple[Any, ...] | None, b: tuple[Any, ...] | None,
-             block: int) -> None:  # fmt: skip
-        if len(result.samples) >= samples * 3 or sum(s.kind == kind for s in result.samples) >= samples:
-            return
-        row = a if a is not None else b
-        assert row is not None
-        differ = [c for c, x, y in zip(columns, a, b, strict=True) if x != y] if a is not None and b is not None else []
-        result.samples.append(
-            RowDifference(
-                table=name,
-                kind=kind,
-                key=dict(zip(keys, key_of(row), strict=True)),
-                block=block,
-                live=dict(zip(columns, a, strict=True)) if a is not None else None,
-                chain=dict(zip(columns, b, strict=True)) if b is not None else None,
-                columns=differ,
-            )
-        )
-
-    while True:
-        a = next(live, None) if a is None else a
-        b = next(chain, None) if b is None else b
-        if a is not None and a == b:  # the common case first: no key to build
-            block = block_of(a)
-            digests.both(block, _encode(name, a))
-            result.live_rows += 1
-            result.chain_rows += 1
-            a = b = None
-        elif a is None and b is None:
-            break
-        elif b is None or (a is not None and key_of(a) < key_of(b)):
-            assert a is not None
-            block = block_of(a)
-            digests.one(0, block, _encode(name, a))
-            result.live_rows += 1
-            result.extra += 1
-            note("extra", a, None, block)
-            a = None
-        elif a is None or key_of(b) < key_of(a):
-            block = block_of(b)
-            digests.one(1, block, _encode(name, b))
-            result.chain_rows += 1
-            result.missing += 1
-            note("missing", None, b, block)
-            b = None
-        else:
-            live_block, chain_block = block_of(a), block_of(b)
-            digests.one(0, live_block, _encode(name, a))
-            digests.one(1, chain_block, _encode(name, b))
-            result.live_rows += 1
-            result.chain_rows += 1
-            result.differing += 1
-            note("differing", a, b, min(live_block, chain_block))
-            a = b = None
-    return result
+def _worker_result(future: Future[dict[int, str]], rebuilt: Path) -> dict[int, str]:
+    """The worker's digests; if the worker could not run (e.g. a `__main__` that cannot be re-imported), the same
+    computed here."""
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        return _digest_file(str(rebuilt))
 
 
 def compare_mirrors(
     live: Connection,
-    chain: Connection,
+    rebuilt: Path,
     *,
+    attached: bool,
     samples: int = DEFAULT_SAMPLES,
     progress: VerifyProgress | None = None,
 ) -> MirrorComparison:
-    """Compare the live mirror with a rebuilt one (`chain`), table by table and block by block."""
-    digests = _PairDigests()
-    tables: list[TableComparison] = []
-    for done, (name, table) in enumerate(MIRROR_TABLES.items()):
-        keys = _key_columns(table)
-        tables.append(
-            _compare_table(
-                name,
-                table,
-                itertools.chain.from_iterable(_stream(live, table, keys)),
-                _rows_ahead(_stream(chain, table, keys)),
-                digests,
-                samples,
-            )
-        )
-        if progress is not None:
-            progress("compare", done + 1, len(MIRROR_TABLES))
-    live_blocks, chain_blocks = digests.finish()
+    """Compare the live mirror with the rebuilt one (an SQLite file), table by table and block by block.
+
+    `attached`: the rebuilt file is attached to `live` as schema `chain` (both SQLite), so differences are found by
+    joins inside SQLite; otherwise both are streamed in key order and merged. The rebuilt side's block digests are
+    computed by a worker process meanwhile (the other core), from the file alone.
+    """
+    steps = len(MIRROR_TABLES) + 1
+    in_process = rebuilt.stat().st_size < WORKER_FROM_BYTES
+    with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as worker:
+        chain_future = None if in_process else worker.submit(_digest_file, str(rebuilt))
+        tables: list[TableComparison] = []
+        engine = None if attached else create_scratch_engine(rebuilt)
+        try:
+            with contextlib.nullcontext() if engine is None else engine.connect() as chain:
+                for done, (name, table) in enumerate(MIRROR_TABLES.items()):
+                    if chain is None:
+                        tables.append(_diff_attached(live, name, table, samples))
+                    else:
+                        tables.append(_diff_merged(live, chain, name, table, samples))
+                    if progress is not None:
+                        progress("compare", done + 1, steps)
+        finally:
+            if engine is not None:
+                engine.dispose()
+        live_blocks = {n: h.hexdigest() for n, h in _block_digests(live).items()}
+        chain_blocks = _digest_file(str(rebuilt)) if chain_future is None else _worker_result(chain_future, rebuilt)
+    if progress is not None:
+        progress("compare", steps, steps)
     divergent = sorted(n for n in live_blocks.keys() | chain_blocks.keys() if live_blocks.get(n) != chain_blocks.get(n))
     return MirrorComparison(
         tables=tables,
@@ -475,17 +494,25 @@ def compare_mirrors(
 
 
 @contextmanager
-def read_snapshot(engine: Engine) -> Iterator[Connection]:
-    """A read transaction that sees one state of the live database for its whole life."""
+def read_snapshot(engine: Engine, attach: Path | None = None) -> Iterator[Connection]:
+    """A read transaction that sees one state of the live database for its whole life.
+
+    `attach` (SQLite): a database file attached as schema `chain` before the transaction begins; its own read
+    snapshot is taken when it is first read, so it may still be written until then.
+    """
     if engine.dialect.name == "sqlite":
         # pysqlite begins transactions only before writes: BEGIN by hand; in WAL mode the first read takes the
         # snapshot and the transaction holds it until it ends.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            if attach is not None:
+                conn.exec_driver_sql("ATTACH DATABASE ? AS chain", (str(attach),))
             conn.exec_driver_sql("BEGIN")
             try:
                 yield conn
             finally:
                 conn.exec_driver_sql("ROLLBACK")
+                if attach is not None:
+                    conn.exec_driver_sql("DETACH DATABASE chain")
         return
     options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
     with engine.connect().execution_options(**options) as conn, conn.begin():
@@ -506,32 +533,36 @@ def verify_mirror(
 
     Raises VerifyError when the live mirror has no checkpoint, or is on blocks the chain no longer has.
     """
-    with scratch_store(scratch_dir) as scratch, read_snapshot(live_engine) as live:
-        target = Store(live_engine).read_checkpoint(live)
-        if target is None:
-            raise VerifyError("the live mirror has no checkpoint yet: nothing indexed to verify")
-        rebuilder = Indexer(scratch, rpc, deployment, finality_depth=1, max_block_range=max_block_range)
+    with scratch_store(scratch_dir) as scratch:
+        attach = Path(str(scratch.url.database)) if live_engine.dialect.name == "sqlite" else None
+        with read_snapshot(live_engine, attach) as live:
+            target = Store(live_engine).read_checkpoint(live)
+            if target is None:
+                raise VerifyError("the live mirror has no checkpoint yet: nothing indexed to verify")
+            rebuilder = Indexer(scratch, rpc, deployment, finality_depth=1, max_block_range=max_block_range)
 
-        def rebuild_progress(block: int, head: int) -> None:
-            if progress is not None:
-                progress("rebuild", block - deployment["deploy_block"] + 1, head - deployment["deploy_block"] + 1)
+            def rebuild_progress(block: int, head: int) -> None:
+                if progress is not None:
+                    first = deployment["deploy_block"]
+                    progress("rebuild", block - first + 1, head - first + 1)
 
-        started = time.monotonic()
-        result = rebuilder.sync_once(until=target.block_number, progress=rebuild_progress)
-        rebuilt = rebuilder.store.checkpoint()
-        _check_same_block(target, rebuilt)
-        rebuild_seconds = time.monotonic() - started
-        started = time.monotonic()
-        with scratch.connect() as chain:
-            comparison = compare_mirrors(live, chain, samples=samples, progress=progress)
-        return VerifyReport(
-            block=target.block_number,
-            block_hash=target.block_hash,
-            events=result.events,
-            rebuild_seconds=rebuild_seconds,
-            compare_seconds=time.monotonic() - started,
-            comparison=comparison,
-        )
+            started = time.monotonic()
+            result = rebuilder.sync_once(until=target.block_number, progress=rebuild_progress)
+            rebuilt = rebuilder.store.checkpoint()
+            _check_same_block(target, rebuilt)
+            rebuild_seconds = time.monotonic() - started
+            started = time.monotonic()
+            scratch.dispose()  # the rebuild is written: from here on it is only read
+            path = Path(str(scratch.url.database))
+            comparison = compare_mirrors(live, path, attached=attach is not None, samples=samples, progress=progress)
+            return VerifyReport(
+                block=target.block_number,
+                block_hash=target.block_hash,
+                events=result.events,
+                rebuild_seconds=rebuild_seconds,
+                compare_seconds=time.monotonic() - started,
+                comparison=comparison,
+            )
 
 
 def _check_same_block(live: Checkpoint, rebuilt: Checkpoint | None) -> None:
