@@ -1,20 +1,23 @@
 """Mirror verification: rebuild every projection from the chain's logs into a scratch store and compare.
 
-An auditor must not trust the live mirror. `verify_mirror` replays the deployment's logs with the indexer's own
-handlers into a fresh scratch SQLite database up to the live mirror's checkpoint, then compares the two table by
-table inside one read snapshot of the live database (the live indexer may go on meanwhile: if it moved on, the
-scratch store follows it to the snapshot's checkpoint first).
+An auditor must not trust the live mirror. `verify_mirror` opens one read snapshot of the live database, reads its
+checkpoint, replays the deployment's logs with the indexer's own handlers into a fresh scratch SQLite database up
+to exactly that block, and compares the two table by table inside that snapshot (the live indexer goes on
+meanwhile; what it writes later is not seen).
 
-Comparison (`compare_mirrors`): both sides are streamed in key order and merged, so memory stays bounded at any
-size. Every row is attributed to a block: the newest of its block columns (`updated_block`, `block_number`,
-`closed_block`, ...), i.e. the block whose logs last shaped it. A block's digest is the BLAKE2b of the canonical
-encodings of its rows in (table, key) order, and the mirror's digest chains the block digests in block order,
-like graph-node's proof of indexing: two mirrors with equal digests are equal, and the first block whose digests
-differ is the first block where they diverge. A row edited in SQL changes the digest of the block it claims (and
-of the block it should have, if its block column was edited); a deleted or an extra row changes its block's.
+Rows (`compare_mirrors`): each row's chain-derived key (primary key, or block and log index for history rows)
+finds its counterpart. A live SQLite mirror gets the scratch database attached to its snapshot connection and
+the differences come from joins; any other database (PostgreSQL) is streamed in key order beside the scratch
+store and merged, so memory stays bounded at any size. Rows are reported as `missing` (on the chain, not in the
+mirror), `extra` (in the mirror only) and `differing` (same key, other values, with the columns).
 
-The rows that differ are reported by kind: `missing` (on the chain, not in the mirror), `extra` (in the mirror,
-not on the chain) and `differing` (same key, other values, with the columns that differ).
+Blocks: every row is attributed to the block that last shaped it (the newest of its block columns:
+`updated_block`, `block_number`, `closed_block`, ...). A block's digest is the BLAKE2b of its rows' canonical
+texts (formatted by the database, the same on SQLite and PostgreSQL) in (table, key) order, and the mirror's
+digest chains the block digests in block order, like graph-node's proof of indexing: two mirrors with equal
+digests are equal, and the first block whose digests differ is the first block where they diverge. A row edited
+in SQL changes the digest of the block it claims (and of the block it should have, if its block column was
+edited); a deleted or an extra row changes its block's.
 """
 
 from __future__ import annotations
