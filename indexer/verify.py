@@ -147,7 +147,7 @@ class VerifyReport:
 
 def create_scratch_engine(path: Path) -> Engine:
     """A throwaway SQLite database tuned for one writer: no journal, no fsync (a crash just discards it)."""
-    engine = create_engine(f"sqlite:///{path}", connect_args={"check_same_thread": False})  # read ahead by a thread
+    engine = create_engine(f"sqlite:///{path}")
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
