@@ -15,7 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
@@ -28,14 +28,15 @@ __all__ = [
     "DEVICE_TYPES",
     "CityDevice",
     "DeviceType",
-    "generate_carriers",
-    "generate_catalog",
+    "CatalogGroups",
+    "carrier_record",
     "generate_devices",
     "write_city",
 ]
 
 DEVICE_COLUMNS = ("code", "type", "district", "lat", "lon", "built_at", "status", "owner_org", "attributes")
 DEVICES_PER_CARRIER = 4
+PROGRESS_ROWS = 10_000
 SERIALS_PER_TYPE_AND_DISTRICT = 1_000_000  # the 6 digits after the district code
 BUILT_FROM = date(2010, 1, 1)
 BUILT_DAYS = 6_000  # built_at falls in 2010-01-01 .. 2026-06
@@ -83,6 +84,8 @@ class CityDevice:
     status: str
     owner_org: str
     attributes: str  # canonical JSON
+    carrier: str  # the carrier it hangs on (also in `attributes`)
+    carrier_at: tuple[float, float] | None  # the carrier's (lat, lon) when this is its first device, else None
 
     def row(self) -> tuple[object, ...]:
         return (self.code, self.type, self.district, f"{self.lat:.6f}", f"{self.lon:.6f}", self.built_at,
@@ -126,7 +129,8 @@ def generate_devices(count: int, seed: int = 1) -> Iterator[CityDevice]:
             owner = DISTRICT_OWNER[district.code]
         number = placed.get(district.code, 0)
         placed[district.code] = number + 1
-        if number % DEVICES_PER_CARRIER == 0:  # a new carrier somewhere in the district
+        first_on_carrier = number % DEVICES_PER_CARRIER == 0
+        if first_on_carrier:  # a new carrier somewhere in the district
             carriers[district.code] = (rng.uniform(min_lat, max_lat), rng.uniform(min_lon, max_lon))
         carrier = f"BJ-POLE-{district.code}{number // DEVICES_PER_CARRIER:08d}"
         lat, lon = _near(rng, carriers[district.code], district.bbox)
@@ -141,55 +145,74 @@ def generate_devices(count: int, seed: int = 1) -> Iterator[CityDevice]:
             status=_status(rng),
             owner_org=owner,
             attributes=json.dumps(attributes, sort_keys=True, separators=(",", ":"), ensure_ascii=False),
+            carrier=carrier,
+            carrier_at=(round(carriers[district.code][0], 6), round(carriers[district.code][1], 6))
+            if first_on_carrier
+            else None,
         )
 
 
-def generate_carriers(devices: Iterator[CityDevice]) -> Iterator[dict[str, object]]:
-    """One carrier per `DEVICES_PER_CARRIER` devices, where its first device stands (poles, some mounts)."""
-    seen: set[str] = set()
-    for device in devices:
-        code = json.loads(device.attributes)["carrier"]
-        if code in seen:
-            continue
-        seen.add(code)
-        yield {"code": code, "kind": "pole" if device.type.startswith("camera.") else "mount",
-               "district": device.district, "lat": device.lat, "lon": device.lon, "slots": 6, "ports": 4,
-               "owner_org": device.owner_org}  # fmt: skip
+def carrier_record(device: CityDevice) -> dict[str, object] | None:
+    """The carrier `device` is the first device of, as a record (poles for cameras, mounts for sensors), or None."""
+    if device.carrier_at is None:
+        return None
+    lat, lon = device.carrier_at
+    kind = "pole" if device.type.startswith("camera.") else "mount"
+    return {"code": device.carrier, "kind": kind, "district": device.district, "lat": lat, "lon": lon, "slots": 6,
+            "ports": 4, "owner_org": device.owner_org}  # fmt: skip
 
 
-def generate_catalog(devices: Iterator[CityDevice], sample: int = 20) -> Iterator[dict[str, object]]:
-    """One catalog entry per (owner, type, district), listing up to `sample` of its devices as lineage."""
-    groups: dict[tuple[str, str, int], list[str]] = {}
-    for device in devices:
-        codes = groups.setdefault((device.owner_org, device.type, device.district), [])
-        if len(codes) < sample:
+class CatalogGroups:
+    """Catalog entries, one per (owner, type, district), each listing up to `sample` of its devices as lineage."""
+
+    def __init__(self, sample: int = 20) -> None:
+        self.sample = sample
+        self.groups: dict[tuple[str, str, int], list[str]] = {}
+
+    def add(self, device: CityDevice) -> None:
+        codes = self.groups.setdefault((device.owner_org, device.type, device.district), [])
+        if len(codes) < self.sample:
             codes.append(device.code)
-    for (owner, kind, district), codes in sorted(groups.items()):
-        imagery = kind.startswith("camera.")
-        yield {
-            "owner_org": owner,
-            "title": f"{kind} {district}",
-            "classification": "城市影像" if imagery else "城市脉搏",
-            "grade": 3 if imagery else 2,
-            "share_condition": "conditional" if imagery else "unconditional",
-            "forms": ["result_only"] if imagery else ["raw", "desensitized"],
-            "device_codes": codes,
-        }
+
+    def entries(self) -> Iterator[dict[str, object]]:
+        for (owner, kind, district), codes in sorted(self.groups.items()):
+            imagery = kind.startswith("camera.")
+            yield {
+                "owner_org": owner,
+                "title": f"{kind} {district}",
+                "classification": "城市影像" if imagery else "城市脉搏",
+                "grade": 3 if imagery else 2,
+                "share_condition": "conditional" if imagery else "unconditional",
+                "forms": ["result_only"] if imagery else ["raw", "desensitized"],
+                "device_codes": codes,
+            }
 
 
-def write_city(out: Path, devices: int, seed: int = 1) -> dict[str, Path]:
-    """Write devices.csv (the bulk import's format), carriers.ndjson and catalog.ndjson into `out`."""
+def write_city(
+    out: Path, devices: int, seed: int = 1, progress: Callable[[int], None] | None = None
+) -> dict[str, Path]:
+    """Write devices.csv (the bulk import's format), carriers.ndjson and catalog.ndjson into `out`, in one pass;
+    `progress(rows)` is called every `PROGRESS_ROWS` devices."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {name: out / name for name in ("devices.csv", "carriers.ndjson", "catalog.ndjson")}
-    with paths["devices.csv"].open("w", encoding="utf-8", newline="") as f:
-        writer = csv.writer(f)
+    catalog = CatalogGroups()
+    with (
+        paths["devices.csv"].open("w", encoding="utf-8", newline="") as device_file,
+        paths["carriers.ndjson"].open("w", encoding="utf-8") as carrier_file,
+    ):
+        writer = csv.writer(device_file)
         writer.writerow(DEVICE_COLUMNS)
-        for device in generate_devices(devices, seed):
+        for index, device in enumerate(generate_devices(devices, seed), 1):
             writer.writerow(device.row())
-    with paths["carriers.ndjson"].open("w", encoding="utf-8") as f:
-        for carrier in generate_carriers(generate_devices(devices, seed)):
-            f.write(json.dumps(carrier, ensure_ascii=False) + "\n")
+            carrier = carrier_record(device)
+            if carrier is not None:
+                carrier_file.write(json.dumps(carrier, ensure_ascii=False) + "\n")
+            catalog.add(device)
+            if progress is not None and index % PROGRESS_ROWS == 0:
+                progress(index)
     with paths["catalog.ndjson"].open("w", encoding="utf-8") as f:
-        for entry in generate_catalog(generate_devices(devices, seed)):
+        for entry in catalog.entries():
             f.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    if progress is not None:
+        progress(devices)
     return paths

@@ -78,6 +78,7 @@ def test_carriers_and_catalog_cover_every_device(tmp_path: Path) -> None:
     entries = [json.loads(line) for line in paths["catalog.ndjson"].read_text(encoding="utf-8").splitlines()]
 
     assert {json.loads(d.attributes)["carrier"] for d in devices} == {c["code"] for c in carriers}
+    assert len({c["code"] for c in carriers}) == len(carriers)
     per_district = Counter(d.district for d in devices)
     assert len(carriers) == sum(-(-n // DEVICES_PER_CARRIER) for n in per_district.values())  # up to 4 devices each
     groups = {(d.owner_org, d.type, d.district) for d in devices}
