@@ -17,6 +17,7 @@ from eth_typing import ChecksumAddress
 from eth_utils import function_abi_to_4byte_selector, to_checksum_address
 
 from chain_gateway.deployments import Deployment
+from chain_gateway.device_calldata import DEVICE_INPUT_TYPE, encode_register_devices
 from chain_gateway.errors import InvalidCall
 
 __all__ = ["CalldataEncoder", "abi_type"]
@@ -59,6 +60,9 @@ def _normalise(item: dict[str, Any], kind: str, value: Any) -> Any:
     return value
 
 
+_REGISTER_DEVICES = (f"{DEVICE_INPUT_TYPE}[]",)
+
+
 @dataclass(frozen=True)
 class _Function:
     address: ChecksumAddress
@@ -97,6 +101,8 @@ class CalldataEncoder:
         if fn is None:
             raise InvalidCall(f"no function {contract}.{function} taking {len(args)} arguments")
         values = [_normalise(i, i["type"], a) for i, a in zip(fn.inputs, args, strict=True)]
+        if fn.types == _REGISTER_DEVICES and contract == "DeviceRegistry":  # the bulk path: ~8x faster by hand
+            return fn.address, encode_register_devices(values[0])
         try:
             return fn.address, fn.selector + abi_encode(list(fn.types), values)
         except (EncodingError, TypeError, ValueError, OverflowError) as exc:

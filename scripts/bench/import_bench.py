@@ -168,9 +168,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None, help="import_batch_size (default: the setting's)")
     parser.add_argument("--inflight", type=int, default=None, help="import_max_inflight_batches")
     parser.add_argument("--gas-estimator", choices=["estimate", "access_list"], default=None, help="gas_estimator")
+    parser.add_argument("--gas-limit", type=int, default=300_000_000, help="the node's block gas limit")
+    parser.add_argument("--prune-history", type=int, default=None, help="block states anvil keeps in memory")
     options = parser.parse_args()
 
-    with tempfile.TemporaryDirectory(prefix="import-bench-") as tmp_name, AnvilNode() as node:
+    node = AnvilNode(gas_limit=options.gas_limit, prune_history=options.prune_history)
+    with tempfile.TemporaryDirectory(prefix="import-bench-") as tmp_name, node:
         tmp = Path(tmp_name)
         w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120}))
         chain = seed_demo_consortium(w3)

@@ -1,0 +1,70 @@
+"""Calldata of `DeviceRegistry.registerDevices(DeviceInput[])`, encoded by hand: the bulk path's hot spot.
+
+eth_abi validates and encodes each of a batch's 250 structs field by field (~0.1 ms per device here, and the
+import paid it twice); this writes the same bytes with integer-to-bytes conversions and one join (a property test
+compares it with eth_abi on random batches). Layout (Solidity ABI): selector, offset of the array (0x20), its
+length, one offset per struct (relative to the first offset), then each struct: 8 head words (offset of `code`,
+type, status, district, lat, lon, builtAt, offset of `attributes`) followed by the two strings, each as its byte
+length and its bytes padded to 32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from eth_utils import function_signature_to_4byte_selector
+
+from chain_gateway.errors import InvalidCall
+
+__all__ = ["DEVICE_INPUT_TYPE", "encode_register_devices"]
+
+DEVICE_INPUT_TYPE = "(string,uint16,uint8,uint32,int32,int32,uint40,string)"
+SELECTOR = function_signature_to_4byte_selector(f"registerDevices({DEVICE_INPUT_TYPE}[])")
+WORD = 32
+HEAD_WORDS = 8  # words of a struct's head
+_INT32 = (-(2**31), 2**31 - 1)
+_UNSIGNED = {1: 2**16 - 1, 2: 2**8 - 1, 3: 2**32 - 1, 6: 2**40 - 1}  # field position -> max
+_MOD = 2**256
+
+DeviceInput = Sequence[object]  # (code, typeId, status, district, lat, lon, builtAt, attributes)
+
+
+def _word(value: int) -> bytes:
+    return (value % _MOD).to_bytes(WORD, "big")
+
+
+def _string(text: str, field: str) -> bytes:
+    if not isinstance(text, str):
+        raise InvalidCall(f"{field}: expected a string, got {type(text).__name__}")
+    raw = text.encode()
+    return _word(len(raw)) + raw + b"\0" * (-len(raw) % WORD)
+
+
+def _integer(value: object, position: int, field: str) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidCall(f"{field}: expected an integer, got {type(value).__name__}")
+    low, high = _INT32 if position in (4, 5) else (0, _UNSIGNED[position])
+    if not low <= value <= high:
+        raise InvalidCall(f"{field}: {value} is out of range {low}..{high}")
+    return value
+
+
+def _struct(device: DeviceInput, index: int) -> bytes:
+    if len(device) != HEAD_WORDS:
+        raise InvalidCall(f"devices[{index}]: expected {HEAD_WORDS} fields, got {len(device)}")
+    code = _string(device[0], f"devices[{index}].code")  # type: ignore[arg-type]
+    attributes = _string(device[7], f"devices[{index}].attributes")  # type: ignore[arg-type]
+    numbers = [_integer(device[i], i, f"devices[{index}][{i}]") for i in range(1, 7)]
+    head = _word(HEAD_WORDS * WORD) + b"".join(map(_word, numbers)) + _word(HEAD_WORDS * WORD + len(code))
+    return head + code + attributes
+
+
+def encode_register_devices(devices: Sequence[DeviceInput]) -> bytes:
+    """The calldata of `registerDevices(devices)`, byte for byte what eth_abi gives; InvalidCall on a bad field."""
+    structs = [_struct(device, i) for i, device in enumerate(devices)]
+    offsets = []
+    at = len(structs) * WORD
+    for struct in structs:
+        offsets.append(_word(at))
+        at += len(struct)
+    return SELECTOR + _word(WORD) + _word(len(structs)) + b"".join(offsets) + b"".join(structs)
