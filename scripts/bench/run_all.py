@@ -43,7 +43,7 @@ class Benchmark:
 
 
 BENCHMARKS: tuple[Benchmark, ...] = (
-    Benchmark("gas", "gas_bench.py", (), ("--sizes", "1,10")),
+    Benchmark("gas", "gas_bench.py", (), ("--sizes", "10")),
     Benchmark("gateway", "gateway_bench.py", (), ("--txs", "200", "--devices", "1000", "--runs", "1")),
     Benchmark("indexer", "indexer_bench.py", (), ("--devices", "2000", "--runs", "1")),
     Benchmark("resolver", "resolver_bench.py", (), ("--grants", "2000", "--decisions", "500", "--runs", "1")),
