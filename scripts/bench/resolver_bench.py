@@ -45,6 +45,9 @@ from sqlmodel import SQLModel
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchkit import Figure, PeakMemory, add_json_option, median, write_figures  # noqa: E402
 
 from chain_gateway.deployments import write_deployment  # noqa: E402
 from chain_gateway.devnet import AnvilNode, free_port, seed_demo_consortium  # noqa: E402
@@ -383,6 +386,36 @@ def serve_api(database_url: str, tmp: Path, node: AnvilNode, deployment_path: Pa
     return url, stop
 
 
+PG_BOTTLENECK = (
+    "each SQL round trip through libpq costs 150-210 us here (a bare SELECT 1), and a permit needs two (the decision "
+    "and its usage receipt) plus ~60 us of ES256 signing; grouping concurrent permits' receipts into one commit and "
+    "running the resolver beside a local PostgreSQL over a Unix socket would move it"
+)
+SQLITE_THREADS_BOTTLENECK = (
+    "the decision is Python-bound (SQLAlchemy, token signing) and the GIL serialises threads, so a second thread "
+    "adds contention, not throughput; a second process (uvicorn worker) would use the other core"
+)
+
+
+def decision_figures(
+    backend: str, threads: int, rates: list[float], p99s: list[float], memory: PeakMemory
+) -> list[Figure]:
+    """The rate and p99 figures of one backend and thread count (targets: DESIGN.md)."""
+    memory.sample("bench")
+    command = ".venv/bin/python scripts/bench/resolver_bench.py"
+    where = f"resolver decisions, {backend}, in process, {threads} thread(s)"
+    bottleneck = PG_BOTTLENECK if backend == "postgresql" else SQLITE_THREADS_BOTTLENECK
+    p99_ms = [p * 1e3 for p in p99s]
+    return [
+        Figure(key=f"resolver.{backend}_{threads}t_decisions_per_s", what=where, value=median(rates),
+               unit="decisions/s", runs=rates, command=command, target=5_000, peak_memory=dict(memory.mib),
+               bottleneck=bottleneck),
+        Figure(key=f"resolver.{backend}_{threads}t_p99_ms", what=f"{where}, p99 latency", value=median(p99_ms),
+               unit="ms", runs=p99_ms, command=command, target=10, better="lower", peak_memory=dict(memory.mib),
+               bottleneck=bottleneck),
+    ]  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orgs", type=int, default=200)
@@ -394,7 +427,10 @@ def main() -> None:
     parser.add_argument("--http", action="store_true", help="also measure through HTTP from this process")
     parser.add_argument("--clients", type=int, default=2, help="HTTP client threads")
     parser.add_argument("--skip-postgres", action="store_true")
+    add_json_option(parser)
     args = parser.parse_args()
+    figures: list[Figure] = []
+    memory = PeakMemory()
     logging.disable(logging.INFO)
 
     with tempfile.TemporaryDirectory() as tmp_dir:
@@ -430,6 +466,7 @@ def main() -> None:
                     print(f"{name} in process, {threads} thread(s): median {statistics.median(rates):,.0f} "
                           f"decisions/s, p99 {statistics.median(p99s) * 1e3:.2f} ms over {args.runs} runs "
                           f"({len(tokens):,} tokens of the last run verified offline)")  # fmt: skip
+                    figures += decision_figures(name, threads, rates, p99s, memory)
                 if node is not None:
                     orgs = range(1, args.orgs + 1)
                     bearer = {o: issue_token(engine, f"ORG-{o:04d}", _account(o), "bench") for o in orgs}
@@ -446,6 +483,7 @@ def main() -> None:
                     finally:
                         stop()
                 engine.dispose()
+            write_figures(args.json, figures)
         finally:
             if node is not None:
                 node.stop()
