@@ -26,6 +26,7 @@ from registry_api.city import DISTRICTS
 __all__ = [
     "DEVICE_COLUMNS",
     "DEVICE_TYPES",
+    "DISTRICT_OWNER",
     "CityDevice",
     "DeviceType",
     "CatalogGroups",

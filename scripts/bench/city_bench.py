@@ -1,0 +1,370 @@
+#!/usr/bin/env python
+"""City benchmark: 1,000,000 devices of the synthetic city from CSV to on-chain, indexed and queryable.
+
+The headline figure of issue 7 (target: <= 4 minutes end to end for 1M devices). Per run, on a fresh chain:
+
+1. `registry_api.synthetic_city.write_city` writes the city (`dirchain synth city`); not timed (the CSV exists
+   before the clock starts);
+2. timed from here: the city's devices.csv is split by `owner_org` (an import registers the importing org's
+   devices only: each department uploads its own file), and each org's file is uploaded through the product's
+   bulk import (`POST /v1/imports`, the CLI's streaming upload), all imports running side by side;
+3. the imports are followed until every row is confirmed on-chain (every import `done`, none rejected), then the
+   mirror until it holds every device: that moment is the end-to-end time;
+4. not timed: the result is shown queryable and exact: sample devices by `GET /v1/devices/{code}` equal their
+   CSV rows, a filtered list (type + district + owner) counts what the CSV holds, and DeviceRegistered events on
+   the chain, the mirror's count and the CSV's rows are all equal.
+
+Node and processes (the configuration issue 7's notes found best; see docs/issue7-notes.md): anvil mining one
+block a second (`--block-time 1`) with a 1.2G gas limit (~70 registrations of 250 devices per block) and
+`--prune-history 2` (anvil copies its state per block; few states keep its memory at ~2.5 GB for 1M devices);
+gas sized by `eth_createAccessList`; SQLite; 64 batches of each import in the outbox at once. With
+`--processes split` (the default) the API process runs the import runner only, and the gateway
+(`dirchain gateway run`) and the indexer (`dirchain indexer run`) run in processes of their own, so the
+Python work spreads over both cores; `--processes one` runs all three inside the API as `dirchain serve` does.
+
+    .venv/bin/python scripts/bench/city_bench.py [--devices 1000000] [--runs 3] [--processes split|one]
+        [--json PATH]
+    .venv/bin/python scripts/bench/city_bench.py --devices 5000 --runs 1     # smoke
+"""
+
+# ruff: noqa: T201 - a plain script whose output is its figures
+from __future__ import annotations
+
+import argparse
+import csv
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import SecretStr
+from web3 import Web3
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchkit import Figure, PeakMemory, add_json_option, median, write_figures  # noqa: E402
+
+from chain_gateway.deployments import write_deployment  # noqa: E402
+from chain_gateway.devnet import AnvilNode, seed_demo_consortium  # noqa: E402
+from chain_gateway.keystore import DEV_SCRYPT_N, Keystore  # noqa: E402
+from chain_gateway.settings import Settings  # noqa: E402
+from registry_api.app import create_read_engine  # noqa: E402
+from registry_api.auth import create_token_table, issue_token  # noqa: E402
+from registry_api.cli_imports import upload_file  # noqa: E402
+from registry_api.client import ApiClient, ApiClientError, Credentials  # noqa: E402
+from registry_api.synthetic_city import DEVICE_TYPES, DISTRICT_OWNER, write_city  # noqa: E402
+from tests.chain_gateway.support import DEVICE_REGISTERED_TOPIC  # noqa: E402
+from tests.registry_api.import_support import ApiProcess, wait_for  # noqa: E402
+
+TARGET_SECONDS = 240.0  # DESIGN.md: 1M devices in <= 4 min
+TARGET_DEVICES = 1_000_000
+MB = 1024 * 1024
+SAMPLES = 20  # devices looked up by code after each run
+LOG_RANGE = 2_000  # blocks per eth_getLogs when counting registrations
+TIMEOUT_SECONDS = 3_600.0
+
+
+@dataclass
+class CityFiles:
+    """The city's devices split per owner org, and what the checks compare against."""
+
+    paths: dict[str, Path]
+    rows: Counter[str] = field(default_factory=Counter)  # owner -> devices
+    groups: Counter[tuple[str, str, str]] = field(default_factory=Counter)  # (type, district, owner) -> devices
+    samples: list[dict[str, str]] = field(default_factory=list)
+
+
+def split_by_owner(source: Path, out: Path, seed: int) -> CityFiles:
+    """One CSV per owner org (same columns), with the counts and sample rows the checks need."""
+    out.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    files: dict[str, Any] = {}
+    writers: dict[str, Any] = {}
+    city = CityFiles(paths={})
+    try:
+        with source.open(encoding="utf-8", newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader)
+            owner_at = header.index("owner_org")
+            for row in reader:
+                owner = row[owner_at]
+                writer = writers.get(owner)
+                if writer is None:
+                    city.paths[owner] = out / f"{owner}.csv"
+                    files[owner] = city.paths[owner].open("w", encoding="utf-8", newline="")
+                    writer = writers[owner] = csv.writer(files[owner])
+                    writer.writerow(header)
+                writer.writerow(row)
+                city.rows[owner] += 1
+                values = dict(zip(header, row, strict=True))
+                city.groups[(values["type"], values["district"], owner)] += 1
+                if len(city.samples) < SAMPLES:  # reservoir sample over the whole file
+                    city.samples.append(values)
+                elif (at := rng.randrange(sum(city.rows.values()))) < SAMPLES:
+                    city.samples[at] = values
+    finally:
+        for handle in files.values():
+            handle.close()
+    return city
+
+
+class ServiceProcess:
+    """`dirchain gateway run` or `dirchain indexer run` in a child process with the API's environment."""
+
+    def __init__(self, api: ApiProcess, service: str, log: Path) -> None:
+        self.command = [sys.executable, "-c", "from registry_api.cli import main; main()", service, "run"]
+        self.env, self.cwd, self.log = api.env, api.cwd, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=out, stderr=out)
+        return self
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def chain_registrations(url: str, address: str, first: int) -> int:
+    """DeviceRegistered events on the chain from block `first` (raw JSON-RPC: only their number is needed)."""
+    with httpx.Client(timeout=600) as rpc:
+        head = int(rpc.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_blockNumber"}).json()["result"], 16)
+        total = 0
+        for start in range(first, head + 1, LOG_RANGE):
+            query = {"address": address, "fromBlock": hex(start), "toBlock": hex(min(head, start + LOG_RANGE - 1)),
+                     "topics": [DEVICE_REGISTERED_TOPIC]}  # fmt: skip
+            answer = rpc.post(url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_getLogs", "params": [query]})
+            total += len(answer.json()["result"])
+    return total
+
+
+def mirror_count(client: ApiClient, **filters: str) -> int:
+    page: dict[str, Any] = client.request("GET", "/v1/devices", params={**filters, "limit": 1})
+    return int(page["count"])
+
+
+def roles_mirrored(client: ApiClient, org: str) -> bool:
+    try:
+        client.request("GET", f"/v1/members/{org}")
+    except ApiClientError:
+        return False
+    return True
+
+
+def follow(clients: dict[str, ApiClient], jobs: dict[str, str], api: ApiProcess) -> dict[str, dict[str, Any]]:
+    """Poll every import until all are done or failed; print progress every few seconds."""
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    shown = 0.0
+    while True:
+        states = {org: clients[org].request("GET", f"/v1/imports/{jobs[org]}") for org in jobs}
+        if all(s["status"] in ("done", "failed") for s in states.values()):
+            return states
+        if time.monotonic() - shown > 10:
+            shown = time.monotonic()
+            read = sum(s["rows"]["read"] for s in states.values())
+            confirmed = sum(s["rows"]["confirmed"] for s in states.values())
+            print(f"  {read:,} read, {confirmed:,} confirmed; API RSS {api.memory_bytes('VmRSS') / MB:,.0f} MiB",
+                  flush=True)  # fmt: skip
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"imports not done in {TIMEOUT_SECONDS:.0f} s")
+        time.sleep(0.5)
+
+
+def check_queryable(client: ApiClient, city: CityFiles) -> None:
+    """Sample devices by code equal their rows; a filtered list counts what the CSV holds."""
+    for row in city.samples:
+        device: dict[str, Any] = client.request("GET", f"/v1/devices/{row['code']}")
+        got = (device["type"], str(device["district"]), device["owner_org"], device["status"])
+        want = (row["type"], row["district"], row["owner_org"], row["status"])
+        if got != want or abs(device["location"]["lat"] - float(row["lat"])) > 1e-6:
+            raise RuntimeError(f"device {row['code']}: mirror {got} != CSV {want}")
+    (kind, district, owner), expected = city.groups.most_common(1)[0]
+    page: dict[str, Any] = client.request(
+        "GET", "/v1/devices", params={"type": kind, "district": district, "owner": owner, "limit": 50}
+    )
+    if page["count"] != expected or any(
+        (d["type"], str(d["district"]), d["owner_org"]) != (kind, district, owner) for d in page["data"]
+    ):
+        raise RuntimeError(f"list {kind} in {district} of {owner}: {page['count']} devices, the CSV holds {expected}")
+    print(f"  queryable: {len(city.samples)} devices by code equal their rows; {kind} in {district} of {owner}: "
+          f"{expected:,} listed as in the CSV")  # fmt: skip
+
+
+@dataclass
+class RunResult:
+    seconds: float  # split + upload + confirmed + indexed
+    stages: dict[str, float]
+
+
+def one_run(options: argparse.Namespace, memory: PeakMemory) -> RunResult:
+    node = AnvilNode(block_time=options.block_time, gas_limit=options.gas_limit, prune_history=options.prune_history)
+    with tempfile.TemporaryDirectory(prefix="city-bench-") as tmp_name, node:
+        tmp = Path(tmp_name)
+        started = time.perf_counter()
+        write_city(tmp / "city", options.devices, options.seed)
+        generated = time.perf_counter() - started
+        print(f"city: {options.devices:,} devices written in {generated:.1f} s", flush=True)
+
+        w3 = Web3(Web3.HTTPProvider(node.url, request_kwargs={"timeout": 120}))
+        chain = seed_demo_consortium(w3)
+        first_block = w3.eth.block_number + 1
+        password = SecretStr("bench-only")
+        keystore = Keystore(tmp / "keystore", password)
+        write_deployment(chain.deployment, tmp / "deployment.json")
+        database_url = f"sqlite:///{tmp / 'dirchain.db'}"
+        settings = Settings(
+            rpc_urls=[node.url],
+            chain_id=node.chain_id,
+            deployments_path=tmp / "deployment.json",
+            database_url=database_url,
+            keystore_dir=tmp / "keystore",
+            keystore_password=password,
+        )
+        split = options.processes == "split"
+        overrides = {
+            "import_poll_seconds": "0.05",
+            "indexer_poll_seconds": "0.5",
+            "gas_estimator": "access_list",
+            "import_max_inflight_batches": str(options.inflight),
+            "run_gateway_in_api": str(not split).lower(),
+            "run_indexer_in_api": str(not split).lower(),
+        }
+        if options.batch_size:
+            overrides["import_batch_size"] = str(options.batch_size)
+        orgs = sorted({t.owner for t in DEVICE_TYPES} | set(DISTRICT_OWNER.values()))
+        for org in orgs:
+            keystore.add(chain.orgs[org].private_key, DEV_SCRYPT_N)
+        engine = create_read_engine(database_url)
+        create_token_table(engine)
+        tokens = {org: issue_token(engine, org, chain.orgs[org].account, "bench") for org in orgs}
+        engine.dispose()
+        with ApiProcess(settings, tmp, **overrides) as api:
+            services = [ServiceProcess(api, s, tmp / f"{s}.log") for s in ("indexer", "gateway")] if split else []
+            try:
+                for service in services:
+                    service.start()
+                api.start()
+                clients = {org: ApiClient(Credentials(api.url, tokens[org], org), timeout=600) for org in orgs}
+                for org, client in clients.items():
+                    wait_for(lambda c=client, o=org: roles_mirrored(c, o), 60, f"the mirror holds no roles of {org}")
+                started = time.perf_counter()
+                city = split_by_owner(tmp / "city" / "devices.csv", tmp / "by-owner", options.seed)
+                split_s = time.perf_counter() - started
+                jobs = {org: upload_file(clients[org], path)["import_id"] for org, path in city.paths.items()}
+                uploaded = time.perf_counter() - started
+                states = follow({o: clients[o] for o in jobs}, jobs, api)
+                confirmed = time.perf_counter() - started
+                total = sum(city.rows.values())
+                any_client = next(iter(clients.values()))
+
+                def indexed() -> bool:
+                    return sum(mirror_count(any_client, owner=org) for org in city.paths) >= total
+
+                wait_for(indexed, TIMEOUT_SECONDS, "the mirror did not catch up")
+                end_to_end = time.perf_counter() - started
+                memory.sample("api", api.process.pid if api.process else None)
+                for name, service in zip(("indexer", "gateway"), services, strict=False):
+                    memory.sample(name, service.process.pid if service.process else None)
+                memory.sample("anvil", node.process.pid if node.process else None)
+
+                problems = {org: s for org, s in states.items() if s["status"] != "done" or s["rows"]["rejected"]}
+                if problems:
+                    raise RuntimeError(f"imports not clean: {problems}")
+                on_chain = chain_registrations(node.url, chain.deployment["contracts"]["DeviceRegistry"]["address"],
+                                               first_block)  # fmt: skip
+                in_mirror = sum(mirror_count(any_client, owner=org) for org in city.paths)
+                print(f"  counts: CSV {total:,}, on chain {on_chain:,}, in the mirror {in_mirror:,}")
+                if not on_chain == in_mirror == total:
+                    raise RuntimeError("the counts differ")
+                check_queryable(any_client, city)
+                for client in clients.values():
+                    client.close()
+            finally:
+                for service in services:
+                    service.stop()
+    stages = {"split": split_s, "upload": uploaded, "confirmed": confirmed, "indexed": end_to_end}
+    print(f"run: split {split_s:.1f} s, uploaded {uploaded:.1f} s, all confirmed {confirmed:.1f} s, all indexed "
+          f"{end_to_end:.1f} s = {options.devices / end_to_end:,.0f} devices/s end to end", flush=True)  # fmt: skip
+    return RunResult(end_to_end, stages)
+
+
+def bottleneck(options: argparse.Namespace, seconds: float) -> str:
+    return (
+        f"{options.devices / seconds:,.0f} devices/s end to end. "
+        + "The Python pipeline (import runner, gateway, indexer) on 2 cores shared with anvil is the limit: "
+        "see the report of issue 7 for the profile"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=TARGET_DEVICES)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--processes", choices=["split", "one"], default="split", help="see the docstring")
+    parser.add_argument("--block-time", type=float, default=1.0, help="anvil's block interval, seconds")
+    parser.add_argument("--gas-limit", type=int, default=1_200_000_000, help="anvil's block gas limit")
+    parser.add_argument("--prune-history", type=int, default=2, help="block states anvil keeps in memory")
+    parser.add_argument("--batch-size", type=int, default=None, help="import_batch_size (default: the setting's)")
+    parser.add_argument("--inflight", type=int, default=64, help="import_max_inflight_batches")
+    add_json_option(parser)
+    options = parser.parse_args()
+
+    memory = PeakMemory()
+    results = [one_run(options, memory) for _ in range(options.runs)]
+    memory.sample("bench")
+    seconds = [r.seconds for r in results]
+    value = median(seconds)
+    target = TARGET_SECONDS * options.devices / TARGET_DEVICES
+    command = f"scripts/bench/city_bench.py --devices {options.devices} --runs {options.runs}"
+    note = f"{options.devices:,} devices; anvil 1 s blocks, 1.2G gas, 2 states; {options.processes} processes"
+    figures = [
+        Figure(
+            key="city.end_to_end_s",
+            what="1M devices from CSV to on-chain, indexed and queryable",
+            value=round(value, 1),
+            unit="s",
+            runs=[round(s, 1) for s in seconds],
+            command=command,
+            target=target,
+            better="lower",
+            peak_memory=dict(memory.mib),
+            note=note if options.devices != TARGET_DEVICES else note.split("; ", 1)[1],
+            bottleneck="" if value <= target else bottleneck(options, value),
+        ),
+        Figure(
+            key="city.devices_per_s_end_to_end",
+            what="city import rate, CSV to indexed",
+            value=round(options.devices / value),
+            unit="devices/s",
+            runs=[round(options.devices / s) for s in seconds],
+            command=command,
+            target=round(TARGET_DEVICES / TARGET_SECONDS),
+            peak_memory=dict(memory.mib),
+            bottleneck="" if value <= target else bottleneck(options, value),
+        ),
+    ]
+    for stage in ("upload", "confirmed"):
+        print(f"median {stage}: {median([r.stages[stage] for r in results]):.1f} s")
+    for f in figures:
+        print(f"{f.what}: {f.value:,} {f.unit} (runs {f.runs}; target {f.target:,}); peak MiB {f.peak_memory}")
+    write_figures(options.json, figures)
+
+
+if __name__ == "__main__":
+    main()
