@@ -13,8 +13,6 @@ median time, logs/s and the process's peak memory. Nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import resource
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from web3 import Web3
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "scripts" / "bench")]
 
+from benchkit import Figure, add_json_option, median, peak_rss_mib, write_figures  # noqa: E402
 from indexer_bench import register  # noqa: E402
 
 from chain_gateway.devnet import AnvilNode, seed_demo_consortium  # noqa: E402
@@ -38,6 +37,7 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=50_000)
     parser.add_argument("--batch", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    add_json_option(parser)
     args = parser.parse_args()
     with AnvilNode() as node:
         w3 = Web3(Web3.HTTPProvider(node.url))
@@ -55,11 +55,17 @@ def main() -> None:
             started = time.perf_counter()
             page = report_html(report)
             html_seconds = time.perf_counter() - started
-    median = statistics.median(times)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"median {median:.2f} s ({report.activity_count / median:,.0f} logs/s), runs "
+    seconds = median(times)
+    peak = peak_rss_mib()
+    print(f"median {seconds:.2f} s ({report.activity_count / seconds:,.0f} logs/s), runs "
           f"{' / '.join(f'{t:.2f}' for t in times)}; HTML {len(page) / 1e6:.1f} MB in {html_seconds:.2f} s; "
           f"peak memory {peak:,.0f} MiB")  # fmt: skip
+    write_figures(args.json, [
+        Figure(key="audit.report_s", what=f"audit report of a range of {args.devices:,} registrations, from the chain",
+               value=seconds, unit="s", runs=times, better="lower", peak_memory={"bench": round(peak, 1)},
+               command=f".venv/bin/python scripts/bench/audit_report_bench.py --devices {args.devices}",
+               note=f"{report.activity_count / seconds:,.0f} logs/s; HTML {len(page) / 1e6:.1f} MB"),
+    ])  # fmt: skip
 
 
 if __name__ == "__main__":

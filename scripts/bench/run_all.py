@@ -50,6 +50,9 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("api", "api_load_bench.py", (), ("--devices", "20000", "--seconds", "3", "--runs", "1")),
     Benchmark("city", "city_bench.py", (), ("--devices", "5000", "--runs", "1")),
     Benchmark("audit", "audit_bench.py", (), ("--devices", "5000", "--runs", "1")),
+    Benchmark("audit_report", "audit_report_bench.py", ("--devices", "20000"), ("--devices", "1000", "--runs", "1")),
+    Benchmark("spatial", "spatial_bench.py", (), ("--devices", "5000", "--queries", "50", "--baseline", "0")),
+    Benchmark("stats", "stats_bench.py", (), ("--devices", "5000", "--runs", "1")),
 )
 
 

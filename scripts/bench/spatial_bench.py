@@ -29,7 +29,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchkit import Figure, add_json_option, peak_rss_mib, write_figures  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
@@ -39,6 +41,8 @@ from registry_api import crud  # noqa: E402
 from registry_api.city import DISTRICTS  # noqa: E402
 from tests.support.mirror_rows import ORGS, TYPES, device_row, insert_devices, seed_reference_rows  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
+
+COMMAND = ".venv/bin/python scripts/bench/spatial_bench.py"
 
 NEAR_RADIUS_M = 500.0
 BOX_HALF_DEGREES = (0.0045, 0.0059)  # lat, lon: ~1 km x 1 km at Beijing's latitude
@@ -81,11 +85,13 @@ def timed(run: Callable[[], int], queries: int) -> tuple[list[float], float, int
     return sorted(latencies), time.perf_counter() - started, rows
 
 
-def report(label: str, latencies: list[float], wall: float, rows: int) -> None:
+def report(label: str, latencies: list[float], wall: float, rows: int) -> float:
+    """Print the query's figures; returns its p99 in ms."""
     p50 = statistics.median(latencies) * 1e3
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1e3
     print(f"  {label:<28} p50 {p50:7.2f} ms   p99 {p99:7.2f} ms   {len(latencies) / wall:8,.0f} queries/s   "
           f"{rows / len(latencies):6.1f} devices per answer")  # fmt: skip
+    return p99
 
 
 def query_runs(engine: Engine, points: list[tuple[float, float]]) -> dict[str, Callable[[int], int]]:
@@ -112,7 +118,8 @@ def query_runs(engine: Engine, points: list[tuple[float, float]]) -> dict[str, C
     return {"near 500 m": near, "near 500 m, type camera.road": near_typed, "bbox 1 km x 1 km": bbox}
 
 
-def bench(name: str, url: str, args: argparse.Namespace) -> None:
+def bench(name: str, url: str, args: argparse.Namespace) -> list[Figure]:
+    figures = []
     engine = create_mirror_engine(url)
     try:
         seed_reference_rows(engine)
@@ -129,7 +136,13 @@ def bench(name: str, url: str, args: argparse.Namespace) -> None:
                 run(i)
         for label, run in runs.items():
             counter = iter(range(args.queries))
-            report(label, *timed(lambda run=run, counter=counter: run(next(counter)), args.queries))
+            p99 = report(label, *timed(lambda run=run, counter=counter: run(next(counter)), args.queries))
+            slug = label.split(",")[0].replace(" ", "_") + ("_typed" if "type" in label else "")
+            figures.append(
+                Figure(key=f"spatial.{name}_{slug}_p99_ms", unit="ms", value=p99, runs=[p99], better="lower",
+                       what=f"spatial query {label}, {name}, in process, {args.devices:,} devices, p99",
+                       command=COMMAND, peak_memory={"bench": round(peak_rss_mib(), 1)})
+            )  # fmt: skip
         if args.baseline:
             with engine.begin() as conn:
                 conn.execute(text(f"DROP INDEX {INDEX_NAME}"))
@@ -141,6 +154,7 @@ def bench(name: str, url: str, args: argparse.Namespace) -> None:
             create_spatial_index(engine)
     finally:
         engine.dispose()
+    return figures
 
 
 def main() -> None:
@@ -150,15 +164,17 @@ def main() -> None:
     parser.add_argument("--baseline", type=int, default=20, help="queries without the index (0: skip)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-postgres", action="store_true")
+    add_json_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        bench("sqlite", f"sqlite:///{Path(tmp) / 'spatial.db'}", args)
+        figures = bench("sqlite", f"sqlite:///{Path(tmp) / 'spatial.db'}", args)
     if not args.skip_postgres:
         server = PostgresServer().start()
         try:
-            bench("postgresql", server.create_database("spatial_" + uuid.uuid4().hex[:10]), args)
+            figures += bench("postgresql", server.create_database("spatial_" + uuid.uuid4().hex[:10]), args)
         finally:
             server.stop()
+    write_figures(args.json, figures)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from benchkit import Figure, add_json_option, median, peak_rss_mib, write_figures  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 
 from indexer.models import DeviceEvent, Inspection, SharingRequest  # noqa: E402
@@ -40,6 +42,8 @@ from registry_api import stats  # noqa: E402
 from registry_api.city import DISTRICTS  # noqa: E402
 from tests.support.mirror_rows import ORGS, device_row, insert_devices, seed_reference_rows  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
+
+COMMAND = ".venv/bin/python scripts/bench/stats_bench.py"
 
 T0 = int(datetime(2025, 1, 1, tzinfo=stats.CITY_TZ).timestamp())
 BLOCK_SECONDS = 5
@@ -123,7 +127,8 @@ def load(engine: Engine, devices: int, seed: int) -> None:
             conn.execute(text("ANALYZE"))
 
 
-def bench(name: str, url: str, args: argparse.Namespace) -> None:
+def bench(name: str, url: str, args: argparse.Namespace) -> list[Figure]:
+    figures = []
     engine = create_mirror_engine(url)
     try:
         started = time.perf_counter()
@@ -148,8 +153,17 @@ def bench(name: str, url: str, args: argparse.Namespace) -> None:
             print(f"  {label:<40} median {statistics.median(seconds) * 1e3:8.0f} ms  (runs "
                   f"{' / '.join(f'{s * 1e3:.0f}' for s in seconds)}); on the ledger {devices.total:,}, registered "
                   f"{devices.registered:,}, overdue {devices.inspections_overdue:,}")  # fmt: skip
+            slug = "current" if "current" in label else "previous"
+            slug += "_filtered" if filters else ""
+            figures.append(
+                Figure(key=f"stats.{name}_{slug}_month_ms", unit="ms", value=median([t * 1e3 for t in seconds]),
+                       runs=[t * 1e3 for t in seconds], better="lower", command=COMMAND,
+                       what=f"assessment indicators (GET /v1/stats), {label}, {name}, {args.devices:,} devices",
+                       peak_memory={"bench": round(peak_rss_mib(), 1)})
+            )  # fmt: skip
     finally:
         engine.dispose()
+    return figures
 
 
 def main() -> None:
@@ -158,15 +172,17 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--skip-postgres", action="store_true")
+    add_json_option(parser)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        bench("sqlite", f"sqlite:///{Path(tmp) / 'stats.db'}", args)
+        figures = bench("sqlite", f"sqlite:///{Path(tmp) / 'stats.db'}", args)
     if not args.skip_postgres:
         server = PostgresServer().start()
         try:
-            bench("postgresql", server.create_database("stats_" + uuid.uuid4().hex[:10]), args)
+            figures += bench("postgresql", server.create_database("stats_" + uuid.uuid4().hex[:10]), args)
         finally:
             server.stop()
+    write_figures(args.json, figures)
 
 
 if __name__ == "__main__":
