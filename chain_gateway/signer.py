@@ -1,24 +1,54 @@
-"""Sign transactions (legacy EIP-155 and EIP-1559) with coincurve directly: ~5x eth-account's speed.
+"""Sign transactions (legacy EIP-155 and EIP-1559) with coincurve directly: ~10x eth-account's speed.
 
 eth-account's `sign_transaction` validates and re-serialises through several layers (~870 tx/s here);
-the gateway needs thousands per second, so this module RLP-encodes the two transaction types itself and
-signs the keccak hash with libsecp256k1 (RFC 6979, low s), byte-for-byte what eth-account produces
-(tests compare the two). The key stays inside the `coincurve.PrivateKey`; nothing here logs or reprs it.
+the gateway needs thousands per second, so this module RLP-encodes the two transaction types itself (their
+fields are only integers, byte strings and an empty access list), hashes with pysha3's C keccak and signs
+with libsecp256k1 (RFC 6979, low s): byte-for-byte what eth-account produces (tests compare the two).
+The key stays inside the `coincurve.PrivateKey`; nothing here logs or reprs it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-import rlp
 from coincurve import PrivateKey
 from eth_account.signers.local import LocalAccount
-from eth_hash.auto import keccak
 from eth_typing import ChecksumAddress
+from sha3 import keccak_256
 
-__all__ = ["Fees", "SignedTx", "TxSigner"]
+__all__ = ["Fees", "SignedTx", "TxSigner", "keccak", "rlp_encode"]
 
 EIP1559_TX_TYPE = b"\x02"
+EMPTY_LIST = b"\xc0"  # RLP of [] (the access list)
+
+
+def keccak(data: bytes) -> bytes:
+    """keccak256 of `data`."""
+    return keccak_256(data).digest()
+
+
+def _length_prefix(length: int, short: int) -> bytes:
+    if length < 56:
+        return bytes((short + length,))
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes((short + 55 + len(size),)) + size
+
+
+def _item(value: int | bytes) -> bytes:
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("RLP integers are unsigned")
+        value = value.to_bytes((value.bit_length() + 7) // 8, "big")  # 0 -> b""
+    if len(value) == 1 and value[0] < 0x80:
+        return value
+    return _length_prefix(len(value), 0x80) + value
+
+
+def rlp_encode(fields: Sequence[int | bytes], tail: bytes = b"") -> bytes:
+    """RLP of a list of integers and byte strings, followed inside the list by the encoded items `tail`."""
+    body = b"".join(map(_item, fields)) + tail
+    return _length_prefix(len(body), 0xC0) + body
 
 
 @dataclass(frozen=True)
@@ -55,17 +85,17 @@ class TxSigner:
         """Sign a call of `to` (20 bytes) with `data`; returns the raw transaction and its hash."""
         if fees.legacy:
             assert fees.gas_price is not None
-            fields: list[object] = [nonce, fees.gas_price, gas, to, value, data]
-            digest = keccak(rlp.encode([*fields, self._chain_id, 0, 0]))
+            fields: list[int | bytes] = [nonce, fees.gas_price, gas, to, value, data]
+            digest = keccak(rlp_encode([*fields, self._chain_id, 0, 0]))
             r, s, recovery = self._sign(digest)
-            raw = rlp.encode([*fields, recovery + 35 + 2 * self._chain_id, r, s])
+            raw = rlp_encode([*fields, recovery + 35 + 2 * self._chain_id, r, s])
         else:
             if fees.max_fee is None or fees.max_priority_fee is None:
                 raise ValueError("EIP-1559 fees need max_fee and max_priority_fee")
-            fields = [self._chain_id, nonce, fees.max_priority_fee, fees.max_fee, gas, to, value, data, []]
-            digest = keccak(EIP1559_TX_TYPE + rlp.encode(fields))
+            fields = [self._chain_id, nonce, fees.max_priority_fee, fees.max_fee, gas, to, value, data]
+            digest = keccak(EIP1559_TX_TYPE + rlp_encode(fields, EMPTY_LIST))
             r, s, recovery = self._sign(digest)
-            raw = EIP1559_TX_TYPE + rlp.encode([*fields, recovery, r, s])
+            raw = EIP1559_TX_TYPE + rlp_encode(fields, EMPTY_LIST + b"".join(map(_item, (recovery, r, s))))
         return SignedTx(raw=raw, tx_hash=keccak(raw))
 
     def _sign(self, digest: bytes) -> tuple[int, int, int]:

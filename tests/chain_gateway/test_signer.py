@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import rlp
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chain_gateway.devnet import dev_key
-from chain_gateway.signer import Fees, TxSigner
+from chain_gateway.signer import Fees, TxSigner, rlp_encode
 
 TO = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
 CHAIN_ID = 31337
@@ -50,6 +53,32 @@ def test_eip1559_signature_equals_eth_account(account: LocalAccount, tip: int) -
     )
     assert ours.raw == bytes(theirs.raw_transaction)
     assert ours.tx_hash == bytes(theirs.hash)
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00", b"\x7f", b"\x80", bytes(55), bytes(56), bytes(300), bytes(70_000)])
+def test_eip1559_signature_equals_eth_account_for_any_calldata_length(account: LocalAccount, data: bytes) -> None:
+    fees = Fees(max_fee=2**70, max_priority_fee=127)
+    ours = TxSigner(account, CHAIN_ID).sign(nonce=128, gas=2**24, to=bytes.fromhex(TO[2:]), data=data, fees=fees)
+    theirs = account.sign_transaction(
+        {
+            "type": 2,
+            "nonce": 128,
+            "gas": 2**24,
+            "to": TO,
+            "data": data,
+            "maxFeePerGas": 2**70,
+            "maxPriorityFeePerGas": 127,
+            "chainId": CHAIN_ID,
+            "value": 0,
+        }
+    )
+    assert ours.raw == bytes(theirs.raw_transaction)
+
+
+@given(st.lists(st.one_of(st.integers(min_value=0, max_value=2**256 - 1), st.binary(max_size=600)), max_size=12))
+def test_rlp_encoding_equals_pyrlp(fields: list[int | bytes]) -> None:
+    assert rlp_encode(fields) == rlp.encode(fields)
+    assert rlp_encode(fields, rlp.encode([])) == rlp.encode([*fields, []])
 
 
 def test_signer_repr_shows_no_key(account: LocalAccount) -> None:
