@@ -25,8 +25,9 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import structlog
 from eth_account.signers.local import LocalAccount
@@ -41,6 +42,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from chain_gateway.calldata import CalldataEncoder
 from chain_gateway.deployments import Deployment, load_deployment
 from chain_gateway.errors import ContractRevert, GatewayConfigError, GatewayRPCError, IdempotencyConflict
+from chain_gateway.gas import GasCall, GasEstimator, GasSizer, ShapeKey
 from chain_gateway.keystore import Keystore
 from chain_gateway.nonces import NonceManager
 from chain_gateway.outbox import (
@@ -67,8 +69,6 @@ log = structlog.get_logger("chain_gateway")
 
 CRASH_ENV = "DIRCHAIN_GATEWAY_CRASH_AT"
 CRASH_EXIT_CODE = 137
-GAS_MARGIN = 1.25  # estimate x margin + headroom: state may change between estimate and inclusion
-GAS_HEADROOM = 20_000  # gas
 REBROADCAST_AFTER_SECONDS = 10.0
 QUEUED_RESEND_AFTER_SECONDS = 1.0
 FOLLOW_AT_LEAST_EVERY_SECONDS = 1.0  # under a backlog, steps 2-4 run at least this often
@@ -92,13 +92,6 @@ def _is_retryable(exc: BaseException) -> bool:
 
 def _hex(data: bytes) -> str:
     return "0x" + data.hex()
-
-
-GasEstimator = Literal["estimate", "access_list"]
-"""How the worker sizes gas: "estimate" runs eth_estimateGas per transaction (a binary search: ~1,400/s on
-anvil here); "access_list" takes `gasUsed` of one eth_createAccessList execution (~5,500/s). Both get
-GAS_MARGIN and GAS_HEADROOM on top; 1.25 x covers the largest refund (EIP-3529 caps it at a fifth of the
-gas used) and the headroom covers the 1/64 of gas each nested call keeps back."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +125,7 @@ class Gateway(OwnsResources):
         batch_size: int = BATCH_SIZE,
         rebroadcast_after_seconds: float = REBROADCAST_AFTER_SECONDS,
         gas_estimator: GasEstimator | None = None,
+        gas_cache: bool = False,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -148,7 +142,12 @@ class Gateway(OwnsResources):
         self._receipts_head: str | None = None  # latest block hash at the last complete receipts pass
         self._receipts_at = 0.0  # time.monotonic() of that pass
         self._followed_at = 0.0  # time.monotonic() of the last receipts/resend/confirm steps
-        self.gas_estimator: GasEstimator = gas_estimator or settings.gas_estimator
+        self._gas = GasSizer(
+            self._batch, gas_estimator or settings.gas_estimator, settings.gas_limit_cap, cached=gas_cache
+        )
+        self._cached_gas: dict[str, ShapeKey] = {}  # rows signed with a cached gas limit, until their receipt
+        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-send")
+        self._sending: Future[None] | None = None  # the broadcast of the last signed batch
         self._chain_id: int | None = settings.chain_id
         self._owned = []
         self._crash_at = os.environ.get(CRASH_ENV)
@@ -169,6 +168,14 @@ class Gateway(OwnsResources):
         gateway._chain_id = chain_id
         gateway._owned = [rpc, engine]
         return gateway
+
+    def close(self) -> None:
+        """Wait for a broadcast under way, then release what `from_settings` made."""
+        try:
+            self._finish_sending()
+        finally:
+            self._sender.shutdown()
+            super().close()
 
     def create_tables(self) -> None:
         SQLModel.metadata.create_all(self.engine, tables=[Operation.__table__, AccountNonce.__table__])  # type: ignore[list-item]
@@ -319,6 +326,7 @@ class Gateway(OwnsResources):
                 changed = 0
             if changed == 0:
                 stop.wait(self.settings.gateway_poll_seconds)
+        self._finish_sending()
         log.info("gateway worker stopped")
 
     def process_once(self) -> int:
@@ -327,6 +335,7 @@ class Gateway(OwnsResources):
         saturated = self._sign_and_send(stats)
         if saturated and time.monotonic() - self._followed_at < FOLLOW_AT_LEAST_EVERY_SECONDS:
             return stats.changed  # a backlog of new rows: send first, follow receipts a little later
+        self._finish_sending()
         self._followed_at = time.monotonic()
         self._follow_receipts(stats)
         self._rebroadcast(stats)
@@ -376,18 +385,18 @@ class Gateway(OwnsResources):
             except ValueError as exc:
                 failures[op.id] = ContractRevert("GatewayInvalidCall", {"message": str(exc)})
         ready = [op for op in rows if op.id in encoded]
-        estimates = self._estimate_gas(
-            [{"from": op.account, "to": encoded[op.id][0], "data": _hex(encoded[op.id][1])} for op in ready]
-        )
+        calls = [GasCall(op.account, encoded[op.id][0], encoded[op.id][1]) for op in ready]
         to_sign: list[tuple[Operation, int]] = []
-        for op, estimate in zip(ready, estimates, strict=True):
-            if isinstance(estimate, RpcErrorAnswer):
-                revert = self._revert.from_rpc_error(estimate)
+        for op, call, (gas, cached) in zip(ready, calls, self._gas.size(calls), strict=True):
+            if isinstance(gas, RpcErrorAnswer):
+                revert = self._revert.from_rpc_error(gas)
                 if op.account in in_flight:
                     continue  # may depend on an earlier write of the same account: estimate again later
-                failures[op.id] = revert or ContractRevert("GatewayEstimateFailed", {"message": estimate.message})
+                failures[op.id] = revert or ContractRevert("GatewayEstimateFailed", {"message": gas.message})
                 continue
-            to_sign.append((op, min(int(int(estimate, 16) * GAS_MARGIN) + GAS_HEADROOM, self.settings.gas_limit_cap)))
+            to_sign.append((op, gas))
+            if cached:
+                self._cached_gas[op.id] = call.shape
             in_flight.add(op.account)  # later rows of this account may depend on this one
         if failures:
             self._mark_failed(failures)
@@ -397,23 +406,19 @@ class Gateway(OwnsResources):
         signed = self._sign_and_persist(to_sign, encoded)
         if self._crash_at == "after_sign" and signed:
             os._exit(CRASH_EXIT_CODE)  # crash-test hook, see the module docstring
+        self._finish_sending()  # one broadcast at a time keeps each account's nonces in order
+        if len(rows) == self.batch_size:  # more are waiting: sign them while the node takes these
+            self._sending = self._sender.submit(self._send, signed, _Stats())
+            stats.changed += len(signed)
+            return True
         self._send(signed, stats)
-        return len(rows) == self.batch_size
+        return False
 
-    def _estimate_gas(self, calls: list[dict[str, str]]) -> list[Any]:
-        """Gas of each call (hex) or its `RpcErrorAnswer`; see `GasEstimator` for the two ways."""
-        if self.gas_estimator == "estimate":
-            return self._batch([("eth_estimateGas", [call]) for call in calls])
-        answers = self._batch([("eth_createAccessList", [call, "latest"]) for call in calls])
-        results: list[Any] = []
-        for answer in answers:
-            if isinstance(answer, dict) and answer.get("error"):  # geth reports a revert inside the result
-                results.append(RpcErrorAnswer("eth_createAccessList", {"message": str(answer["error"]), "code": 3}))
-            elif isinstance(answer, dict):
-                results.append(answer["gasUsed"])
-            else:
-                results.append(answer)
-        return results
+    def _finish_sending(self) -> None:
+        """Wait for the broadcast of the previous batch (its errors are raised here)."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            sending.result()
 
     def _accounts_in_flight(self, accounts: Iterable[str]) -> set[str]:
         """Accounts with a signed write not yet mined (a later write may depend on it)."""
@@ -541,13 +546,28 @@ class Gateway(OwnsResources):
             if receipt is None and tx is None  # an error answer is not proof: keep waiting
         }
 
-    @staticmethod
-    def _resign_later(session: Session, op: Operation) -> None:
+    @classmethod
+    def _resign_later(cls, session: Session, op: Operation) -> None:
         log.warning("nonce taken by another transaction; signing again", op=op.id, nonce=op.nonce)
+        cls._requeue(session, op)
+
+    @staticmethod
+    def _requeue(session: Session, op: Operation) -> None:
+        """Back to queued and unsigned, if the row still holds the transaction `op` holds."""
         session.execute(
             update(Operation)
             .where(Operation.id == op.id, Operation.tx_hash == op.tx_hash, Operation.status.in_([QUEUED, SUBMITTED]))  # type: ignore[arg-type, attr-defined]
-            .values(status=QUEUED, nonce=None, raw_tx=None, tx_hash=None, broadcast_at=None, updated_at=time.time())
+            .values(
+                status=QUEUED,
+                nonce=None,
+                raw_tx=None,
+                tx_hash=None,
+                gas_limit=None,
+                broadcast_at=None,
+                block_number=None,
+                block_hash=None,
+                updated_at=time.time(),
+            )
         )
 
     def _reject(self, op: Operation, answer: RpcErrorAnswer, stats: _Stats) -> None:
@@ -604,6 +624,7 @@ class Gateway(OwnsResources):
         self._receipts_at = time.monotonic()
         now = time.time()
         updates: list[dict[str, Any]] = []
+        resign: list[Operation] = []
         for op, receipt in zip(rows, receipts, strict=True):
             if receipt is None or isinstance(receipt, RpcErrorAnswer):
                 continue
@@ -617,19 +638,29 @@ class Gateway(OwnsResources):
                 "error_message": None,
                 "updated_at": now,
             }
+            shape = self._cached_gas.pop(op.id, None)
             if int(receipt["status"], 16) != 1:
                 revert = self._replay(op, int(receipt["blockNumber"], 16), int(receipt["gasUsed"], 16))
+                if shape is not None and revert.name == "GatewayOutOfGas":
+                    # the reverted tx changed nothing: sign the write anew, sized by the node
+                    self._gas.forget(shape)
+                    resign.append(op)
+                    continue
                 change.update(
                     error_code=revert.name,
                     error_args_json=canonical_json(revert.args_dict),
                     error_message=str(revert),
                 )
             updates.append(change)
-        if updates:
+        if updates or resign:
             with Session(self.engine) as session:
-                session.execute(update(Operation), updates)
+                if updates:
+                    session.execute(update(Operation), updates)
+                for op in resign:
+                    log.warning("a cached gas limit ran out of gas; signing again", op=op.id, gas=op.gas_limit)
+                    self._requeue(session, op)
                 session.commit()
-            stats.changed += len(updates)
+            stats.changed += len(updates) + len(resign)
 
     def _replay(self, op: Operation, block_number: int, gas_used: int) -> ContractRevert:
         """Why a mined transaction reverted: run it again with eth_call before its block, then at its block."""
