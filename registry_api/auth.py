@@ -10,6 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
+import time
+import weakref
 from dataclasses import dataclass
 
 from eth_utils import is_address, to_checksum_address
@@ -20,8 +23,10 @@ from indexer.models import Account, AccountRole, Member
 from registry_api.models import ApiToken
 
 __all__ = [
+    "PRINCIPAL_CACHE_SECONDS",
     "TOKEN_PREFIX",
     "Principal",
+    "PrincipalCache",
     "create_token_table",
     "hash_token",
     "issue_token",
@@ -32,6 +37,9 @@ __all__ = [
 
 TOKEN_PREFIX = "dct_"  # "directory chain token": recognisable in logs and secret scanners
 TOKEN_BYTES = 32  # of randomness
+PRINCIPAL_CACHE_SECONDS = 2.0  # how long a read route trusts a resolved token (revocations elsewhere: this late)
+PRINCIPAL_CACHE_SIZE = 10_000  # tokens
+_caches: weakref.WeakSet[PrincipalCache] = weakref.WeakSet()  # every cache of this process, told of revocations
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,10 @@ def revoke_token(engine: Engine, token_or_hash: str) -> bool:
     with Session(engine) as session:
         result = session.execute(update(ApiToken).where(ApiToken.token_hash == digest).values(revoked=True))
         session.commit()
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        revoked = bool(result.rowcount)  # type: ignore[attr-defined]
+    for cache in list(_caches):
+        cache.forget(digest)
+    return revoked
 
 
 def list_tokens(engine: Engine, org_code: str | None = None) -> list[ApiToken]:
@@ -131,3 +142,41 @@ def resolve_principal(session: Session, token: str) -> Principal | None:
         org_active=bool(org_id is not None and active),
         token_label=label,
     )
+
+
+class PrincipalCache:
+    """Resolved tokens kept for `seconds`: read routes skip the token query for a token seen just before.
+
+    Every request of a client carries the same token, so under load nearly all lookups hit. A revocation in this
+    process (`revoke_token`) takes effect at once; one made elsewhere (the CLI, another worker) or a role change
+    on-chain within `seconds`. Unknown tokens are not kept (a miss costs one query, as without the cache).
+    """
+
+    def __init__(self, seconds: float = PRINCIPAL_CACHE_SECONDS, size: int = PRINCIPAL_CACHE_SIZE) -> None:
+        self.seconds = seconds
+        self.size = size
+        self._entries: dict[str, tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+        _caches.add(self)
+
+    def resolve(self, engine: Engine, token: str) -> Principal | None:
+        """The principal of `token` from the cache, or resolved (and kept) if missing or older than `seconds`."""
+        digest = hash_token(token)
+        now = time.monotonic()
+        entry = self._entries.get(digest)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        with Session(engine) as session:
+            principal = resolve_principal(session, token)
+        with self._lock:
+            if principal is None:
+                self._entries.pop(digest, None)
+                return None
+            if len(self._entries) >= self.size:
+                self._entries.clear()  # rare (more live tokens than `size`): start again rather than track age
+            self._entries[digest] = (now + self.seconds, principal)
+        return principal
+
+    def forget(self, digest: str) -> None:
+        with self._lock:
+            self._entries.pop(digest, None)

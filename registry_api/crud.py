@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, literal
+from sqlalchemy import Connection, bindparam, func, literal
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from chain_gateway.outbox import Operation
@@ -36,7 +37,6 @@ from registry_api.schemas.devices import (
     DeviceCreate,
     DeviceEventPublic,
     DevicePublic,
-    LocationPublic,
 )
 from registry_api.schemas.members import AccountPublic, MemberPublic
 from registry_api.schemas.operations import OperationError, OperationPublic
@@ -46,6 +46,7 @@ __all__ = [
     "DeviceFilter",
     "code_rule_public",
     "code_rules_by_type",
+    "device_dict",
     "device_input",
     "get_device",
     "haversine_m",
@@ -54,6 +55,8 @@ __all__ = [
     "list_devices",
     "list_members",
     "operation_public",
+    "read_device",
+    "read_devices",
 ]
 
 METRES_PER_DEGREE_LAT = 111_320.0  # approximate; exact circle boxes: indexer.spatial.near_box
@@ -75,29 +78,55 @@ class DeviceFilter:
     near: tuple[float, float, float] | None = None
 
 
-def _device_public(device: Device, type_name: str | None, owner: str | None) -> DevicePublic:
-    return DevicePublic(
-        code=device.code,
-        type=type_name,
-        type_id=device.type_id,
-        owner_org=owner,
-        district=device.district,
-        location=LocationPublic(lat=from_micro_degrees(device.lat_e6), lon=from_micro_degrees(device.lon_e6)),
-        built_at=from_unix(device.built_at),
-        status=device.status,
-        attributes=json.loads(device.attributes) if device.attributes else {},
-        attributes_hash=device.attributes_hash,
-        tx_hash=device.tx_hash,
-        block_number=device.block_number,
-        replaced_by=device.replaced_by or None,
-        last_inspected_at=from_unix(device.last_inspected_at) if device.last_inspected_at else None,
-        updated_block=device.updated_block,
-    )
+# The columns of a device as the API shows it: read as plain rows (no ORM objects) and turned into dicts.
+_DEVICE_COLUMNS = (
+    col(Device.code),
+    col(CodeRule.type_name),
+    col(Device.type_id),
+    col(Member.code).label("owner_org"),
+    col(Device.district),
+    col(Device.lat_e6),
+    col(Device.lon_e6),
+    col(Device.built_at),
+    col(Device.status),
+    col(Device.attributes),
+    col(Device.attributes_hash),
+    col(Device.tx_hash),
+    col(Device.block_number),
+    col(Device.replaced_by),
+    col(Device.last_inspected_at),
+    col(Device.updated_block),
+)
+
+
+def device_dict(row: Sequence[Any], distance_m: float | None = None) -> dict[str, Any]:
+    """A device row of `_device_select` as the JSON object of `DevicePublic` (same members, same order)."""
+    (code, type_name, type_id, owner, district, lat_e6, lon_e6, built_at, status_, attributes, attributes_hash,
+     tx_hash, block_number, replaced_by, last_inspected_at, updated_block) = row[:16]  # fmt: skip
+    return {
+        "code": code,
+        "type": type_name,
+        "type_id": type_id,
+        "owner_org": owner,
+        "district": district,
+        "location": {"lat": from_micro_degrees(lat_e6), "lon": from_micro_degrees(lon_e6)},
+        "built_at": from_unix(built_at),
+        "status": status_,
+        "attributes": json.loads(attributes) if attributes else {},
+        "attributes_hash": attributes_hash,
+        "tx_hash": tx_hash,
+        "block_number": block_number,
+        "replaced_by": replaced_by or None,
+        "last_inspected_at": from_unix(last_inspected_at) if last_inspected_at else None,
+        "updated_block": updated_block,
+        "distance_m": distance_m,
+    }
 
 
 def _device_select() -> Any:
     return (
-        select(Device, CodeRule.type_name, Member.code)
+        sa_select(*_DEVICE_COLUMNS)
+        .select_from(Device)
         .outerjoin(CodeRule, col(CodeRule.type_id) == col(Device.type_id))
         .outerjoin(Member, col(Member.org_id) == col(Device.owner_org_id))
     )
@@ -140,38 +169,45 @@ def _where(query: Any, f: DeviceFilter, dialect: str) -> tuple[Any, dict[str, An
     return query, params
 
 
-def list_devices(session: Session, f: DeviceFilter, limit: int, offset: int) -> tuple[list[DevicePublic], int]:
-    """One page of devices matching `f` (by code, or by distance with `near`) and how many match in all.
+def read_devices(conn: Connection, f: DeviceFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """One page of devices matching `f` (by code, or by distance with `near`) as JSON objects, and how many match.
 
     `near` is answered in SQL: the circle's bounding box through the spatial index, then the exact great-circle
     distance (`indexer.spatial.distance_m`) filters, counts, orders (nearest first, then by code) and pages. With a
     place filter the few matches are counted in the page's own statement (a window count); otherwise, and for a page
     past the end, by a count statement.
     """
-    dialect = session.get_bind().dialect.name
+    dialect = conn.dialect.name
     query, params = _where(_device_select(), f, dialect)
-    counter, _ = _where(select(func.count()).select_from(Device), f, dialect)
+    counter, _ = _where(sa_select(func.count()).select_from(Device), f, dialect)
     if f.bbox is None and f.near is None:
-        total = session.exec(counter).one()
-        rows = session.exec(query.order_by(col(Device.code)).offset(offset).limit(limit)).all()
-        return [_device_public(*row) for row in rows], int(total)
+        total = conn.execute(counter).scalar_one()
+        rows = conn.execute(query.order_by(col(Device.code)).offset(offset).limit(limit)).all()
+        return [device_dict(row) for row in rows], int(total)
     distance = spatial.distance_m(dialect) if f.near is not None else literal(None)
     order = (distance, col(Device.code)) if f.near is not None else (col(Device.code),)
     page = query.add_columns(distance.label("distance_m"), func.count().over().label("matches"))
-    rows = session.exec(page.order_by(*order).offset(offset).limit(limit), params=params).all()
-    total = rows[0][-1] if rows else session.exec(counter, params=params).one()
-    found: list[DevicePublic] = []
-    for device, type_name, owner, metres, _ in rows:
-        public = _device_public(device, type_name, owner)
-        if metres is not None:
-            public.distance_m = round(float(metres), 1)
-        found.append(public)
+    rows = conn.execute(page.order_by(*order).offset(offset).limit(limit), params).all()
+    total = rows[0][-1] if rows else conn.execute(counter, params).scalar_one()
+    found = [device_dict(row, None if row[16] is None else round(float(row[16]), 1)) for row in rows]
     return found, int(total)
 
 
+def read_device(conn: Connection, code: str) -> dict[str, Any] | None:
+    """One device as its JSON object, or None if the mirror does not hold it."""
+    row = conn.execute(_device_select().where(col(Device.code) == code)).first()
+    return device_dict(row) if row else None
+
+
+def list_devices(session: Session, f: DeviceFilter, limit: int, offset: int) -> tuple[list[DevicePublic], int]:
+    """`read_devices` as models (for callers in Python rather than HTTP)."""
+    data, total = read_devices(session.connection(), f, limit, offset)
+    return [DevicePublic.model_validate(d) for d in data], total
+
+
 def get_device(session: Session, code: str) -> DevicePublic | None:
-    row = session.exec(_device_select().where(Device.code == code)).first()
-    return _device_public(*row) if row else None
+    device = read_device(session.connection(), code)
+    return DevicePublic.model_validate(device) if device else None
 
 
 def device_owner(session: Session, code: str) -> int | None:

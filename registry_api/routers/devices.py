@@ -1,17 +1,23 @@
-"""/v1/devices: register (one or many), list with filters, read one, history, update, life cycle, inspections."""
+"""/v1/devices: register (one or many), list with filters, read one, history, update, life cycle, inspections.
+
+The two hot reads (a device by code, the filtered list) run on the event loop: a mirror read is an indexed query
+of well under a millisecond, cheaper than the hop to a worker thread that a sync route costs. They read plain rows
+and write the JSON themselves (`crud.device_dict`, the members and order of `DevicePublic`, which documents them).
+"""
 
 from __future__ import annotations
 
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 
 from indexer.handlers import INSPECTION_RESULTS, LIFECYCLE_ACTIONS
 from registry_api import crud
-from registry_api.deps import GatewayDep, PageDep, PrincipalDep, RegistrarDep, SessionDep
+from registry_api.deps import GatewayDep, PageDep, PrincipalDep, ReaderDep, RegistrarDep, SessionDep, read_connection
 from registry_api.encoding import canonical_json, code_rule_violation, to_micro_degrees, to_unix
 from registry_api.errors import ApiError
+from registry_api.responses import json_response
 from registry_api.schemas.common import ErrorPublic, OperationAccepted
 from registry_api.schemas.devices import (
     DeviceBatchCreate,
@@ -129,10 +135,10 @@ def register_devices(
     return accepted(op, response, started)
 
 
-@router.get("", summary="List devices", responses=_ERRORS)  # type: ignore[arg-type]
-def list_devices(
-    session: SessionDep,
-    _: PrincipalDep,
+@router.get("", summary="List devices", response_model=DevicesPublic, responses=_ERRORS)  # type: ignore[arg-type]
+async def list_devices(
+    request: Request,
+    _: ReaderDep,
     page: PageDep,
     type: Annotated[str | None, Query(description="type name, e.g. camera.road")] = None,
     owner: Annotated[str | None, Query(description="owner org code, e.g. BJ-PSB")] = None,
@@ -140,7 +146,7 @@ def list_devices(
     district: Annotated[int | None, Query(ge=100_000, le=999_999, description="6-digit division code")] = None,
     bbox: Annotated[str | None, Query(description="minLon,minLat,maxLon,maxLat (degrees)")] = None,
     near: Annotated[str | None, Query(description="lat,lon,radius_m: nearest first, with distance_m")] = None,
-) -> DevicesPublic:
+) -> Response:
     """Devices of the mirror, by code (or by distance with `near`), `{"data": [...], "count": total}`."""
     box = None
     if bbox is not None:
@@ -160,16 +166,18 @@ def list_devices(
             )
         point = (lat, lon, radius)
     filters = crud.DeviceFilter(type=type, owner=owner, status=status, district=district, bbox=box, near=point)
-    data, count = crud.list_devices(session, filters, page.limit, page.offset)
-    return DevicesPublic(data=data, count=count)
+    with read_connection(request) as conn:
+        data, count = crud.read_devices(conn, filters, page.limit, page.offset)
+    return json_response({"data": data, "count": count})
 
 
-@router.get("/{code}", summary="One device", responses=_ERRORS)  # type: ignore[arg-type]
-def get_device(code: CodePath, session: SessionDep, _: PrincipalDep) -> DevicePublic:
-    device = crud.get_device(session, code)
+@router.get("/{code}", summary="One device", response_model=DevicePublic, responses=_ERRORS)  # type: ignore[arg-type]
+async def get_device(code: CodePath, request: Request, _: ReaderDep) -> Response:
+    with read_connection(request) as conn:
+        device = crud.read_device(conn, code)
     if device is None:
         raise ApiError(404, "DEVICE_NOT_FOUND", f"device {code} is not registered (or not indexed yet)", field="code")
-    return device
+    return json_response(device)
 
 
 @router.get("/{code}/history", summary="A device's on-chain events", responses=_ERRORS)  # type: ignore[arg-type]
