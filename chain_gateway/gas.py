@@ -91,25 +91,52 @@ class GasSizer:
         return min(int(estimate * GAS_MARGIN) + GAS_HEADROOM, self.cap)
 
     def size(self, calls: Sequence[GasCall]) -> list[tuple[int | RpcErrorAnswer, bool]]:
-        """Per call (its gas limit or the node's error answer, whether the limit came from the cache)."""
+        """Per call (its gas limit or the node's error answer, whether the limit came from the cache).
+
+        Of a shape not yet settled only the first few calls go to the node at first: if their estimates
+        settle it, the rest of the batch takes the cached limit.
+        """
         results: list[tuple[int | RpcErrorAnswer, bool] | None] = [None] * len(calls)
         ask: list[int] = []
+        later: list[int] = []
+        probes: dict[ShapeKey, int] = {}
         for i, call in enumerate(calls):
-            shape = self._shapes.get(call.shape) if self.cached else None
-            if shape is not None:
+            if not self.cached:
+                ask.append(i)
+                continue
+            shape = self._shapes.get(call.shape)
+            if shape is not None and shape.settled:
                 shape.uses += 1
-                if shape.settled and shape.uses % REFRESH_EVERY:
+                if shape.uses % REFRESH_EVERY:
                     results[i] = (self.limit(shape.high), True)
-                    continue
-            ask.append(i)
-        for i, answer in zip(ask, self._estimate([calls[i] for i in ask]), strict=True):
+                else:
+                    ask.append(i)
+            elif shape is not None and shape.node_only:
+                ask.append(i)
+            elif probes.get(call.shape, 0) < SETTLE_AFTER:
+                probes[call.shape] = probes.get(call.shape, 0) + 1
+                ask.append(i)
+            else:
+                later.append(i)
+        self._ask(calls, ask, results)
+        if later:
+            settled = [i for i in later if (shape := self._shapes.get(calls[i].shape)) and shape.settled]
+            for i in settled:
+                results[i] = (self.limit(self._shapes[calls[i].shape].high), True)
+            self._ask(calls, [i for i in later if results[i] is None], results)
+        return [r for r in results if r is not None]
+
+    def _ask(
+        self, calls: Sequence[GasCall], indexes: list[int], results: list[tuple[int | RpcErrorAnswer, bool] | None]
+    ) -> None:
+        """Size `calls[i]` for each i in `indexes` on the node, record the estimates, fill `results`."""
+        for i, answer in zip(indexes, self._estimate([calls[i] for i in indexes]), strict=True):
             if isinstance(answer, RpcErrorAnswer):
                 results[i] = (answer, False)
                 continue
             if self.cached:
                 self._shapes.setdefault(calls[i].shape, _Shape()).record(answer)
             results[i] = (self.limit(answer), False)
-        return [r for r in results if r is not None]
 
     def forget(self, shape: ShapeKey) -> None:
         """A cached limit of `shape` ran out of gas: size its calls on the node from now on."""

@@ -33,7 +33,7 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, Row, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -43,6 +43,7 @@ from chain_gateway.calldata import CalldataEncoder
 from chain_gateway.deployments import Deployment, load_deployment
 from chain_gateway.errors import ContractRevert, GatewayConfigError, GatewayRPCError, IdempotencyConflict
 from chain_gateway.gas import GasCall, GasEstimator, GasSizer, ShapeKey
+from chain_gateway.inclusions import InclusionTracker
 from chain_gateway.keystore import Keystore
 from chain_gateway.nonces import NonceManager
 from chain_gateway.outbox import (
@@ -72,8 +73,7 @@ CRASH_EXIT_CODE = 137
 REBROADCAST_AFTER_SECONDS = 10.0
 QUEUED_RESEND_AFTER_SECONDS = 1.0
 FOLLOW_AT_LEAST_EVERY_SECONDS = 1.0  # under a backlog, steps 2-4 run at least this often
-# receipts are looked up again without a new block after this long: rows another worker submitted meanwhile
-RECEIPTS_RECHECK_SECONDS = 2.0
+SQL_IN_CHUNK = 500  # values per IN (...) list
 RPC_CHUNK = 500  # calls per JSON-RPC batch
 RPC_CHUNK_BYTES = 1_000_000  # bytes of params per JSON-RPC batch: nodes cap request bodies
 BATCH_SIZE = 1_000  # rows per step of process_once
@@ -139,8 +139,7 @@ class Gateway(OwnsResources):
         self._nonces = NonceManager()
         self._signers: dict[str, TxSigner] = {}
         self._keyed: set[str] = set()  # accounts whose keystore file was seen
-        self._receipts_head: str | None = None  # latest block hash at the last complete receipts pass
-        self._receipts_at = 0.0  # time.monotonic() of that pass
+        self._inclusions = InclusionTracker(self._batch)
         self._followed_at = 0.0  # time.monotonic() of the last receipts/resend/confirm steps
         self._gas = GasSizer(
             self._batch, gas_estimator or settings.gas_estimator, settings.gas_limit_cap, cached=gas_cache
@@ -549,14 +548,14 @@ class Gateway(OwnsResources):
     @classmethod
     def _resign_later(cls, session: Session, op: Operation) -> None:
         log.warning("nonce taken by another transaction; signing again", op=op.id, nonce=op.nonce)
-        cls._requeue(session, op)
+        cls._requeue(session, op.id, op.tx_hash)
 
     @staticmethod
-    def _requeue(session: Session, op: Operation) -> None:
-        """Back to queued and unsigned, if the row still holds the transaction `op` holds."""
+    def _requeue(session: Session, op_id: str, tx_hash: str | None) -> None:
+        """Back to queued and unsigned, if the row still holds the transaction `tx_hash`."""
         session.execute(
             update(Operation)
-            .where(Operation.id == op.id, Operation.tx_hash == op.tx_hash, Operation.status.in_([QUEUED, SUBMITTED]))  # type: ignore[arg-type, attr-defined]
+            .where(Operation.id == op_id, Operation.tx_hash == tx_hash, Operation.status.in_([QUEUED, SUBMITTED]))  # type: ignore[arg-type, attr-defined]
             .values(
                 status=QUEUED,
                 nonce=None,
@@ -601,35 +600,25 @@ class Gateway(OwnsResources):
     # -- 2. receipts
 
     def _follow_receipts(self, stats: _Stats) -> None:
-        head = self.rpc.get_block("latest")
-        head_hash = None if head is None else head["hash"]
-        fresh = time.monotonic() - self._receipts_at < RECEIPTS_RECHECK_SECONDS
-        if head_hash is not None and head_hash == self._receipts_head and fresh:
-            return  # no new block since every submitted row was looked at: no new receipt either
-        limit = self.batch_size * 4
-        with Session(self.engine, expire_on_commit=False) as session:
-            rows = list(
-                session.execute(
-                    select(Operation)
-                    .where(Operation.status == SUBMITTED)
-                    .order_by(Operation.broadcast_at)  # type: ignore[arg-type]
-                    .limit(limit)
-                ).scalars()
-            )
+        included = self._inclusions.new_receipts()
+        if included is not None and not included:
+            return  # no new transaction on the chain: no new receipt either
+        rows = self._submitted() if included is None else self._submitted_among(set(included))
         if not rows:
-            self._receipts_head, self._receipts_at = head_hash, time.monotonic()
             return
-        receipts = self._batch([("eth_getTransactionReceipt", [op.tx_hash]) for op in rows])
-        self._receipts_head = head_hash if len(rows) < limit else None
-        self._receipts_at = time.monotonic()
+        known = included or {}
+        missing = [op for op in rows if known.get(op.tx_hash or "") is None]
+        looked_up = self._batch([("eth_getTransactionReceipt", [op.tx_hash]) for op in missing])
+        found = dict(zip([op.id for op in missing], looked_up, strict=True))
+        receipts = [found[op.id] if op.id in found else known[op.tx_hash or ""] for op in rows]
         now = time.time()
         updates: list[dict[str, Any]] = []
-        resign: list[Operation] = []
-        for op, receipt in zip(rows, receipts, strict=True):
+        resign: list[tuple[str, str | None]] = []
+        for row, receipt in zip(rows, receipts, strict=True):
             if receipt is None or isinstance(receipt, RpcErrorAnswer):
                 continue
             change: dict[str, Any] = {
-                "id": op.id,
+                "id": row.id,
                 "status": MINED,
                 "block_number": int(receipt["blockNumber"], 16),
                 "block_hash": receipt["blockHash"],
@@ -638,13 +627,14 @@ class Gateway(OwnsResources):
                 "error_message": None,
                 "updated_at": now,
             }
-            shape = self._cached_gas.pop(op.id, None)
-            if int(receipt["status"], 16) != 1:
+            shape = self._cached_gas.pop(row.id, None)
+            if int(receipt["status"], 16) != 1 and (op := self.get_operation(row.id)) is not None:
                 revert = self._replay(op, int(receipt["blockNumber"], 16), int(receipt["gasUsed"], 16))
                 if shape is not None and revert.name == "GatewayOutOfGas":
                     # the reverted tx changed nothing: sign the write anew, sized by the node
+                    log.warning("a cached gas limit ran out of gas; signing again", op=op.id, gas=op.gas_limit)
                     self._gas.forget(shape)
-                    resign.append(op)
+                    resign.append((op.id, op.tx_hash))
                     continue
                 change.update(
                     error_code=revert.name,
@@ -656,11 +646,40 @@ class Gateway(OwnsResources):
             with Session(self.engine) as session:
                 if updates:
                     session.execute(update(Operation), updates)
-                for op in resign:
-                    log.warning("a cached gas limit ran out of gas; signing again", op=op.id, gas=op.gas_limit)
-                    self._requeue(session, op)
+                for op_id, tx_hash in resign:
+                    self._requeue(session, op_id, tx_hash)
                 session.commit()
             stats.changed += len(updates) + len(resign)
+
+    def _submitted(self) -> list[Row[tuple[str, str | None]]]:
+        """(id, tx_hash) of the submitted rows longest without a receipt (all next time too if there are more)."""
+        limit = self.batch_size * 4
+        with Session(self.engine) as session:
+            rows = list(
+                session.execute(
+                    select(Operation.id, Operation.tx_hash)
+                    .where(Operation.status == SUBMITTED)
+                    .order_by(Operation.broadcast_at)  # type: ignore[arg-type]
+                    .limit(limit)
+                )
+            )
+        if len(rows) == limit:
+            self._inclusions.reset()
+        return rows
+
+    def _submitted_among(self, tx_hashes: set[str]) -> list[Row[tuple[str, str | None]]]:
+        """(id, tx_hash) of the signed rows not yet mined whose transaction is one of `tx_hashes`."""
+        hashes = sorted(tx_hashes)
+        rows: list[Row[tuple[str, str | None]]] = []
+        with Session(self.engine) as session:
+            for start in range(0, len(hashes), SQL_IN_CHUNK):
+                rows += session.execute(
+                    select(Operation.id, Operation.tx_hash).where(
+                        Operation.tx_hash.in_(hashes[start : start + SQL_IN_CHUNK]),  # type: ignore[union-attr]
+                        Operation.status.in_([QUEUED, SUBMITTED]),  # type: ignore[attr-defined]
+                    )
+                ).all()
+        return rows
 
     def _replay(self, op: Operation, block_number: int, gas_used: int) -> ContractRevert:
         """Why a mined transaction reverted: run it again with eth_call before its block, then at its block."""
@@ -713,10 +732,12 @@ class Gateway(OwnsResources):
     # -- 4. confirmations and reorgs
 
     def _confirm(self, stats: _Stats) -> None:
-        with Session(self.engine, expire_on_commit=False) as session:
-            rows = list(
-                session.execute(select(Operation).where(Operation.status == MINED).limit(self.batch_size * 4)).scalars()
-            )
+        with Session(self.engine) as session:
+            rows = session.execute(
+                select(Operation.id, Operation.block_number, Operation.block_hash, Operation.error_code)
+                .where(Operation.status == MINED)
+                .limit(self.batch_size * 4)
+            ).all()
         if not rows:
             return
         head = self.rpc.block_number()
