@@ -99,8 +99,13 @@ class CalldataEncoder:
                 return fn.address
         raise InvalidCall(f"unknown contract {contract!r}")
 
-    def encode(self, contract: str, function: str, args: Sequence[Any]) -> tuple[ChecksumAddress, bytes]:
-        """The target address and calldata of `contract.function(*args)`; raises `InvalidCall` if they do not fit."""
+    def encode(
+        self, contract: str, function: str, args: Sequence[Any], *, checked: bool = False
+    ) -> tuple[ChecksumAddress, bytes]:
+        """The target address and calldata of `contract.function(*args)`; raises `InvalidCall` if they do not fit.
+
+        `checked`: these args encoded before (the outbox stores only such): skip eth_abi's validation, ~half its time.
+        """
         fn = self._functions.get((contract, function, len(args)))
         if fn is None:
             raise InvalidCall(f"no function {contract}.{function} taking {len(args)} arguments")
@@ -108,6 +113,6 @@ class CalldataEncoder:
         if fn.types == _REGISTER_DEVICES and contract == "DeviceRegistry":  # the bulk path: ~8x faster by hand
             return fn.address, encode_register_devices(values[0])
         try:
-            return fn.address, fn.selector + fn.encoder(values)
+            return fn.address, fn.selector + (fn.encoder.encode(values) if checked else fn.encoder(values))
         except (EncodingError, TypeError, ValueError, OverflowError) as exc:
             raise InvalidCall(f"{contract}.{function}: {exc}") from exc

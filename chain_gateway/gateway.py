@@ -380,7 +380,7 @@ class Gateway(OwnsResources):
         failures: dict[str, ContractRevert] = {}
         for op in rows:
             try:
-                encoded[op.id] = self._calldata.encode(op.contract, op.function, op.args)
+                encoded[op.id] = self._calldata.encode(op.contract, op.function, op.args, checked=True)
             except ValueError as exc:
                 failures[op.id] = ContractRevert("GatewayInvalidCall", {"message": str(exc)})
         ready = [op for op in rows if op.id in encoded]
