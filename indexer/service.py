@@ -15,11 +15,11 @@ the scheduled job, and are reported in `status`.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +34,7 @@ from chain_gateway.settings import Settings
 from indexer.abi import EventDecoder
 from indexer.errors import ChainMovedError, HandlerError, ReorgTooDeepError, is_retryable
 from indexer.handlers import HANDLERS, PREFETCH
+from indexer.prefetch import fetch_ahead_in_process, fetch_ahead_in_thread
 from indexer.store import BlockRef, Checkpoint, Store
 from indexer.sync import FetchedRange, RangeSizer, fetch_blocks, fetch_range, find_common_ancestor
 
@@ -44,6 +45,8 @@ log = logging.getLogger(__name__)
 CHAIN_MOVED_ATTEMPTS = 5  # ranges re-fetched within one sync_once when the chain moves under them
 JOB_ID = "indexer-sync"
 FETCH_AHEAD = 2  # ranges fetched ahead of the one being applied
+PROCESS_MIN_BLOCKS = 256  # a sync of at least this many blocks fetches in a child process (see indexer.prefetch)
+CHILD_RPC_TIMEOUT = 120.0  # seconds: the fetching child asks for large log ranges
 
 Progress = Callable[[int, int], None]  # (last indexed block, target block)
 
@@ -103,7 +106,13 @@ def create_mirror_engine(database_url: str, **kwargs: Any) -> Engine:
 
 
 class Indexer(OwnsResources):
-    """Mirrors the events of every contract in `deployment` into the SQL tables of `indexer.models`."""
+    """Mirrors the events of every contract in `deployment` into the SQL tables of `indexer.models`.
+
+    A sync of at least `process_min_blocks` blocks is a catch-up: its ranges are fetched by a child process
+    (`indexer.prefetch`), and when it builds the mirror from empty, the mirror's read indexes are dropped
+    first and built once at the end (`read_indexes=False`: the indexer leaves them alone, e.g. for a
+    scratch replay that never reads by them).
+    """
 
     def __init__(
         self,
@@ -115,6 +124,8 @@ class Indexer(OwnsResources):
         max_block_range: int = 2_000,
         poll_seconds: float = 0.5,
         target_logs_per_call: int = 10_000,
+        process_min_blocks: int = PROCESS_MIN_BLOCKS,
+        read_indexes: bool = True,
     ) -> None:
         if finality_depth < 1 or max_block_range < 1:
             raise ValueError("finality_depth and max_block_range must be at least 1")
@@ -123,6 +134,8 @@ class Indexer(OwnsResources):
         self.deployment = deployment
         self.finality_depth = finality_depth
         self.poll_seconds = poll_seconds
+        self.process_min_blocks = process_min_blocks
+        self.read_indexes = read_indexes
         self.store = Store(engine)
         self.decoder = EventDecoder(deployment)
         self.sizer = RangeSizer(max_block_range, target_logs=target_logs_per_call)
@@ -132,6 +145,7 @@ class Indexer(OwnsResources):
         self._last_error: str | None = None
         self._fatal = False
         self._checkpoint: Checkpoint | None = None
+        self._indexes_checked = False  # whether this instance made sure the read indexes exist
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Indexer:
@@ -209,19 +223,41 @@ class Indexer(OwnsResources):
         reorg = self._check_reorg()
         checkpoint = self.store.checkpoint()
         first = checkpoint.block_number + 1 if checkpoint else self.deployment["deploy_block"]
+        build = self.read_indexes and checkpoint is None and head - first + 1 >= self.process_min_blocks
+        if build:  # a mirror built from empty: its read indexes are built once, after the load
+            self.store.drop_read_indexes()
+        elif self.read_indexes and not self._indexes_checked:  # a build that crashed left them dropped
+            self.store.create_read_indexes()
+        self._indexes_checked = True
+        try:
+            return self._sync_from(started, head, reorg, checkpoint, first, progress)
+        finally:
+            if build:
+                self.store.create_read_indexes()
+
+    def _sync_from(
+        self,
+        started: float,
+        head: int,
+        reorg: ReorgInfo | None,
+        checkpoint: Checkpoint | None,
+        first: int,
+        progress: Progress | None,
+    ) -> SyncResult:
         start, events, ranges, attempts = first, 0, 0, 0
         keep_from = head - self.finality_depth
         while start <= head:
             cp_ref = BlockRef(checkpoint.block_number, checkpoint.block_hash, "") if checkpoint else None
             try:
-                for fetched in self._fetch_ahead(start, head, keep_from, cp_ref):
-                    self._apply(fetched, head, keep_from)
-                    checkpoint = Checkpoint(fetched.end, fetched.end_block.hash, head, time.time())
-                    events += len(fetched.logs)
-                    ranges += 1
-                    start = fetched.end + 1
-                    if progress is not None:
-                        progress(fetched.end, head)
+                with closing(self._fetch_ahead(start, head, keep_from, cp_ref)) as ahead:
+                    for fetched in ahead:
+                        self._apply(fetched, head, keep_from)
+                        checkpoint = Checkpoint(fetched.end, fetched.end_block.hash, head, time.time())
+                        events += len(fetched.logs)
+                        ranges += 1
+                        start = fetched.end + 1
+                        if progress is not None:
+                            progress(fetched.end, head)
             except ChainMovedError:
                 attempts += 1
                 if attempts >= CHAIN_MOVED_ATTEMPTS:
@@ -246,52 +282,24 @@ class Indexer(OwnsResources):
 
     def _fetch_ahead(
         self, start: int, head: int, keep_from: int, checkpoint: BlockRef | None
-    ) -> Iterator[FetchedRange]:
-        """Ranges `start..head` in order, fetched by a background thread up to `FETCH_AHEAD` ranges ahead.
+    ) -> Generator[FetchedRange, None, None]:
+        """Ranges `start..head` in order, fetched ahead of the apply: by a forked process when at least
+        `process_min_blocks` blocks are to be fetched (catch-up: both cores work), else by a thread."""
+        if head - start + 1 >= self.process_min_blocks:
+            url = self.rpc.url
 
-        While a range is applied (SQL, mostly outside the GIL) the next one is fetched (the node works, the
-        socket waits), so catch-up takes about max(fetch, apply) instead of their sum. The thread ends before
-        this generator does, whatever happens to the consumer.
-        """
-        ready: queue.Queue[FetchedRange | BaseException | None] = queue.Queue(maxsize=FETCH_AHEAD)
-        stop = threading.Event()
+            def fetch_in_child(at: int, previous: BlockRef | None) -> FetchedRange:
+                if not own:
+                    own.append(JsonRpcClient([url], timeout=CHILD_RPC_TIMEOUT))
+                return fetch_range(own[0], self.decoder, at, head, self.sizer, keep_from=keep_from, checkpoint=previous)
 
-        def put(item: FetchedRange | BaseException | None) -> bool:
-            while not stop.is_set():
-                try:
-                    ready.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
+            own: list[JsonRpcClient] = []  # the child's own client, made in the child
+            return fetch_ahead_in_process(fetch_in_child, start, head, checkpoint, FETCH_AHEAD)
 
-        def produce() -> None:
-            previous, at = checkpoint, start
-            try:
-                while at <= head and not stop.is_set():
-                    fetched = fetch_range(
-                        self.rpc, self.decoder, at, head, self.sizer, keep_from=keep_from, checkpoint=previous
-                    )
-                    if not put(fetched):
-                        return
-                    previous, at = fetched.end_block, fetched.end + 1
-                put(None)
-            except BaseException as exc:  # handed to the consumer, which raises it
-                put(exc)
+        def fetch(at: int, previous: BlockRef | None) -> FetchedRange:
+            return fetch_range(self.rpc, self.decoder, at, head, self.sizer, keep_from=keep_from, checkpoint=previous)
 
-        worker = threading.Thread(target=produce, name="indexer-fetch", daemon=True)
-        worker.start()
-        try:
-            while True:
-                item = ready.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
-            worker.join()
+        return fetch_ahead_in_thread(fetch, start, head, checkpoint, FETCH_AHEAD)
 
     def _check_reorg(self) -> ReorgInfo | None:
         """Rewind to the common ancestor if the checkpoint's block is no longer on the chain."""

@@ -25,7 +25,20 @@ from functools import cache
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, delete, insert, select, tuple_, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Index,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    select,
+    text,
+    tuple_,
+    update,
+)
 from sqlmodel import SQLModel
 
 from indexer import models
@@ -113,6 +126,13 @@ class Checkpoint:
     block_hash: str
     chain_head: int | None
     synced_at: float | None
+
+
+@cache
+def _read_indexes() -> tuple[Index, ...]:
+    """The secondary (non-unique) indexes of the mirror's tables, as the models declare them."""
+    tables = [*PROJECTION_TABLES.values(), *APPEND_TABLES.values()]
+    return tuple(sorted((i for t in tables for i in t.indexes if not i.unique), key=lambda i: str(i.name)))
 
 
 @cache
@@ -314,10 +334,39 @@ class Store:
         self.name = name
 
     def create_tables(self) -> None:
-        """Create the mirror and indexer tables that do not exist yet."""
+        """Create the mirror and indexer tables that do not exist yet (with their indexes).
+
+        Writes nothing when they exist: a second process opening the store while a build has the read indexes
+        dropped must not wait on (or undo) it; the indexer's sync puts them back (`create_read_indexes`).
+        """
         tables = [*PROJECTION_TABLES.values(), *APPEND_TABLES.values(), _BLOCKS, _CHECKPOINTS, _UNDO]
         SQLModel.metadata.create_all(self.engine, tables=tables)
         create_spatial_index(self.engine)  # an expression index: created here, not by the model
+
+    def drop_read_indexes(self) -> None:
+        """Drop the mirror's secondary indexes (reads need them, the indexer reads by primary key only).
+
+        For a mirror built from empty: building an index once over loaded rows costs far less than updating
+        it row by row (SQLite: inserts ~40 % faster). `create_read_indexes` puts them back. The spatial index
+        stays, so that `create_tables` (which makes sure of it) never writes while a build runs.
+        """
+        with self.engine.begin() as conn:
+            for index in _read_indexes():
+                conn.execute(text(f'DROP INDEX IF EXISTS "{index.name}"'))
+
+    def create_read_indexes(self) -> None:
+        """Create the secondary indexes of the mirror that are missing (idempotent)."""
+        with self.engine.begin() as conn:
+            # Names from the catalog, not `checkfirst` (SQLAlchemy's reflection warns on the expression index).
+            catalog = (
+                "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+                if conn.dialect.name == "postgresql"
+                else "SELECT name FROM sqlite_master WHERE type = 'index'"
+            )
+            present = set(conn.execute(text(catalog)).scalars())
+            for index in _read_indexes():
+                if index.name not in present:
+                    index.create(conn)
 
     def checkpoint(self) -> Checkpoint | None:
         with self.engine.connect() as conn:

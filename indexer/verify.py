@@ -542,7 +542,9 @@ def verify_mirror(
             target = Store(live_engine).read_checkpoint(live)
             if target is None:
                 raise VerifyError("the live mirror has no checkpoint yet: nothing indexed to verify")
-            rebuilder = Indexer(scratch, rpc, deployment, finality_depth=1, max_block_range=max_block_range)
+            rebuilder = Indexer(
+                scratch, rpc, deployment, finality_depth=1, max_block_range=max_block_range, read_indexes=False
+            )
 
             def rebuild_progress(block: int, head: int) -> None:
                 if progress is not None:

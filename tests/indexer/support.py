@@ -180,8 +180,12 @@ def open_indexer(database_url: str, rpc_url: str, deployment: Deployment, **kwar
 
 
 def assert_equals_fresh_replay(database_url: str, replay_url: str, rpc_url: str, deployment: Deployment) -> None:
-    """Index the chain from scratch into `replay_url` and assert every mirror table equals `database_url`'s."""
-    with open_indexer(replay_url, rpc_url, deployment) as fresh:
+    """Index the chain from scratch into `replay_url` and assert every mirror table equals `database_url`'s.
+
+    The replay takes the catch-up path (fetched by a child process, read indexes built after the load), the
+    mirror under test usually the live one (a fetching thread, indexes kept up row by row): both must agree.
+    """
+    with open_indexer(replay_url, rpc_url, deployment, process_min_blocks=0) as fresh:
         fresh.sync_once()
         expected = dump_mirror(fresh.engine)
     engine = create_mirror_engine(database_url)
