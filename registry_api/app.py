@@ -20,7 +20,7 @@ from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 
 from chain_gateway.deployments import load_deployment
@@ -34,6 +34,7 @@ from indexer.service import Indexer, create_mirror_engine
 from registry_api.anchoring import ReceiptAnchorer
 from registry_api.auth import create_token_table
 from registry_api.capability import SigningKeys, load_secret
+from registry_api.crud import create_device_read_indexes
 from registry_api.crud_sharing import ChainClock
 from registry_api.errors import install_error_handlers
 from registry_api.imports import ImportRunner
@@ -85,6 +86,7 @@ HEALTH_RPC_TIMEOUT_SECONDS = 2.0
 GATEWAY_RESTART_SECONDS = 5.0
 GATEWAY_JOIN_SECONDS = 30.0
 POSTGRES_POOL = {"pool_size": 10, "max_overflow": 20, "pool_pre_ping": True}
+SQLITE_MMAP_BYTES = 4 * 1024**3  # address space, not memory: the OS pages the mirror in and shares it
 
 DESCRIPTION = """
 The directory chain (目录链) of the city's sensing devices: a permissioned EVM ledger with a SQL mirror.
@@ -157,7 +159,14 @@ def create_read_engine(database_url: str) -> Engine:
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        return create_mirror_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_mirror_engine(database_url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _read_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            # reads map the file instead of copying pages into each connection's cache (one copy per process)
+            dbapi_connection.execute(f"PRAGMA mmap_size={SQLITE_MMAP_BYTES}")
+
+        return engine
     return create_mirror_engine(database_url, **POSTGRES_POOL)
 
 
@@ -218,6 +227,7 @@ def start_services(settings: Settings) -> AppState:
         create_token_table(engine)
         create_search_tables(engine)
         create_assessment_index(engine)
+        create_device_read_indexes(engine)
         if settings.run_indexer_in_api:  # APScheduler: one sync at a time, missed runs coalesced
             scheduler = BackgroundScheduler(timezone=UTC)
             indexer.schedule(scheduler)
