@@ -57,6 +57,7 @@ from chain_gateway.outbox import (
     canonical_json,
     create_outbox_engine,
     request_hash,
+    update_rows,
 )
 from chain_gateway.resources import OwnsResources
 from chain_gateway.revert import REVERTED_WITHOUT_DATA, RevertDecoder
@@ -481,7 +482,7 @@ class Gateway(OwnsResources):
                     )
                     signed.append(op)
             if updates:
-                session.execute(update(Operation), updates)
+                update_rows(session, updates)
             session.commit()
         return signed
 
@@ -510,7 +511,7 @@ class Gateway(OwnsResources):
                 accepted.append({"id": op.id, "status": SUBMITTED, "broadcast_at": now, "updated_at": now})
         with Session(self.engine) as session:
             if accepted:
-                session.execute(update(Operation), accepted)
+                update_rows(session, accepted)
             for op in known:
                 if op.id in displaced:
                     self._resign_later(session, op)
@@ -645,7 +646,7 @@ class Gateway(OwnsResources):
         if updates or resign:
             with Session(self.engine) as session:
                 if updates:
-                    session.execute(update(Operation), updates)
+                    update_rows(session, updates)
                 for op_id, tx_hash in resign:
                     self._requeue(session, op_id, tx_hash)
                 session.commit()
@@ -778,7 +779,7 @@ class Gateway(OwnsResources):
         for batch in (updates, reorged):
             if batch:
                 with Session(self.engine) as session:
-                    session.execute(update(Operation), batch)
+                    update_rows(session, batch)
                     session.commit()
         stats.changed += len(updates) + len(reorged)
 

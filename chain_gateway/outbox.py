@@ -17,9 +17,11 @@ import hashlib
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Index, UniqueConstraint, create_engine, event
+from sqlalchemy import Engine, Index, Table, UniqueConstraint, bindparam, create_engine, event, update
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "canonical_json",
     "create_outbox_engine",
     "request_hash",
+    "update_rows",
 ]
 
 QUEUED = "queued"
@@ -135,6 +138,19 @@ class AccountNonce(SQLModel, table=True):
     account: str = Field(primary_key=True, max_length=42)
     next_nonce: int = 0
     updated_at: float = Field(default_factory=_now)
+
+
+def update_rows(session: Session, changes: Sequence[dict[str, Any]]) -> None:
+    """UPDATE operations by id in one executemany; every change has "id" and the same other keys.
+
+    A Core statement: SQLAlchemy's ORM bulk update by primary key costs several times more per row.
+    """
+    if not changes:
+        return
+    table: Table = Operation.__table__  # type: ignore[assignment]
+    columns = [key for key in changes[0] if key != "id"]
+    statement = update(table).where(table.c.id == bindparam("row_id")).values({c: bindparam(c) for c in columns})
+    session.execute(statement, [{**change, "row_id": change["id"]} for change in changes])
 
 
 def create_outbox_engine(database_url: str, **kwargs: Any) -> Engine:
