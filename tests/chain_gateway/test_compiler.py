@@ -11,11 +11,11 @@ from chain_gateway.compiler import ARTIFACTS_PATH, EVM_VERSION, SOLC_VERSION, co
 from chain_gateway.devnet import SeededConsortium
 
 
-def test_compiling_twice_gives_the_same_bytes_as_the_build() -> None:
+def test_compiling_again_gives_the_same_bytes_as_the_build() -> None:
+    # The build on disk is another solc run (scripts/setup's, or load_artifacts' here when a source is newer), so
+    # one more compile makes two to compare; each costs ~20 s of solc.js.
     first = compile_contracts(write=False)
-    second = compile_contracts(write=False)
-    assert json.dumps(first, sort_keys=True) == json.dumps(second, sort_keys=True)
-    assert first == load_artifacts()
+    assert json.dumps(first, sort_keys=True) == json.dumps(load_artifacts(), sort_keys=True)
     assert json.loads(ARTIFACTS_PATH.read_text(encoding="utf-8")) == first
     assert first["compiler"] == {"version": SOLC_VERSION, "evm_version": EVM_VERSION, "optimizer_runs": 200}
     assert {"Consortium", "DeviceRegistry"} <= first["contracts"].keys()
