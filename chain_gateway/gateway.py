@@ -43,7 +43,7 @@ from chain_gateway.calldata import CalldataEncoder
 from chain_gateway.deployments import Deployment, load_deployment
 from chain_gateway.errors import ContractRevert, GatewayConfigError, GatewayRPCError, IdempotencyConflict
 from chain_gateway.gas import GasCall, GasEstimator, GasSizer, ShapeKey
-from chain_gateway.inclusions import InclusionTracker
+from chain_gateway.inclusions import STALE_SECONDS, InclusionTracker
 from chain_gateway.keystore import Keystore
 from chain_gateway.nonces import NonceManager
 from chain_gateway.outbox import (
@@ -601,21 +601,20 @@ class Gateway(OwnsResources):
     # -- 2. receipts
 
     def _follow_receipts(self, stats: _Stats) -> None:
-        included = self._inclusions.new_receipts()
-        if included is not None and not included:
-            return  # no new transaction on the chain: no new receipt either
-        rows = self._submitted() if included is None else self._submitted_among(set(included))
+        new = self._inclusions.poll()
+        rows = {row.id: row for row in self._submitted_among(set(new.mined))} if new.mined else {}
+        if new.rescan != "none":
+            rows.update((row.id, row) for row in self._submitted(stale_only=new.rescan == "stale"))
         if not rows:
             return
-        known = included or {}
-        missing = [op for op in rows if known.get(op.tx_hash or "") is None]
-        looked_up = self._batch([("eth_getTransactionReceipt", [op.tx_hash]) for op in missing])
-        found = dict(zip([op.id for op in missing], looked_up, strict=True))
-        receipts = [found[op.id] if op.id in found else known[op.tx_hash or ""] for op in rows]
+        missing = [row for row in rows.values() if new.mined.get(row.tx_hash or "") is None]
+        looked_up = self._batch([("eth_getTransactionReceipt", [row.tx_hash]) for row in missing])
+        receipts = {row.id: receipt for row, receipt in zip(missing, looked_up, strict=True)}
         now = time.time()
         updates: list[dict[str, Any]] = []
         resign: list[tuple[str, str | None]] = []
-        for row, receipt in zip(rows, receipts, strict=True):
+        for row in rows.values():
+            receipt = receipts[row.id] if row.id in receipts else new.mined[row.tx_hash or ""]
             if receipt is None or isinstance(receipt, RpcErrorAnswer):
                 continue
             change: dict[str, Any] = {
@@ -652,16 +651,17 @@ class Gateway(OwnsResources):
                 session.commit()
             stats.changed += len(updates) + len(resign)
 
-    def _submitted(self) -> list[Row[tuple[str, str | None]]]:
-        """(id, tx_hash) of the submitted rows longest without a receipt (all next time too if there are more)."""
+    def _submitted(self, *, stale_only: bool) -> list[Row[tuple[str, str | None]]]:
+        """(id, tx_hash) of the submitted rows longest without a receipt (all next time too if there are more);
+        `stale_only`: of those broadcast over STALE_SECONDS ago."""
         limit = self.batch_size * 4
+        query = select(Operation.id, Operation.tx_hash).where(Operation.status == SUBMITTED)
+        if stale_only:
+            query = query.where(Operation.broadcast_at < time.time() - STALE_SECONDS)  # type: ignore[operator]
         with Session(self.engine) as session:
             rows = list(
                 session.execute(
-                    select(Operation.id, Operation.tx_hash)
-                    .where(Operation.status == SUBMITTED)
-                    .order_by(Operation.broadcast_at)  # type: ignore[arg-type]
-                    .limit(limit)
+                    query.order_by(Operation.broadcast_at).limit(limit)  # type: ignore[arg-type]
                 )
             )
         if len(rows) == limit:

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
@@ -48,14 +50,35 @@ from chain_gateway.settings import Settings  # noqa: E402
 REGISTRARS = ("BJ-EIB", "BJ-PSB", "BJ-CMC", "BJ-EMB", "BJ-CY")
 SINGLE_TARGET = 2_000.0  # tx/s, DESIGN.md
 GAS_CHOICES = ("cached", "access_list", "estimate")
-BOTTLENECK = (
-    "{value:,.0f} tx/s: the gateway process is CPU-bound on one core (py-spy of process_once: {profile}); anvil "
-    "takes eth_sendRawTransaction at ~3,700 tx/s on the other core, and sizing gas on the node costs a further "
-    "~0.2 ms (eth_createAccessList) or ~0.7 ms (eth_estimateGas) of anvil per transaction. What would move it: "
-    "signing in a second process (libsecp256k1 is most of the signing cost), and the outbox rows read and "
-    "written without the ORM."
+# what py-spy showed of the gateway's process_once while (a) ran (2026-11-26, cached gas, shared machine)
+GATEWAY_PROFILE = (
+    "SQLAlchemy loading queued rows as ORM objects and committing ~30 %, eth_abi encoding ~12 %, signing ~8 % "
+    "(libsecp256k1 5 %), JSON-RPC bodies and receipts JSON ~15 %"
 )
-PROFILE = "see the report"
+WHAT_MOVES_GATEWAY = (
+    "encoding and signing in a worker process (the signed rows still committed before the send), queued rows "
+    "read as plain rows instead of ORM objects, and calldata stored at enqueue instead of encoded twice"
+)
+WHAT_MOVES_ANVIL = (
+    "a node that accepts and mines faster (anvil validates each raw tx, mines 1 s blocks and serves the block "
+    "receipts the gateway follows), or fewer node calls per transaction"
+)
+
+
+def bottleneck(value: float, gateway_ms: float, anvil_ms: float, load: float) -> str:
+    """The measured limit of (a) and what would move it, from CPU per transaction of the two processes."""
+    ceilings = (
+        f"per transaction the gateway process used {gateway_ms:.2f} ms of CPU and anvil {anvil_ms:.2f} ms, "
+        f"so with a core each they cap at ~{1000 / gateway_ms:,.0f} and ~{1000 / anvil_ms:,.0f} tx/s"
+    )
+    shared = f"; the machine was shared (load average {load:.1f} on 2 cores)" if load > 2.5 else ""
+    if gateway_ms >= anvil_ms:
+        limit = (
+            f"the gateway process is the limit (py-spy: {GATEWAY_PROFILE}); what would move it: {WHAT_MOVES_GATEWAY}"
+        )
+    else:
+        limit = f"anvil is the limit; what would move it: {WHAT_MOVES_ANVIL}"
+    return f"{value:,.0f} tx/s: {ceilings}{shared}; {limit}."
 
 
 def device(serial: int) -> list[object]:
@@ -100,12 +123,36 @@ def settle(gateway: Gateway, since: float, total: int, statuses: tuple[str, ...]
     return time.perf_counter() - started
 
 
-def run_single(gateway: Gateway, chain: SeededConsortium, first: int, txs: int) -> float:
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (0.0 if it is gone). (Also in city_bench: benchkit's job.)"""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+@dataclass
+class SingleRun:
+    """One run of (a): the rate, and CPU milliseconds per transaction of this process and of anvil."""
+
+    tx_per_s: float
+    gateway_cpu_ms: float
+    anvil_cpu_ms: float
+
+
+def run_single(gateway: Gateway, chain: SeededConsortium, first: int, txs: int, anvil_pid: int | None) -> SingleRun:
     since = time.time()
     queue(gateway, chain, "registerDevice", [[device(first + i)] for i in range(txs)])
+    cpu, anvil_cpu = time.process_time(), cpu_seconds(anvil_pid)
     seconds = settle(gateway, since, txs, ("submitted", "mined", "confirmed", "failed"))
+    run = SingleRun(
+        txs / seconds,
+        (time.process_time() - cpu) * 1000 / txs,
+        (cpu_seconds(anvil_pid) - anvil_cpu) * 1000 / txs,
+    )
     settle(gateway, since, txs, (CONFIRMED,))
-    return txs / seconds
+    return run
 
 
 def run_batches(gateway: Gateway, chain: SeededConsortium, first: int, devices: int, batch: int) -> float:
@@ -167,20 +214,27 @@ def main() -> None:
             mode = "automine" if not options.block_time else f"block time {options.block_time:g} s"
             setup = f"anvil {mode}; outbox {engine.dialect.name}; {len(REGISTRARS)} registrars; gas {options.gas}"
             print(setup)
-            single: list[float] = []
+            single: list[SingleRun] = []
             batched: list[float] = []
+            loads: list[float] = []
             serial = 0
             for run in range(options.runs):
-                single.append(run_single(gateway, chain, serial, options.txs))
+                single.append(
+                    run_single(gateway, chain, serial, options.txs, node.process.pid if node.process else None)
+                )
+                loads.append(os.getloadavg()[0])
                 serial += options.txs
                 batched.append(run_batches(gateway, chain, serial, options.devices, options.batch))
                 serial += options.devices
                 print(
-                    f"run {run + 1}: {single[-1]:,.0f} tx/s signed and accepted; {batched[-1]:,.0f} devices/s confirmed"
+                    f"run {run + 1}: {single[-1].tx_per_s:,.0f} tx/s signed and accepted (CPU per tx: gateway "
+                    f"{single[-1].gateway_cpu_ms:.2f} ms, anvil {single[-1].anvil_cpu_ms:.2f} ms; load average "
+                    f"{loads[-1]:.1f}); {batched[-1]:,.0f} devices/s confirmed"
                 )
                 memory.sample("bench", None)
                 memory.sample("anvil", node.process.pid if node.process else None)
-            print(f"(a) single transactions signed and accepted: median {median(single):,.0f} tx/s "
+            rate = median([r.tx_per_s for r in single])
+            print(f"(a) single transactions signed and accepted: median {rate:,.0f} tx/s "
                   f"({options.txs:,} registerDevice txs per run)")  # fmt: skip
             print(f"(b) devices registered until confirmed: median {median(batched):,.0f} devices/s "
                   f"({options.devices:,} devices in batches of {options.batch} per run)")  # fmt: skip
@@ -195,26 +249,32 @@ def main() -> None:
             gateway.close()
             rpc.close()
             engine.dispose()
-    write_figures(options.json, figures(options, single, batched, memory, setup))
+    write_figures(options.json, figures(options, single, batched, memory, setup, median(loads)))
 
 
 def figures(
-    options: argparse.Namespace, single: list[float], batched: list[float], memory: PeakMemory, setup: str
+    options: argparse.Namespace,
+    single: list[SingleRun],
+    batched: list[float],
+    memory: PeakMemory,
+    setup: str,
+    load: float,
 ) -> list[Figure]:
     command = " ".join(["scripts/bench/gateway_bench.py", *sys.argv[1:]]).replace(f" --json {options.json}", "")
-    value = median(single)
+    value = median([r.tx_per_s for r in single])
+    gateway_ms, anvil_ms = median([r.gateway_cpu_ms for r in single]), median([r.anvil_cpu_ms for r in single])
     return [
         Figure(
             key="gateway.single_tx_per_s",
             what=f"gateway: single registerDevice txs signed and accepted by the node ({options.txs:,} per run)",
             value=value,
             unit="tx/s",
-            runs=single,
+            runs=[r.tx_per_s for r in single],
             command=command,
             target=SINGLE_TARGET,
             peak_memory=dict(memory.mib),
-            note=setup,
-            bottleneck="" if value >= SINGLE_TARGET else BOTTLENECK.format(value=value, profile=PROFILE),
+            note=f"{setup}; CPU per tx: gateway {gateway_ms:.2f} ms, anvil {anvil_ms:.2f} ms",
+            bottleneck="" if value >= SINGLE_TARGET else bottleneck(value, gateway_ms, anvil_ms, load),
         ),
         Figure(
             key="gateway.batched_devices_per_s",
