@@ -61,3 +61,9 @@ def mine(w3: Web3) -> Callable[[int], None]:
             w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
 
     return _mine
+
+
+@pytest.fixture
+def anvil_rpc(settings: Settings) -> Iterator[JsonRpcClient]:
+    with JsonRpcClient(settings.rpc_urls) as rpc:
+        yield rpc
