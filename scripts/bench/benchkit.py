@@ -25,6 +25,7 @@ __all__ = [
     "Figure",
     "PeakMemory",
     "add_json_option",
+    "cpu_seconds",
     "median",
     "peak_rss_mib",
     "render_table",
@@ -93,6 +94,15 @@ def peak_rss_mib(pid: int | None = None) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (0.0 if it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 class PeakMemory:

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import random
 import signal
 import subprocess
@@ -54,7 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchkit import Figure, PeakMemory, add_json_option, median, write_figures  # noqa: E402
+from benchkit import Figure, PeakMemory, add_json_option, cpu_seconds, median, write_figures  # noqa: E402
 
 from chain_gateway.deployments import write_deployment  # noqa: E402
 from chain_gateway.devnet import AnvilNode, seed_demo_consortium  # noqa: E402
@@ -242,15 +241,6 @@ def check_queryable(client: ApiClient, city: CityFiles) -> None:
         raise RuntimeError(f"list {kind} in {district} of {owner}: {page['count']} devices, the CSV holds {expected}")
     print(f"  queryable: {len(city.samples)} devices by code equal their rows; {kind} in {district} of {owner}: "
           f"{expected:,} listed as in the CSV")  # fmt: skip
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far (0.0 if it is gone)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 @dataclass

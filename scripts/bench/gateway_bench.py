@@ -38,7 +38,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchkit import Figure, PeakMemory, add_json_option, median, write_figures  # noqa: E402
+from benchkit import Figure, PeakMemory, add_json_option, cpu_seconds, median, write_figures  # noqa: E402
 
 from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium  # noqa: E402
 from chain_gateway.gateway import Gateway, WriteRequest  # noqa: E402
@@ -121,15 +121,6 @@ def settle(gateway: Gateway, since: float, total: int, statuses: tuple[str, ...]
         if gateway.process_once() == 0:
             time.sleep(0.01)
     return time.perf_counter() - started
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process so far (0.0 if it is gone). (Also in city_bench: benchkit's job.)"""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
 @dataclass
