@@ -62,6 +62,8 @@ def _normalise(item: dict[str, Any], kind: str, value: Any) -> Any:
 
 
 _REGISTER_DEVICES = (f"{DEVICE_INPUT_TYPE}[]",)
+_REGISTER_DEVICE = (DEVICE_INPUT_TYPE,)
+_ARRAY_HEAD = 4 + 2 * 32  # selector, the array's offset and its length: what registerDevice lacks
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class CalldataEncoder:
         values = [_normalise(i, i["type"], a) for i, a in zip(fn.inputs, args, strict=True)]
         if fn.types == _REGISTER_DEVICES and contract == "DeviceRegistry":  # the bulk path: ~8x faster by hand
             return fn.address, encode_register_devices(values[0])
+        if fn.types == _REGISTER_DEVICE and contract == "DeviceRegistry":  # one struct: a one-element array's tail
+            return fn.address, fn.selector + encode_register_devices([values[0]])[_ARRAY_HEAD:]
         try:
             return fn.address, fn.selector + (fn.encoder.encode(values) if checked else fn.encoder(values))
         except (EncodingError, TypeError, ValueError, OverflowError) as exc:
