@@ -45,9 +45,13 @@ _CHARSETS: tuple[tuple[int, str, str, str], ...] = (  # bit, name, regex class p
 _EXAMPLE_DISTRICT = "110105"  # examples are "<prefix><district code (Chaoyang)><serial>", the demo convention
 
 
+# Built once: json.dumps with options builds an encoder per call, about half the time of a small object.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """The canonical JSON text of `value`: sorted keys, separators (",", ":"), non-ASCII kept as is."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _CANONICAL.encode(value)
 
 
 def to_micro_degrees(degrees: float) -> int:
