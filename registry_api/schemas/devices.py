@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
@@ -52,17 +53,23 @@ _PERSONAL_PARTS = (
 _SEPARATORS = re.compile(r"[\s_\-.]+")
 
 
+@lru_cache(maxsize=4_096)
+def _names_personal_data(key: str) -> bool:
+    """Whether an attribute key names personal data (keys repeat across a file's rows: cached)."""
+    norm = _SEPARATORS.sub("", key.lower())
+    return norm in _PERSONAL_KEYS or any(part in norm for part in _PERSONAL_PARTS)
+
+
 def personal_data_key(value: Any, path: str = "") -> str | None:
     """The path of the first key in `value` (nested objects and lists) that names personal data, or None."""
     if isinstance(value, dict):
         for key, inner in value.items():
-            here = f"{path}.{key}" if path else str(key)
-            norm = _SEPARATORS.sub("", str(key).lower())
-            if norm in _PERSONAL_KEYS or any(part in norm for part in _PERSONAL_PARTS):
-                return here
-            found = personal_data_key(inner, here)
-            if found:
-                return found
+            if _names_personal_data(str(key)):
+                return f"{path}.{key}" if path else str(key)
+            if isinstance(inner, dict | list):
+                found = personal_data_key(inner, f"{path}.{key}" if path else str(key))
+                if found:
+                    return found
     elif isinstance(value, list):
         for i, inner in enumerate(value):
             found = personal_data_key(inner, f"{path}[{i}]")
