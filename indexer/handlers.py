@@ -30,6 +30,7 @@ import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
 from eth_utils import keccak
 
 from indexer.abi import DecodedLog
@@ -53,6 +54,7 @@ __all__ = [
     "SHARE_CONDITIONS",
     "Handler",
     "HandlerContext",
+    "compact_json",
     "NEEDS_BLOCK_FACTS",
     "form_names",
     "role_name",
@@ -79,7 +81,17 @@ _ROLES = ("ADMIN", "REGISTRAR", "REVIEWER", "APPROVER", "AUDITOR", "RELAYER")
 ROLE_NAMES: dict[str, str] = {"0x" + keccak(text=name).hex(): name for name in _ROLES}
 ROLE_NAMES["0x" + "00" * 32] = "DEFAULT_ADMIN"
 
-_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # one encoder: dumps() builds one per call
+_STDLIB_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode  # one encoder, not one per call
+
+
+def compact_json(value: Any) -> str:
+    """Compact JSON, non-ASCII kept: orjson (~5x faster), or the standard encoder where orjson refuses (ints
+    beyond 64 bits, lone surrogates). Both give the same text for everything else, so mirrors stay equal."""
+    try:
+        return orjson.dumps(value).decode()
+    except orjson.JSONEncodeError:
+        return _STDLIB_JSON(value)
+
 
 # Enum-typed arguments of device events, rendered by name in `device_events.data`.
 _DEVICE_ENUMS: dict[str, tuple[str, ...]] = {
@@ -275,7 +287,7 @@ def _device_event(log: DecodedLog, ctx: HandlerContext, event: str) -> None:
             "tx_hash": log.tx_hash,
             "log_index": log.log_index,
             "sender": ctx.sender(log.tx_hash),
-            "data": _JSON(data),
+            "data": compact_json(data),
         },
     )
 
@@ -383,12 +395,12 @@ def catalog_entry_versioned(log: DecodedLog, ctx: HandlerContext) -> None:
         "classification": classification,
         "grade": grade,
         "share_condition": _enum(SHARE_CONDITIONS, condition),
-        "forms": _JSON(form_names(forms)),
+        "forms": compact_json(form_names(forms)),
         "forms_mask": forms,
         "schema": schema,
         "schema_hash": "0x" + keccak(text=schema).hex(),
-        "device_codes": _JSON(device_codes),
-        "upstream": _JSON(upstream),
+        "device_codes": compact_json(device_codes),
+        "upstream": compact_json(upstream),
         "major": a["major"],
         "minor": a["minor"],
         "version_hash": a["versionHash"],

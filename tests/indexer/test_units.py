@@ -1,13 +1,17 @@
-"""Small parts: error classification for the retry loops, the adaptive range size, catalog value rendering."""
+"""Small parts: error classification for the retry loops, the adaptive range size, catalog value rendering, JSON."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain_gateway.errors import GatewayRPCError
 from chain_gateway.rpc import RpcErrorAnswer
 from indexer.errors import ChainMovedError, HandlerError, LogDecodeError, ReorgTooDeepError, is_retryable
-from indexer.handlers import form_names, search_text
+from indexer.handlers import compact_json, form_names, search_text
 from indexer.sync import RangeSizer
 
 
@@ -65,3 +69,15 @@ def test_search_text_holds_title_classification_and_schema_field_names() -> None
     assert text == "卡口过车流量\n城市影像/交通卡口\nhour plate_number"
     assert search_text("t", "c", "not json") == "t\nc\n"
     assert search_text("t", "c", '["fields"]') == "t\nc\n"
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(),
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+        max_leaves=12,
+    )
+)
+def test_compact_json_is_the_standard_encoders_text(value: object) -> None:
+    assert compact_json(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
