@@ -2,10 +2,13 @@
 
 `enqueue` commits a queued row before it returns. `process_once` then moves rows along:
 
-1. new rows: estimate gas (batched; a revert fails the row with its decoded error and uses no nonce),
-   reserve nonces, sign, commit nonce + raw tx + tx hash, and only then broadcast (batched);
-2. receipts (batched): status 1 -> mined; status 0 -> mined with the error decoded by replaying the call,
-   failed once confirmed;
+1. new rows: size gas (`chain_gateway.gas`: node estimates, batched, a revert fails the row with its
+   decoded error and uses no nonce; or a limit cached per call shape), reserve nonces, sign, commit
+   nonce + raw tx + tx hash, and only then broadcast (batched); a full batch is broadcast in a background
+   thread while the next one is signed, one broadcast at a time so each account's nonces go in order;
+2. receipts of the transactions in new blocks (`chain_gateway.inclusions`: one that logged succeeded,
+   the others are looked up): status 1 -> mined; status 0 -> mined with the error decoded by replaying
+   the call, failed once confirmed (a cached gas limit that ran out of gas: signed again, sized by the node);
 3. rows signed but not sent (a crash between commit and send) or sent without a receipt for a while are
    broadcast again: the same bytes, so a duplicate is harmless; a nonce proven taken by another
    transaction (our raw tx can then never be mined) sends the row back to be signed anew;
