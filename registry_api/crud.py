@@ -8,24 +8,26 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, func, literal, text
-from sqlalchemy import select as sa_select
+import orjson
+from sqlalchemy import Engine, func
 from sqlmodel import Session, col, select
 
 from chain_gateway.outbox import Operation
 from indexer import spatial
 from indexer.models import Account, AccountRole, CodeRule, Device, DeviceEvent, Member
 from indexer.spatial import EARTH_RADIUS_M, haversine_m
+from registry_api import device_sql
+from registry_api.device_sql import Reader
 from registry_api.encoding import (
     canonical_json,
     charset_names,
     code_example,
     code_pattern,
-    from_micro_degrees,
     from_unix,
     to_micro_degrees,
     to_unix,
@@ -51,6 +53,7 @@ __all__ = [
     "device_input",
     "get_device",
     "haversine_m",
+    "iso_time",
     "list_code_rules",
     "list_device_events",
     "list_devices",
@@ -62,6 +65,7 @@ __all__ = [
 
 METRES_PER_DEGREE_LAT = 111_320.0  # approximate; exact circle boxes: indexer.spatial.near_box
 STATUS_CODES = {"planned": 1, "active": 2}  # IDeviceRegistry.Status of a new device
+SECONDS_PER_DAY = 86_400
 
 
 # ---------------------------------------------------------------- devices
@@ -79,29 +83,31 @@ class DeviceFilter:
     near: tuple[float, float, float] | None = None
 
 
-# The columns of a device as the API shows it: read as plain rows (no ORM objects) and turned into dicts.
-_DEVICE_COLUMNS = (
-    col(Device.code),
-    col(CodeRule.type_name),
-    col(Device.type_id),
-    col(Member.code).label("owner_org"),
-    col(Device.district),
-    col(Device.lat_e6),
-    col(Device.lon_e6),
-    col(Device.built_at),
-    col(Device.status),
-    col(Device.attributes),
-    col(Device.attributes_hash),
-    col(Device.tx_hash),
-    col(Device.block_number),
-    col(Device.replaced_by),
-    col(Device.last_inspected_at),
-    col(Device.updated_block),
-)
+def _loads_attributes(text: str | None) -> Any:
+    if not text:
+        return {}
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # what orjson refuses and the standard library reads (NaN, huge integers)
+        return json.loads(text)
+
+
+@lru_cache(maxsize=16_384)
+def _iso_day(days: int) -> str:
+    return from_unix(days * SECONDS_PER_DAY)[:10]
+
+
+def iso_time(seconds: int) -> str:
+    """`encoding.from_unix`, equal for every value, in a fraction of its time: dates repeat, so each day's text
+    is made once and the time of day is formatted from integers."""
+    days, rest = divmod(seconds, SECONDS_PER_DAY)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    return f"{_iso_day(days)}T{hours:02d}:{minutes:02d}:{secs:02d}Z"
 
 
 def device_dict(row: Sequence[Any], distance_m: float | None = None) -> dict[str, Any]:
-    """A device row of `_device_select` as the JSON object of `DevicePublic` (same members, same order)."""
+    """A device row (`device_sql.DEVICE_COLUMNS`) as the JSON object of `DevicePublic` (same members, same order)."""
     (code, type_name, type_id, owner, district, lat_e6, lon_e6, built_at, status_, attributes, attributes_hash,
      tx_hash, block_number, replaced_by, last_inspected_at, updated_block) = row[:16]  # fmt: skip
     return {
@@ -110,15 +116,16 @@ def device_dict(row: Sequence[Any], distance_m: float | None = None) -> dict[str
         "type_id": type_id,
         "owner_org": owner,
         "district": district,
-        "location": {"lat": from_micro_degrees(lat_e6), "lon": from_micro_degrees(lon_e6)},
-        "built_at": from_unix(built_at),
+        # v / 1e6 is already the double nearest v's 6-decimal value: from_micro_degrees' round() would keep it
+        "location": {"lat": lat_e6 / 1e6, "lon": lon_e6 / 1e6},
+        "built_at": iso_time(built_at),
         "status": status_,
-        "attributes": json.loads(attributes) if attributes else {},
+        "attributes": _loads_attributes(attributes),
         "attributes_hash": attributes_hash,
         "tx_hash": tx_hash,
         "block_number": block_number,
         "replaced_by": replaced_by or None,
-        "last_inspected_at": from_unix(last_inspected_at) if last_inspected_at else None,
+        "last_inspected_at": iso_time(last_inspected_at) if last_inspected_at else None,
         "updated_block": updated_block,
         "distance_m": distance_m,
     }
@@ -135,98 +142,68 @@ _DEVICE_READ_INDEXES = {
 
 def create_device_read_indexes(engine: Engine) -> None:
     """The indexes of GET /v1/devices' district filters on the mirror (idempotent; the API makes them at start)."""
-    with engine.begin() as conn:
-        for name, columns in _DEVICE_READ_INDEXES.items():
-            conn.execute(text(f"CREATE INDEX IF NOT EXISTS {name} ON devices ({columns})"))
+    for name, columns in _DEVICE_READ_INDEXES.items():
+        spatial.create_index_if_missing(engine, name, f"devices ({columns})")
 
 
-def _device_select() -> Any:
-    return (
-        sa_select(*_DEVICE_COLUMNS)
-        .select_from(Device)
-        .outerjoin(CodeRule, col(CodeRule.type_id) == col(Device.type_id))
-        .outerjoin(Member, col(Member.org_id) == col(Device.owner_org_id))
-    )
-
-
-def _where(query: Any, f: DeviceFilter, dialect: str) -> tuple[Any, dict[str, Any]]:
-    """`query` narrowed by the filters, and the values of the spatial conditions' named parameters.
-
-    With a place filter the spatial index is the way in. SQLite's planner has no statistics and would take an
-    equality index (type, owner, status, district) over the spatial one, then read every device of that type in the
-    city; there the other filters are written so that no index serves them (`+ 0`, `|| ''`). PostgreSQL's planner
-    chooses by its statistics.
-    """
-    params: dict[str, Any] = {}
-    blind = (f.bbox is not None or f.near is not None) and dialect == "sqlite"
-
-    def number(column: Any) -> Any:
-        return column + 0 if blind else column
-
-    if f.type is not None:
-        type_id = select(CodeRule.type_id).where(CodeRule.type_name == f.type).scalar_subquery()
-        query = query.where(number(col(Device.type_id)) == type_id)
-    if f.owner is not None:
-        org_id = select(Member.org_id).where(Member.code == f.owner).scalar_subquery()
-        query = query.where(number(col(Device.owner_org_id)) == org_id)
-    if f.status is not None:
-        query = query.where((col(Device.status).concat("") if blind else col(Device.status)) == f.status)
-    if f.district is not None:
-        query = query.where(number(col(Device.district)) == f.district)
-    if f.bbox is not None:
-        min_lon, min_lat, max_lon, max_lat = (to_micro_degrees(v) for v in f.bbox)
-        condition, values = spatial.box_condition("bbox", min_lat, max_lat, min_lon, max_lon)
-        query = query.where(condition)
-        params.update(values)
-    if f.near is not None:
-        condition, values = spatial.box_condition("near", *spatial.near_box(*f.near))
-        distance = spatial.distance_m(dialect)
-        query = query.where(condition, distance <= bindparam("near_radius"))
-        params.update(values, near_radius=f.near[2], **spatial.distance_params(f.near[0], f.near[1]))
-    return query, params
-
-
-def read_devices(conn: Connection, f: DeviceFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+def read_devices(reader: Reader, f: DeviceFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
     """One page of devices matching `f` (by code, or by distance with `near`) as JSON objects, and how many match.
 
     `near` is answered in SQL: the circle's bounding box through the spatial index, then the exact great-circle
     distance (`indexer.spatial.distance_m`) filters, counts, orders (nearest first, then by code) and pages. With a
-    place filter the few matches are counted in the page's own statement (a window count); otherwise, and for a page
-    past the end, by a count statement.
+    place filter the few matches are counted in the page's own statement (a window count). Otherwise a page that
+    is neither empty nor full tells the count itself; the rest is counted by a count statement (from the district
+    indexes when a district is given).
     """
-    dialect = conn.dialect.name
-    query, params = _where(_device_select(), f, dialect)
-    counter, _ = _where(sa_select(func.count()).select_from(Device), f, dialect)
-    if f.bbox is None and f.near is None:
-        total = conn.execute(counter).scalar_one()
-        rows = conn.execute(query.order_by(col(Device.code)).offset(offset).limit(limit)).all()
-        return [device_dict(row) for row in rows], int(total)
-    distance = spatial.distance_m(dialect) if f.near is not None else literal(None)
-    order = (distance, col(Device.code)) if f.near is not None else (col(Device.code),)
-    page = query.add_columns(distance.label("distance_m"), func.count().over().label("matches"))
-    rows = conn.execute(page.order_by(*order).offset(offset).limit(limit), params).all()
-    total = rows[0][-1] if rows else conn.execute(counter, params).scalar_one()
-    found = [device_dict(row, None if row[16] is None else round(float(row[16]), 1)) for row in rows]
-    return found, int(total)
+    values: dict[str, Any] = {"limit": limit, "offset": offset}
+    for name in ("type", "owner", "status", "district"):
+        value = getattr(f, name)
+        if value is not None:
+            values[name] = value
+    bbox_cells = near_cells = None
+    if f.bbox is not None:
+        min_lon, min_lat, max_lon, max_lat = (to_micro_degrees(v) for v in f.bbox)
+        bbox_cells, box = device_sql.box_values("bbox", min_lat, max_lat, min_lon, max_lon)
+        values.update(box)
+    if f.near is not None:
+        near_cells, box = device_sql.box_values("near", *spatial.near_box(*f.near))
+        values.update(box, near_radius=f.near[2], **spatial.distance_params(f.near[0], f.near[1]))
+    shape = device_sql.ListShape(
+        type=f.type is not None,
+        owner=f.owner is not None,
+        status=f.status is not None,
+        district=f.district is not None,
+        bbox_cells=bbox_cells,
+        near_cells=near_cells,
+    )
+    rows = reader.rows(device_sql.list_statement(shape, reader.dialect), values)
+    placed = bbox_cells is not None or near_cells is not None
+    if placed and rows:
+        total = rows[0][-1]
+    elif rows and len(rows) < limit or not rows and offset == 0:
+        total = offset + len(rows)
+    else:
+        counter = device_sql.list_statement(replace(shape, count=True), reader.dialect)
+        total = reader.rows(counter, values)[0][0]
+    if placed:
+        return [device_dict(row, None if row[16] is None else round(float(row[16]), 1)) for row in rows], int(total)
+    return [device_dict(row) for row in rows], int(total)
 
 
-_DEVICE_BY_CODE = _device_select().where(col(Device.code) == bindparam("code"))  # built once: the hottest read
-
-
-def read_device(conn: Connection, code: str) -> dict[str, Any] | None:
+def read_device(reader: Reader, code: str) -> dict[str, Any] | None:
     """One device as its JSON object, or None if the mirror does not hold it."""
-    row = conn.execute(_DEVICE_BY_CODE, {"code": code}).first()
-    return device_dict(row) if row else None
+    rows = reader.rows(device_sql.by_code(reader.dialect), {"code": code}, limit=1)
+    return device_dict(rows[0]) if rows else None
 
 
 def list_devices(session: Session, f: DeviceFilter, limit: int, offset: int) -> tuple[list[DevicePublic], int]:
     """`read_devices` as models (for callers in Python rather than HTTP)."""
-    data, total = read_devices(session.connection(), f, limit, offset)
+    data, total = read_devices(Reader.of(session.connection()), f, limit, offset)
     return [DevicePublic.model_validate(d) for d in data], total
 
 
 def get_device(session: Session, code: str) -> DevicePublic | None:
-    device = read_device(session.connection(), code)
+    device = read_device(Reader.of(session.connection()), code)
     return DevicePublic.model_validate(device) if device else None
 
 

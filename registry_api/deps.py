@@ -8,13 +8,15 @@ from typing import Annotated
 
 from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Connection
+from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
 
 from chain_gateway.gateway import Gateway
 from chain_gateway.settings import Settings
 from indexer.service import Indexer
 from registry_api.auth import Principal, PrincipalCache, resolve_principal
+from registry_api.device_sql import Reader
 from registry_api.errors import ApiError
 from registry_api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT
 
@@ -47,10 +49,20 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 @contextmanager
-def read_connection(request: Request) -> Iterator[Connection]:
-    """A connection of the app's engine for plain Core reads (no ORM session), returned to the pool after."""
-    with request.app.state.engine.connect() as conn:
-        yield conn
+def read_connection(request: Request) -> Iterator[Reader]:
+    """A pooled DB-API connection of the app's engine for the prepared device reads, returned to the pool after.
+
+    No SQLAlchemy `Connection` around it: the reads run their own compiled SQL (`registry_api.device_sql`).
+    """
+    engine: Engine = request.app.state.engine
+    try:
+        connection = engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error as exc:  # as `engine.connect()` raises it: 503 DATABASE_UNAVAILABLE
+        raise DBAPIError.instance(None, None, exc, engine.dialect.loaded_dbapi.Error, dialect=engine.dialect) from exc
+    try:
+        yield Reader(connection, engine.dialect)
+    finally:
+        connection.close()
 
 
 def get_gateway(request: Request) -> Gateway:

@@ -1,8 +1,9 @@
 """/v1/devices: register (one or many), list with filters, read one, history, update, life cycle, inspections.
 
 The two hot reads (a device by code, the filtered list) run on the event loop: a mirror read is an indexed query
-of well under a millisecond, cheaper than the hop to a worker thread that a sync route costs. They read plain rows
-and write the JSON themselves (`crud.device_dict`, the members and order of `DevicePublic`, which documents them).
+of well under a millisecond, cheaper than the hop to a worker thread that a sync route costs. They run SQL compiled
+once per filter shape on the pooled DB-API connection (`registry_api.device_sql`), and write the JSON themselves
+(`crud.device_dict`, the members and order of `DevicePublic`, which documents them).
 """
 
 from __future__ import annotations
@@ -166,15 +167,15 @@ async def list_devices(
             )
         point = (lat, lon, radius)
     filters = crud.DeviceFilter(type=type, owner=owner, status=status, district=district, bbox=box, near=point)
-    with read_connection(request) as conn:
-        data, count = crud.read_devices(conn, filters, page.limit, page.offset)
+    with read_connection(request) as reader:
+        data, count = crud.read_devices(reader, filters, page.limit, page.offset)
     return json_response({"data": data, "count": count})
 
 
 @router.get("/{code}", summary="One device", response_model=DevicePublic, responses=_ERRORS)  # type: ignore[arg-type]
 async def get_device(code: CodePath, request: Request, _: ReaderDep) -> Response:
-    with read_connection(request) as conn:
-        device = crud.read_device(conn, code)
+    with read_connection(request) as reader:
+        device = crud.read_device(reader, code)
     if device is None:
         raise ApiError(404, "DEVICE_NOT_FOUND", f"device {code} is not registered (or not indexed yet)", field="code")
     return json_response(device)

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, text
+import random
 
+import pytest
+from sqlalchemy import create_engine, exc, text
+from sqlmodel import Session
+
+from indexer.service import create_mirror_engine
 from indexer.store import Store
+from registry_api import crud, device_sql
 from registry_api.auth import PrincipalCache, hash_token, issue_token, revoke_token
 from registry_api.crud import create_device_read_indexes
+from registry_api.device_sql import Reader
+from registry_api.encoding import from_micro_degrees, from_unix
 from registry_api.schemas.devices import DevicePublic, DevicesPublic
 from tests.registry_api.support import Api, device
+from tests.support.mirror_rows import device_row, insert_devices, seed_reference_rows
 
 
 def test_device_answers_are_their_models_json(api: Api) -> None:
@@ -60,5 +69,62 @@ def test_district_list_indexes_are_made_once(database_url: str) -> None:
         with engine.connect() as conn:
             names = set(conn.execute(text(query)).scalars())
         assert {"devices_district_type_code", "devices_district_owner_code", "devices_district_status_code"} <= names
+    finally:
+        engine.dispose()
+
+
+def test_every_page_counts_all_matches_whether_the_page_or_a_count_tells(database_url: str) -> None:
+    """Pages that are full, partial, empty or past the end all report the same total as a full listing."""
+    engine = create_mirror_engine(database_url)
+    try:
+        seed_reference_rows(engine)
+        insert_devices(
+            engine,
+            (
+                device_row(i, 39_900_000 + i, 116_400_000 + i, status="planned" if i % 3 else "active")
+                for i in range(23)
+            ),
+        )
+        create_device_read_indexes(engine)
+        with Session(engine) as session:
+            for f in (crud.DeviceFilter(district=110105, status="planned"), crud.DeviceFilter(district=110105)):
+                whole, total = crud.list_devices(session, f, limit=1000, offset=0)
+                assert total == len(whole) > 0
+                for limit in (1, 5, total, total + 1):
+                    for offset in range(0, total + 3):
+                        page, count = crud.list_devices(session, f, limit, offset)
+                        assert count == total and page == whole[offset : offset + limit]
+            assert crud.list_devices(session, crud.DeviceFilter(district=999_999), 5, 0) == ([], 0)
+            assert crud.list_devices(session, crud.DeviceFilter(type="no.such.type"), 5, 10) == ([], 0)
+    finally:
+        engine.dispose()
+
+
+def test_device_times_and_degrees_equal_the_encoding_functions() -> None:
+    rnd = random.Random(7)
+    for seconds in [0, 1, 59, 60, 3_599, 86_399, 86_400, 253_402_300_799] + [
+        rnd.randrange(0, 253_402_300_800) for _ in range(20_000)
+    ]:
+        assert crud.iso_time(seconds) == from_unix(seconds)
+    row = device_row(1, 0, 0)
+    for _ in range(20_000):
+        lat_e6, lon_e6 = rnd.randrange(-90_000_000, 90_000_001), rnd.randrange(-180_000_000, 180_000_001)
+        values = (row["code"], "camera.road", 1, "BJ-PSB", 110105, lat_e6, lon_e6, 0, "active", "{}", "0x", "0x", 1,
+                  None, None, 1)  # fmt: skip
+        location = crud.device_dict(values)["location"]
+        assert location == {"lat": from_micro_degrees(lat_e6), "lon": from_micro_degrees(lon_e6)}
+
+
+def test_a_failing_device_read_raises_sqlalchemys_error(database_url: str) -> None:
+    """DB-API errors of the prepared reads reach the API's handlers as SQLAlchemy's (the mirror has no tables)."""
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as conn, pytest.raises(exc.DBAPIError):
+            crud.read_device(Reader.of(conn), "BJ-CAMR-110105000001")
+        shape = device_sql.ListShape(district=True)
+        with engine.connect() as conn, pytest.raises(exc.DBAPIError):
+            Reader.of(conn).rows(
+                device_sql.list_statement(shape, conn.dialect), {"district": 1, "limit": 1, "offset": 0}
+            )
     finally:
         engine.dispose()

@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from indexer.service import create_mirror_engine
 from indexer.spatial import CELL_E6, EARTH_RADIUS_M, INDEX_NAME, haversine_m, near_box
 from indexer.store import BlockRef, Store
 from registry_api import crud
+from registry_api.device_sql import Prepared, Reader
 from tests.registry_api.support import Api, device
 from tests.support.mirror_rows import ORGS, TYPES, device_row, insert_devices, seed_reference_rows
 
@@ -181,14 +182,18 @@ def test_the_circle_box_holds_the_whole_circle() -> None:
         assert min_lon <= math.degrees(l2) * 1e6 <= max_lon
 
 
-def _captured(engine: Engine) -> tuple[list[tuple[str, Any]], Any]:
+def _captured(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, Any]]:
+    """The SQL and arguments of every statement the device reads run (on the DB-API cursor, past SQLAlchemy)."""
     statements: list[tuple[str, Any]] = []
+    rows = Reader.rows
 
-    def capture(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
-        statements.append((statement, parameters))
+    def capture(reader: Reader, prepared: Prepared, values: dict[str, Any], limit: int | None = None) -> list[Any]:
+        arguments = prepared.arguments(values)
+        statements.append((prepared.sql, tuple(arguments) if isinstance(arguments, list) else arguments))
+        return rows(reader, prepared, values, limit)
 
-    event.listen(engine, "before_cursor_execute", capture)
-    return statements, capture
+    monkeypatch.setattr(Reader, "rows", capture)
+    return statements
 
 
 @pytest.mark.parametrize(
@@ -200,7 +205,9 @@ def _captured(engine: Engine) -> tuple[list[tuple[str, Any]], Any]:
     ],
     ids=["near", "near-type-status", "bbox-owner"],
 )
-def test_the_spatial_index_serves_near_and_bbox_queries(mirror: Engine, f: crud.DeviceFilter) -> None:
+def test_the_spatial_index_serves_near_and_bbox_queries(
+    mirror: Engine, f: crud.DeviceFilter, monkeypatch: pytest.MonkeyPatch
+) -> None:
     rnd = random.Random(3)
     # 3,000 devices over a degree square and 40 where the queries look: matches are few, as in a city
     spots = [
@@ -208,10 +215,10 @@ def test_the_spatial_index_serves_near_and_bbox_queries(mirror: Engine, f: crud.
     ]
     spots += [(39_920_000 + rnd.randint(-2_000, 2_000), 116_440_000 + rnd.randint(-2_000, 2_000)) for _ in range(40)]
     insert_devices(mirror, (device_row(i, lat, lon, type_id=1 + i % 2) for i, (lat, lon) in enumerate(spots)))
-    statements, capture = _captured(mirror)
+    statements = _captured(monkeypatch)
     with Session(mirror) as session:
         crud.list_devices(session, f, limit=10, offset=0)
-    event.remove(mirror, "before_cursor_execute", capture)
+    monkeypatch.undo()
     assert len(statements) == 1  # the page, with its window count of all matches
     with mirror.begin() as conn:
         postgres = conn.dialect.name == "postgresql"
