@@ -64,6 +64,7 @@ from registry_api.routers import (
     zone,
 )
 from registry_api.search import create_search_tables
+from registry_api.startup_lock import startup_lock
 from registry_api.state import AppState
 from registry_api.stats import create_assessment_index
 from registry_api.zone.service import ZoneService, create_zone_tables
@@ -316,12 +317,15 @@ def start_imports(state: AppState) -> ImportRunner:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    state = start_services(app.state.settings)
-    try:
-        parts = start_zone(state)
-    except Exception:
-        stop_services(state)
-        raise
+    settings: Settings = app.state.settings
+    with startup_lock(settings.database_url):  # uvicorn's workers start together: one creates tables at a time
+        state = start_services(settings)
+        try:
+            parts = start_zone(state)
+            imports_runner = start_imports(state)
+        except Exception:
+            stop_services(state)
+            raise
     app.state.services = state
     app.state.engine = state.engine
     app.state.gateway = state.gateway
@@ -330,7 +334,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     app.state.resolver = parts.resolver
     app.state.zone = parts.zone
     app.state.anchorer = parts.anchorer
-    app.state.imports = start_imports(state)
+    app.state.imports = imports_runner
     try:
         yield
     finally:

@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from fastapi.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
@@ -65,7 +64,7 @@ from chain_gateway.devnet import AnvilNode, SeededConsortium, free_port, seed_de
 from chain_gateway.rpc import JsonRpcClient  # noqa: E402
 from chain_gateway.settings import Settings  # noqa: E402
 from indexer.service import Indexer  # noqa: E402
-from registry_api.app import create_app, create_read_engine  # noqa: E402
+from registry_api.app import create_read_engine  # noqa: E402
 from registry_api.auth import issue_token  # noqa: E402
 from registry_api.city import DISTRICTS  # noqa: E402
 from registry_api.synthetic_city import DEVICE_TYPES, generate_devices  # noqa: E402
@@ -283,12 +282,6 @@ def api_settings(database_url: str, tmp: Path, deployment_path: Path) -> Setting
     )
 
 
-def prepare_api(settings: Settings) -> None:
-    """The API's own tables and keys, made once before the workers start (they would race to create them)."""
-    with TestClient(create_app(settings)):
-        pass
-
-
 def start_api(settings: Settings, workers: int) -> Api:
     """uvicorn on the app factory with `workers` processes, configured by `settings` through the environment."""
     port = free_port()
@@ -485,7 +478,6 @@ def main() -> None:
                 files[kind] = tmp / f"{kind}.txt"
                 files[kind].write_text("\n".join(lines) + "\n")
             settings = api_settings(url, tmp, deployment_path)
-            prepare_api(settings)
             api = start_api(settings, args.workers)
             phases: dict[str, list[Phase]] = {kind: [] for kind in work}
             try:
