@@ -41,29 +41,38 @@ def _word(value: int) -> bytes:
     return (value % _MOD).to_bytes(WORD, "big")
 
 
-def _string(text: str, field: str) -> bytes:
+def _string(text: object, index: int, name: str) -> bytes:
     if not isinstance(text, str):
-        raise InvalidCall(f"{field}: expected a string, got {type(text).__name__}")
+        raise InvalidCall(f"devices[{index}].{name}: expected a string, got {type(text).__name__}")
     raw = text.encode()
     return _word(len(raw)) + raw + b"\0" * (-len(raw) % WORD)
 
 
-def _integer(value: object, position: int, field: str) -> int:
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise InvalidCall(f"{field}: expected an integer, got {type(value).__name__}")
-    low, high = _INT32 if position in (4, 5) else (0, _UNSIGNED[position])
-    if not low <= value <= high:
-        raise InvalidCall(f"{field}: {value} is out of range {low}..{high}")
-    return value
+_RANGES = [_INT32 if position in (4, 5) else (0, _UNSIGNED[position]) for position in range(1, 7)]
+
+
+def _integers(device: DeviceInput, index: int) -> bytes:
+    """The six integer head words (fields 1-6), each checked against its type's range."""
+    words = []
+    for position, (low, high) in enumerate(_RANGES, start=1):
+        value = device[position]
+        if type(value) is not int:  # bool is not an integer here, nor any int subclass
+            raise InvalidCall(f"devices[{index}][{position}]: expected an integer, got {type(value).__name__}")
+        if not low <= value <= high:
+            raise InvalidCall(f"devices[{index}][{position}]: {value} is out of range {low}..{high}")
+        words.append((value % _MOD).to_bytes(WORD, "big"))
+    return b"".join(words)
+
+
+_CODE_OFFSET = (HEAD_WORDS * WORD).to_bytes(WORD, "big")
 
 
 def _struct(device: DeviceInput, index: int) -> bytes:
     if len(device) != HEAD_WORDS:
         raise InvalidCall(f"devices[{index}]: expected {HEAD_WORDS} fields, got {len(device)}")
-    code = _string(device[0], f"devices[{index}].code")  # type: ignore[arg-type]
-    attributes = _string(device[7], f"devices[{index}].attributes")  # type: ignore[arg-type]
-    numbers = [_integer(device[i], i, f"devices[{index}][{i}]") for i in range(1, 7)]
-    head = _word(HEAD_WORDS * WORD) + b"".join(map(_word, numbers)) + _word(HEAD_WORDS * WORD + len(code))
+    code = _string(device[0], index, "code")
+    attributes = _string(device[7], index, "attributes")
+    head = _CODE_OFFSET + _integers(device, index) + _word(HEAD_WORDS * WORD + len(code))
     return head + code + attributes
 
 
