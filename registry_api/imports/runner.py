@@ -195,36 +195,42 @@ class ImportRunner:
 
     def run_once(self) -> int:
         """One pass over every unfinished import; returns how much changed (0: nothing to do)."""
-        return sum(self._advance(import_id) for import_id in store.jobs_of(self.engine, store.ACTIVE))
+        return sum(self._advance(job) for job in store.active_jobs(self.engine))
 
-    def _advance(self, import_id: str) -> int:
-        job = store.get_job(self.engine, import_id)
-        if job is None or job.status not in store.ACTIVE:
-            return 0
+    def _advance(self, job: ImportJob) -> int:
+        """One import's turn: follow its batches, send, read a slice, finish. While the chain works through a
+        backlog most turns change nothing, so such a turn costs two queries."""
         changed = 0
         if job.status == store.QUEUED:
-            store.start(self.engine, import_id)
+            store.start(self.engine, job.import_id)
             changed += 1
-        changed += self._follow(job, store.open_batches(self.engine, import_id, [store.BATCH_QUEUED]))
-        changed += self._send_recorded(import_id)
-        job = store.get_job(self.engine, import_id)
-        assert job is not None
+        changed += self._follow(job, store.finished_batches(self.engine, job.import_id))
+        if changed or job.status == store.VALIDATING:  # moved (started, split, stopped) or about to read
+            fresh = store.get_job(self.engine, job.import_id)
+            if fresh is None or fresh.status not in store.ACTIVE:
+                return changed
+            job = fresh
+        sent, still_open = self._send_recorded(job)
+        changed += sent
         deadline = time.monotonic() + SLICE_SECONDS
         readable = bool(self._code_rules())  # a mirror not yet caught up would make every row UNKNOWN_TYPE
+        read = 0
         while readable and job.status == store.VALIDATING and job.error_code is None and time.monotonic() < deadline:
             progressed = self._read_chunk(job)
-            changed += progressed
-            job = store.get_job(self.engine, import_id)
-            assert job is not None
+            read += progressed
+            fresh = store.get_job(self.engine, job.import_id)
+            assert fresh is not None
+            job = fresh
             if not progressed:
                 break
-        changed += self._send_recorded(import_id)
-        if (job.status == store.SUBMITTING or job.error_code) and not store.open_batches(
-            self.engine, import_id, limit=1
-        ):
-            status = store.finish(self.engine, import_id)
+        if read:
+            changed += read
+            sent, still_open = self._send_recorded(job)
+            changed += sent
+        if (job.status == store.SUBMITTING or job.error_code) and not still_open:
+            status = store.finish(self.engine, job.import_id)
             self._remove_file(job)
-            log.info("import %s %s: %d rows, %d rejected", import_id, status, job.rows_read, job.rows_rejected)
+            log.info("import %s %s: %d rows, %d rejected", job.import_id, status, job.rows_read, job.rows_rejected)
             changed += 1
         return changed
 
@@ -325,27 +331,25 @@ class ImportRunner:
 
     # ------------------------------------------------------------ sending
 
-    def _send_recorded(self, import_id: str) -> int:
+    def _send_recorded(self, job: ImportJob) -> tuple[int, int]:
         """Queue recorded batches in the outbox while fewer than `max_inflight` of the import's are there (all of
-        them are failed instead if the import stopped)."""
-        job = store.get_job(self.engine, import_id)
-        if job is None:
-            return 0
+        them are failed instead if the import stopped); (batches moved, batches still open)."""
+        counts = store.batch_counts(self.engine, job.import_id)
+        recorded, queued = counts[store.BATCH_RECORDED], counts[store.BATCH_QUEUED]
         if job.error_code is not None:
             problem = RowProblem(job.error_code, f"not sent: the import stopped ({job.error_message})")
-            recorded = store.open_batches(self.engine, import_id, [store.BATCH_RECORDED])
-            for batch in recorded:
-                store.fail_batch(self.engine, import_id, batch, problem, None)
-            return len(recorded)
-        room = self.max_inflight - len(store.open_batches(self.engine, import_id, [store.BATCH_QUEUED]))
-        if room <= 0:
-            return 0
+            failed = store.open_batches(self.engine, job.import_id, [store.BATCH_RECORDED]) if recorded else []
+            for batch in failed:
+                store.fail_batch(self.engine, job.import_id, batch, problem, None)
+            return len(failed), queued + recorded - len(failed)
+        room = self.max_inflight - queued
         sent = 0
-        for batch in store.open_batches(self.engine, import_id, [store.BATCH_RECORDED], limit=room):
-            if not self._send(job, batch):
-                break
-            sent += 1
-        return sent
+        if room > 0 and recorded:
+            for batch in store.open_batches(self.engine, job.import_id, [store.BATCH_RECORDED], limit=room):
+                if not self._send(job, batch):
+                    break
+                sent += 1
+        return sent, queued + recorded
 
     def _send(self, job: ImportJob, batch: store.OpenBatch) -> bool:
         args = json.loads(store.batch_args(self.engine, job.import_id, batch.batch) or "[]")
@@ -367,19 +371,12 @@ class ImportRunner:
 
     # ------------------------------------------------------------ following
 
-    def _follow(self, job: ImportJob, queued: list[store.OpenBatch]) -> int:
-        if not queued:
-            return 0
-        ops = store.operations(self.engine, [b.operation_id for b in queued if b.operation_id])
-        confirmed = [
-            (b, ops[b.operation_id])
-            for b in queued
-            if b.operation_id in ops and ops[b.operation_id].status == CONFIRMED
-        ]
+    def _follow(self, job: ImportJob, finished: list[tuple[store.OpenBatch, store.OperationState]]) -> int:
+        """Record the job's batches whose operations are confirmed, and split the ones the chain refused."""
+        confirmed = [(b, op) for b, op in finished if op.status == CONFIRMED]
         changed = store.confirm(self.engine, job.import_id, confirmed) if confirmed else 0
-        for batch in queued:
-            state = ops.get(batch.operation_id or "")
-            if state is not None and state.status == OP_FAILED:
+        for batch, state in finished:
+            if state.status == OP_FAILED:
                 op = self.gateway.get_operation(state.id)  # with its arguments and decoded error
                 assert op is not None
                 self._refused(job, batch, op)

@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
 
-from chain_gateway.outbox import Operation
+from chain_gateway.outbox import CONFIRMED, Operation
+from chain_gateway.outbox import FAILED as OP_FAILED
 from indexer.models import CodeRule, Device
 from registry_api.encoding import canonical_json
 from registry_api.imports.formats import Position, RowProblem
@@ -47,13 +48,16 @@ __all__ = [
     "VALIDATING",
     "Child",
     "accepted_rows_of",
+    "active_jobs",
     "args_json",
     "batch_args",
+    "batch_counts",
     "batch_rows",
     "code_rules",
     "confirm",
     "create_import_tables",
     "fail_batch",
+    "finished_batches",
     "finish",
     "get_job",
     "insert_job",
@@ -147,6 +151,18 @@ def jobs_of(engine: Engine, statuses: Sequence[str]) -> list[str]:
         )
 
 
+def active_jobs(engine: Engine) -> list[ImportJob]:
+    """The unfinished jobs, oldest first (one query for a runner's whole pass)."""
+    with Session(engine, expire_on_commit=False) as session:
+        return list(
+            session.execute(
+                select(ImportJob)
+                .where(ImportJob.status.in_(ACTIVE))  # type: ignore[attr-defined]
+                .order_by(ImportJob.created_at)  # type: ignore[arg-type]
+            ).scalars()
+        )
+
+
 def start(engine: Engine, import_id: str) -> None:
     """queued -> validating, with the time it started."""
     now = time.time()
@@ -224,12 +240,16 @@ def record_chunk(
         if moved.rowcount != 1:  # type: ignore[attr-defined]
             session.rollback()
             return False
-        if rows:
-            session.execute(insert(ImportRow), [dict(r) for r in rows])
+        if rows:  # Core, not the ORM's bulk insert (which costs several times more per row)
+            session.execute(insert(ImportRow.__table__), [{**_ROW_DEFAULTS, **r} for r in rows])  # type: ignore[arg-type]
         if batch is not None:
             session.add(batch)
         session.commit()
     return True
+
+
+# Every key of an import_rows row: one executemany needs the same keys in each row.
+_ROW_DEFAULTS: dict[str, Any] = {"code": None, "batch": None, "reason_code": None, "message": None, "column": None}
 
 
 def code_rules(engine: Engine) -> dict[str, CodeRule]:
@@ -301,6 +321,46 @@ def open_batches(
         return [OpenBatch(*row) for row in session.execute(query)]
 
 
+def batch_counts(engine: Engine, import_id: str) -> dict[str, int]:
+    """How many of the job's batches are recorded and queued (the statuses still open)."""
+    query = (
+        select(ImportBatch.status, func.count())
+        .where(ImportBatch.import_id == import_id, ImportBatch.status.in_(OPEN_BATCHES))  # type: ignore[attr-defined]
+        .group_by(ImportBatch.status)
+    )
+    counts = dict.fromkeys(OPEN_BATCHES, 0)
+    with Session(engine) as session:
+        counts.update({str(status): int(n) for status, n in session.execute(query)})
+    return counts
+
+
+def finished_batches(engine: Engine, import_id: str) -> list[tuple[OpenBatch, OperationState]]:
+    """The job's queued batches whose outbox operation is confirmed or failed, with its state, in batch order.
+
+    One join instead of listing every queued batch and looking up its operation: a runner's pass while the
+    chain works through a backlog asks this of every import, and most passes find nothing.
+    """
+    query = (
+        select(
+            ImportBatch.batch,
+            ImportBatch.status,
+            ImportBatch.rows,
+            ImportBatch.operation_id,
+            ImportBatch.idempotency_key,
+            *_OPERATION_STATE,
+        )
+        .join(Operation, Operation.id == ImportBatch.operation_id)  # type: ignore[arg-type]
+        .where(
+            ImportBatch.import_id == import_id,
+            ImportBatch.status == BATCH_QUEUED,
+            Operation.status.in_([CONFIRMED, OP_FAILED]),  # type: ignore[attr-defined]
+        )
+        .order_by(ImportBatch.batch)  # type: ignore[arg-type]
+    )
+    with Session(engine) as session:
+        return [(OpenBatch(*row[:5]), OperationState(*row[5:])) for row in session.execute(query)]
+
+
 def batch_args(engine: Engine, import_id: str, batch: int) -> str | None:
     """A recorded batch's arguments (canonical JSON), None once the outbox holds them."""
     with Session(engine) as session:
@@ -343,20 +403,22 @@ class OperationState(NamedTuple):
     error_message: str | None
 
 
+_OPERATION_STATE = (
+    Operation.id,
+    Operation.status,
+    Operation.tx_hash,
+    Operation.block_number,
+    Operation.error_code,
+    Operation.error_message,
+)
+
+
 def operations(engine: Engine, ids: Sequence[str]) -> dict[str, OperationState]:
     """The outbox states of `ids`, read through this engine, not the outbox's (its SQLite reads take the write lock)."""
     found: dict[str, OperationState] = {}
-    columns = (
-        Operation.id,
-        Operation.status,
-        Operation.tx_hash,
-        Operation.block_number,
-        Operation.error_code,
-        Operation.error_message,
-    )
     with Session(engine) as session:
         for part in _chunks(ids):
-            for row in session.execute(select(*columns).where(Operation.id.in_(part))):  # type: ignore[attr-defined]
+            for row in session.execute(select(*_OPERATION_STATE).where(Operation.id.in_(part))):  # type: ignore[attr-defined]
                 found[row[0]] = OperationState(*row)
     return found
 
