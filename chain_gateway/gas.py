@@ -8,6 +8,10 @@ calls of that shape take the largest estimate seen, with the usual margin and he
 `REFRESH_EVERY`-th one is sized on the node again (it updates the shape). A shape whose cached limit ran
 out of gas (`forget`) is sized on the node from then on.
 
+Calls whose gas is bounded by their calldata alone (`registerDevices`: `device_calldata.register_devices_gas`)
+are not sized on the node at all, cached or not: an estimate would make the node run each batch twice. They
+count as cached limits (out of gas: signed again, sized on the node, and so is their shape from then on).
+
 What changes for a call that would revert: a node estimate refuses it before a nonce is used (the row
 fails with the decoded error); a cached limit lets it be mined, and the worker decodes the revert by
 replaying it, so the row fails with the same decoded error one block later, its nonce and gas spent.
@@ -19,6 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from chain_gateway.device_calldata import register_devices_gas
 from chain_gateway.rpc import RpcErrorAnswer
 
 __all__ = ["GAS_HEADROOM", "GAS_MARGIN", "GasCall", "GasEstimator", "GasSizer", "ShapeKey"]
@@ -101,6 +106,10 @@ class GasSizer:
         later: list[int] = []
         probes: dict[ShapeKey, int] = {}
         for i, call in enumerate(calls):
+            bound = register_devices_gas(call.data)
+            if bound is not None and not self._shapes.get(call.shape, _Shape()).node_only:
+                results[i] = (min(bound, self.cap), True)
+                continue
             if not self.cached:
                 ask.append(i)
                 continue
