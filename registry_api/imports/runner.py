@@ -50,7 +50,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from chain_gateway.errors import GatewayConfigError, GatewayRPCError, InvalidCall
-from chain_gateway.gateway import Gateway
+from chain_gateway.gateway import Gateway, WriteRequest
 from chain_gateway.outbox import CONFIRMED, Operation
 from chain_gateway.outbox import FAILED as OP_FAILED
 from chain_gateway.settings import Settings
@@ -343,31 +343,26 @@ class ImportRunner:
                 store.fail_batch(self.engine, job.import_id, batch, problem, None)
             return len(failed), queued + recorded - len(failed)
         room = self.max_inflight - queued
-        sent = 0
-        if room > 0 and recorded:
-            for batch in store.open_batches(self.engine, job.import_id, [store.BATCH_RECORDED], limit=room):
-                if not self._send(job, batch):
-                    break
-                sent += 1
-        return sent, queued + recorded
+        if room <= 0 or not recorded:
+            return 0, queued + recorded
+        return self._send(job, store.recorded_batches(self.engine, job.import_id, room)), queued + recorded
 
-    def _send(self, job: ImportJob, batch: store.OpenBatch) -> bool:
-        args = json.loads(store.batch_args(self.engine, job.import_id, batch.batch) or "[]")
+    def _send(self, job: ImportJob, batches: list[tuple[store.OpenBatch, str]]) -> int:
+        """Queue recorded batches in the outbox in one commit (each under its idempotency key); how many."""
+        requests = [
+            WriteRequest(job.org_code, job.account, CONTRACT, FUNCTION, json.loads(args), batch.idempotency_key)
+            for batch, args in batches
+        ]
         try:
-            op = self.gateway.enqueue(
-                org_code=job.org_code,
-                account=job.account,
-                contract=CONTRACT,
-                function=FUNCTION,
-                args=args,
-                idempotency_key=batch.idempotency_key,
-                simulate=False,  # the chain's refusal is handled per batch: see _refused
-            )
+            # no simulation: the chain's refusal is handled per batch (see _refused)
+            ops = self.gateway.enqueue_many(requests)
         except (GatewayConfigError, InvalidCall) as exc:
             store.stop(self.engine, job.import_id, "GATEWAY_UNAVAILABLE", f"the gateway cannot send the batches: {exc}")
-            return False
-        store.mark_queued(self.engine, job.import_id, batch.batch, op.id)
-        return True
+            return 0
+        store.mark_queued(
+            self.engine, job.import_id, [(b.batch, op.id) for (b, _), op in zip(batches, ops, strict=True)]
+        )
+        return len(ops)
 
     # ------------------------------------------------------------ following
 

@@ -3,7 +3,7 @@
 Every write that moves an import along is one transaction, so the tables always tell exactly how far it got:
 - `record_chunk`: the rows read up to a file position, their outcomes and the batch of the accepted ones,
   with the job's position and counters (guarded by the position it started from: a chunk is recorded once);
-- `mark_queued`: the operation that holds a batch in the outbox;
+- `mark_queued`: the operations that hold batches in the outbox;
 - `confirm`: batches on-chain, with the job's confirmed counters;
 - `split`: a batch the chain refused, its offending rows rejected and the rest in new batches;
 - `fail_batch`, `stop`, `finish`: an import that cannot go on, and the end of one.
@@ -50,7 +50,6 @@ __all__ = [
     "accepted_rows_of",
     "active_jobs",
     "args_json",
-    "batch_args",
     "batch_counts",
     "batch_rows",
     "code_rules",
@@ -68,6 +67,7 @@ __all__ = [
     "mark_queued",
     "open_batches",
     "operations",
+    "recorded_batches",
     "record_chunk",
     "report_page",
     "split",
@@ -361,12 +361,23 @@ def finished_batches(engine: Engine, import_id: str) -> list[tuple[OpenBatch, Op
         return [(OpenBatch(*row[:5]), OperationState(*row[5:])) for row in session.execute(query)]
 
 
-def batch_args(engine: Engine, import_id: str, batch: int) -> str | None:
-    """A recorded batch's arguments (canonical JSON), None once the outbox holds them."""
+def recorded_batches(engine: Engine, import_id: str, limit: int) -> list[tuple[OpenBatch, str]]:
+    """Up to `limit` recorded batches (not yet in the outbox) with their arguments (canonical JSON), in order."""
+    query = (
+        select(
+            ImportBatch.batch,
+            ImportBatch.status,
+            ImportBatch.rows,
+            ImportBatch.operation_id,
+            ImportBatch.idempotency_key,
+            ImportBatch.args_json,
+        )
+        .where(ImportBatch.import_id == import_id, ImportBatch.status == BATCH_RECORDED)
+        .order_by(ImportBatch.batch)  # type: ignore[arg-type]
+        .limit(limit)
+    )
     with Session(engine) as session:
-        return session.execute(
-            select(ImportBatch.args_json).where(ImportBatch.import_id == import_id, ImportBatch.batch == batch)
-        ).scalar_one_or_none()
+        return [(OpenBatch(*row[:5]), row[5] or "[]") for row in session.execute(query)]
 
 
 def _move_batch(session: Session, import_id: str, batch: int, from_: Sequence[str], **values: Any) -> bool:
@@ -383,12 +394,19 @@ def _move_batch(session: Session, import_id: str, batch: int, from_: Sequence[st
     return bool(moved.rowcount == 1)  # type: ignore[attr-defined]
 
 
-def mark_queued(engine: Engine, import_id: str, batch: int, operation_id: str) -> None:
-    """The outbox holds the batch as `operation_id`: its arguments need not be kept here any more."""
+def mark_queued(engine: Engine, import_id: str, queued: Sequence[tuple[int, str]]) -> None:
+    """The outbox holds the batches, (batch, operation id) each: their arguments need not be kept here any more."""
     with Session(engine) as session:
-        _move_batch(
-            session, import_id, batch, [BATCH_RECORDED], status=BATCH_QUEUED, operation_id=operation_id, args_json=None
-        )
+        for batch, operation_id in queued:
+            _move_batch(
+                session,
+                import_id,
+                batch,
+                [BATCH_RECORDED],
+                status=BATCH_QUEUED,
+                operation_id=operation_id,
+                args_json=None,
+            )
         session.commit()
 
 
