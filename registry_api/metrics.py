@@ -85,11 +85,17 @@ class Metrics:
 
 
 class MetricsMiddleware:
-    """Pure ASGI middleware (no BaseHTTPMiddleware overhead) that times every HTTP request."""
+    """Pure ASGI middleware (no BaseHTTPMiddleware overhead) that times every HTTP request.
+
+    The labelled counter and histogram of each (method, route, status) are looked up once and kept: `labels()`
+    checks and locks on every call, a cost the hot reads would pay twice per request.
+    """
 
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._timers: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -110,8 +116,16 @@ class MetricsMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope.get("method", "GET")
-            self.metrics.requests.labels(method, template, str(status)).inc()
-            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+            counter = self._counters.get((method, template, status))
+            if counter is None:
+                counter = self._counters[method, template, status] = self.metrics.requests.labels(
+                    method, template, str(status)
+                )
+            timer = self._timers.get((method, template))
+            if timer is None:
+                timer = self._timers[method, template] = self.metrics.latency.labels(method, template)
+            counter.inc()
+            timer.observe(time.perf_counter() - started)
 
 
 def metrics_endpoint(request: Request) -> Response:
