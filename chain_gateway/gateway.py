@@ -129,7 +129,7 @@ class Gateway(OwnsResources):
         batch_size: int = BATCH_SIZE,
         rebroadcast_after_seconds: float = REBROADCAST_AFTER_SECONDS,
         gas_estimator: GasEstimator | None = None,
-        gas_cache: bool = False,
+        gas_cache: bool | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -146,7 +146,10 @@ class Gateway(OwnsResources):
         self._inclusions = InclusionTracker(self._batch)
         self._followed_at = 0.0  # time.monotonic() of the last receipts/resend/confirm steps
         self._gas = GasSizer(
-            self._batch, gas_estimator or settings.gas_estimator, settings.gas_limit_cap, cached=gas_cache
+            self._batch,
+            gas_estimator or settings.gas_estimator,
+            settings.gas_limit_cap,
+            cached=settings.gas_cache if gas_cache is None else gas_cache,
         )
         self._cached_gas: dict[str, ShapeKey] = {}  # rows signed with a cached gas limit, until their receipt
         self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-send")

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
         description="how the gateway sizes gas: eth_estimateGas, or the gasUsed of one eth_createAccessList "
         "(one execution instead of a binary search: ~7x faster for a 250-device registerDevices on anvil)",
     )
+    gas_cache: bool = Field(
+        default=False,
+        description="reuse gas limits per call shape once the node's estimates agree (fewer node round trips; a "
+        "write that would revert is then mined and fails with its decoded reason instead of being refused unsigned)",
+    )
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     run_gateway_in_api: bool = True

@@ -22,7 +22,8 @@ def _registrations(chain: SeededConsortium, serials: range, org: str = PSB) -> l
 
 
 def _cached_gateway(make_gateway: Callable[..., Gateway], **options: object) -> Gateway:
-    return make_gateway({"gas_cache": True, "gas_estimator": "access_list", **options})
+    """A gateway with the cache turned on as an operator does: the `gas_cache` setting (DIRCHAIN_GAS_CACHE)."""
+    return make_gateway({"gas_estimator": "access_list", **options}, gas_cache=True)
 
 
 def test_writes_past_the_probes_of_a_shape_are_confirmed_with_the_cached_limit(
