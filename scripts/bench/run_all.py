@@ -45,7 +45,7 @@ class Benchmark:
 BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("gas", "gas_bench.py", (), ("--sizes", "10")),
     Benchmark("gateway", "gateway_bench.py", (), ("--txs", "200", "--devices", "1000", "--runs", "1")),
-    Benchmark("indexer", "indexer_bench.py", (), ("--devices", "2000", "--runs", "1")),
+    Benchmark("indexer", "indexer_bench.py", (), ("--devices", "2000", "--runs", "1", "--live-seconds", "5")),
     Benchmark("resolver", "resolver_bench.py", (), ("--grants", "2000", "--decisions", "500", "--runs", "1")),
     Benchmark("api", "api_load_bench.py", (), ("--devices", "20000", "--seconds", "3", "--runs", "1")),
     Benchmark("city", "city_bench.py", (), ("--devices", "5000", "--runs", "1")),
