@@ -3,7 +3,7 @@ gateway, follows them to the chain, and splits the ones the chain refuses.
 
 It keeps nothing in memory that matters: every pass starts from SQL (`registry_api.imports.store`), so a
 runner started after a crash (kill -9 included) goes on where the last one stopped:
-- rows are read from the job's recorded file position; a chunk of rows and its batch are recorded in one
+- rows are read from the job's recorded file position; a chunk of rows and its batches are recorded in one
   transaction that moves the position, so no row is read into two batches;
 - a batch is recorded with its arguments before it is queued in the outbox under the idempotency key
   `import:<import id>:batch:<n>`; a crash in between queues it again under the same key, which the gateway
@@ -15,10 +15,11 @@ runner started after a crash (kill -9 included) goes on where the last one stopp
   batches in the outbox still land, recorded ones are not sent and their rows are rejected with the reason.
 
 Memory does not grow with the file: the file is read row by row from its recorded offset, a chunk holds at
-most one batch of rows, and duplicates within the file are looked up chunk by chunk in `import_rows` through
-its (import_id, code) index rather than in an in-memory set of codes (0 bytes of memory per code; on disk a
-row takes ~260 bytes in SQLite, indexes included: ~260 MB per million rows). Duplicates against the ledger
-are looked up in the mirror, chunk by chunk; the contract has the last word (refused batches, above).
+most BATCHES_PER_READ batches of rows, and duplicates within the file are looked up chunk by chunk in
+`import_rows` through its (import_id, code) index rather than in an in-memory set of codes (0 bytes of memory
+per code; on disk a row takes ~260 bytes in SQLite, indexes included: ~260 MB per million rows). Duplicates
+against the ledger are looked up in the mirror, chunk by chunk; the contract has the last word (refused
+batches, above).
 
 Reading does not wait for the chain (rows are validated and recorded as fast as the process allows, so the
 report of rejected rows fills ahead of the confirmations); sending is held to `import_max_inflight_batches`
@@ -68,7 +69,8 @@ log = logging.getLogger(__name__)
 CONTRACT, FUNCTION = "DeviceRegistry", "registerDevices"
 CRASH_ENV = "DIRCHAIN_IMPORT_CRASH_AT"
 CRASH_EXIT_CODE = 137
-MAX_ROWS_PER_CHUNK = 5_000  # rows read per transaction even when few are accepted
+MAX_ROWS_PER_CHUNK = 5_000  # rows read per batch's worth even when few are accepted
+BATCHES_PER_READ = 4  # batches recorded per transaction: its fixed cost (job update, lookups, commit) shared
 SLICE_SECONDS = 0.5  # reading of one import per pass, so that imports (and sending) take turns
 RULES_TTL_SECONDS = 5.0
 LOCK_RETRY_SECONDS = 2.0
@@ -244,9 +246,10 @@ class ImportRunner:
             self._rules = (time.monotonic(), rules)
         return rules
 
-    def _read(self, job: ImportJob) -> _Chunk:
-        """Rows from the job's position until a batch is full (rows or calldata bytes), or the file ends."""
-        chunk = _Chunk()
+    def _read(self, job: ImportJob) -> list[_Chunk]:
+        """Rows from the job's position, a batch's worth per chunk (rows or calldata bytes), until BATCHES_PER_READ
+        batches are full or the file ends."""
+        chunks = [_Chunk()]
         validator = RowValidator(self._code_rules(), job.org_code)
         accepted = size = 0
         layout = layout_of(job)
@@ -255,54 +258,78 @@ class ImportRunner:
             for record in records:
                 result = validator.check(record)
                 if isinstance(result, AcceptedRow):
-                    if accepted and size + result.size > self.batch_bytes:
-                        return chunk  # the row starts the next batch
+                    if accepted and size + result.size > self.batch_bytes:  # the row starts the next batch
+                        if len(chunks) == BATCHES_PER_READ:
+                            return chunks
+                        chunks.append(_Chunk())
+                        accepted = size = 0
                     accepted += 1
                     size += result.size
-                chunk.items.append((record, result))
-                chunk.after = record.after
-                if accepted >= self.batch_rows or len(chunk.items) >= MAX_ROWS_PER_CHUNK:
-                    return chunk
-            chunk.eof = True
-            return chunk
+                chunks[-1].items.append((record, result))
+                chunks[-1].after = record.after
+                if accepted >= self.batch_rows or len(chunks[-1].items) >= MAX_ROWS_PER_CHUNK:
+                    if len(chunks) == BATCHES_PER_READ:
+                        return chunks
+                    chunks.append(_Chunk())
+                    accepted = size = 0
+            chunks[-1].eof = True
+            return chunks
         finally:
             records.close()
 
     def _read_chunk(self, job: ImportJob) -> int:
-        """Read, check and record one chunk of rows (and its batch); 0 if the job could not move."""
+        """Read, check and record a few batches' worth of rows (and their batches) in one transaction; 0 if the job
+        could not move."""
         try:
-            chunk = self._read(job)
+            chunks = self._read(job)
         except OSError as exc:
             store.stop(self.engine, job.import_id, "IMPORT_FILE_UNREADABLE", f"the uploaded file cannot be read: {exc}")
             return 1
-        rows, devices = self._outcomes(job, chunk)
-        batch = None
-        if devices:
-            number = job.batches_total + 1
-            batch = ImportBatch(
-                import_id=job.import_id,
-                batch=number,
-                rows=len(devices),
-                idempotency_key=batch_key(job.import_id, number),
-                args_json=store.args_json(devices),
-            )
-        after = chunk.after or Position(job.offset, job.lines_read, job.rows_read)
-        status = store.SUBMITTING if chunk.eof else store.VALIDATING
-        if not store.record_chunk(self.engine, job, after, rows, batch, status):
+        rows, batches = self._outcomes(job, chunks)
+        after = next((c.after for c in reversed(chunks) if c.after is not None), None)
+        after = after or Position(job.offset, job.lines_read, job.rows_read)
+        status = store.SUBMITTING if chunks[-1].eof else store.VALIDATING
+        if not store.record_chunk(self.engine, job, after, rows, batches, status):
             return 0
-        if batch is not None and batch.batch == self._crash_batch:
+        if any(batch.batch == self._crash_batch for batch in batches):
             os._exit(CRASH_EXIT_CODE)  # crash-test hook, see the module docstring
         return max(1, len(rows))
 
-    def _outcomes(self, job: ImportJob, chunk: _Chunk) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The chunk's rows for `import_rows` and the DeviceInputs of its batch, duplicates rejected."""
-        codes = [r.code for _, r in chunk.items if isinstance(r, AcceptedRow)]
+    def _outcomes(self, job: ImportJob, chunks: list[_Chunk]) -> tuple[list[dict[str, Any]], list[ImportBatch]]:
+        """The chunks' rows for `import_rows` and a batch of each chunk's accepted rows, duplicates rejected."""
+        codes = [r.code for chunk in chunks for _, r in chunk.items if isinstance(r, AcceptedRow)]
         earlier = store.accepted_rows_of(self.engine, job.import_id, codes) if codes else {}
         on_ledger = store.ledger_codes(self.engine, codes) if codes else set()
         first_row: dict[str, int] = {}
         rows: list[dict[str, Any]] = []
+        batches: list[ImportBatch] = []
+        for chunk in chunks:
+            number = job.batches_total + len(batches) + 1
+            devices = self._chunk_outcomes(job, chunk, number, earlier, on_ledger, first_row, rows)
+            if devices:
+                batches.append(
+                    ImportBatch(
+                        import_id=job.import_id,
+                        batch=number,
+                        rows=len(devices),
+                        idempotency_key=batch_key(job.import_id, number),
+                        args_json=store.args_json(devices),
+                    )
+                )
+        return rows, batches
+
+    @staticmethod
+    def _chunk_outcomes(
+        job: ImportJob,
+        chunk: _Chunk,
+        number: int,
+        earlier: dict[str, int],
+        on_ledger: set[str],
+        first_row: dict[str, int],
+        rows: list[dict[str, Any]],
+    ) -> list[dict[str, Any]]:
+        """Append one chunk's rows to `rows` (accepted ones in batch `number`); the DeviceInputs of that batch."""
         devices: list[dict[str, Any]] = []
-        number = job.batches_total + 1
         for record, result in chunk.items:
             if isinstance(result, AcceptedRow):
                 seen = first_row.get(result.code, earlier.get(result.code))
@@ -327,7 +354,7 @@ class ImportRunner:
                     column=result.column,
                 )
             rows.append(row)
-        return rows, devices
+        return devices
 
     # ------------------------------------------------------------ sending
 

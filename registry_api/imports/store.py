@@ -1,7 +1,7 @@
 """SQL of imports (tables `import_jobs`, `import_rows`, `import_batches` of `registry_api.models`).
 
 Every write that moves an import along is one transaction, so the tables always tell exactly how far it got:
-- `record_chunk`: the rows read up to a file position, their outcomes and the batch of the accepted ones,
+- `record_chunk`: the rows read up to a file position, their outcomes and the batches of the accepted ones,
   with the job's position and counters (guarded by the position it started from: a chunk is recorded once);
 - `mark_queued`: the operations that hold batches in the outbox;
 - `confirm`: batches on-chain, with the job's confirmed counters;
@@ -207,13 +207,13 @@ def record_chunk(
     job: ImportJob,
     after: Position,
     rows: Sequence[Mapping[str, Any]],
-    batch: ImportBatch | None,
+    batches: Sequence[ImportBatch],
     status: str,
 ) -> bool:
-    """Record the rows read since the job's position (and their batch) and move the position to `after`.
+    """Record the rows read since the job's position (and their batches) and move the position to `after`.
 
     False (and nothing written) if the job moved meanwhile (position or batch count): the chunk is someone
-    else's, or its batch number is taken.
+    else's, or its batches' numbers are taken.
     """
     accepted = sum(1 for r in rows if r["outcome"] == ACCEPTED)
     now = time.time()
@@ -232,7 +232,7 @@ def record_chunk(
                 rows_read=after.rows,
                 rows_accepted=ImportJob.rows_accepted + accepted,
                 rows_rejected=ImportJob.rows_rejected + (len(rows) - accepted),
-                batches_total=ImportJob.batches_total + (1 if batch is not None else 0),
+                batches_total=ImportJob.batches_total + len(batches),
                 status=status,
                 updated_at=now,
             )
@@ -242,8 +242,7 @@ def record_chunk(
             return False
         if rows:  # Core, not the ORM's bulk insert (which costs several times more per row)
             session.execute(insert(ImportRow.__table__), [{**_ROW_DEFAULTS, **r} for r in rows])  # type: ignore[arg-type]
-        if batch is not None:
-            session.add(batch)
+        session.add_all(batches)
         session.commit()
     return True
 
@@ -301,18 +300,21 @@ class OpenBatch(NamedTuple):
     idempotency_key: str
 
 
+_OPEN_BATCH = (
+    ImportBatch.batch,
+    ImportBatch.status,
+    ImportBatch.rows,
+    ImportBatch.operation_id,
+    ImportBatch.idempotency_key,
+)  # the columns of an OpenBatch
+
+
 def open_batches(
     engine: Engine, import_id: str, statuses: Sequence[str] = OPEN_BATCHES, limit: int | None = None
 ) -> list[OpenBatch]:
     """The job's batches in `statuses` (by default all not yet confirmed, split or failed), in batch order."""
     query = (
-        select(
-            ImportBatch.batch,
-            ImportBatch.status,
-            ImportBatch.rows,
-            ImportBatch.operation_id,
-            ImportBatch.idempotency_key,
-        )
+        select(*_OPEN_BATCH)
         .where(ImportBatch.import_id == import_id, ImportBatch.status.in_(statuses))  # type: ignore[attr-defined]
         .order_by(ImportBatch.batch)  # type: ignore[arg-type]
         .limit(limit)
@@ -342,11 +344,7 @@ def finished_batches(engine: Engine, import_id: str) -> list[tuple[OpenBatch, Op
     """
     query = (
         select(
-            ImportBatch.batch,
-            ImportBatch.status,
-            ImportBatch.rows,
-            ImportBatch.operation_id,
-            ImportBatch.idempotency_key,
+            *_OPEN_BATCH,
             *_OPERATION_STATE,
         )
         .join(Operation, Operation.id == ImportBatch.operation_id)  # type: ignore[arg-type]
@@ -365,11 +363,7 @@ def recorded_batches(engine: Engine, import_id: str, limit: int) -> list[tuple[O
     """Up to `limit` recorded batches (not yet in the outbox) with their arguments (canonical JSON), in order."""
     query = (
         select(
-            ImportBatch.batch,
-            ImportBatch.status,
-            ImportBatch.rows,
-            ImportBatch.operation_id,
-            ImportBatch.idempotency_key,
+            *_OPEN_BATCH,
             ImportBatch.args_json,
         )
         .where(ImportBatch.import_id == import_id, ImportBatch.status == BATCH_RECORDED)
