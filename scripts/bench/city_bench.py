@@ -14,7 +14,7 @@ The headline figure of issue 7 (target: <= 4 minutes end to end for 1M devices).
    CSV rows, a filtered list (type + district + owner) counts what the CSV holds, and DeviceRegistered events on
    the chain, the mirror's count and the CSV's rows are all equal.
 
-Node and processes (the configuration issue 7's notes found best; see docs/issue7-notes.md): anvil with one
+Node and processes (the configuration found best; see docs/benchmarks.md, set-up): anvil with one
 block a second mined by the bench (`evm_mine` with automining off: anvil's own `--block-time` grew its memory
 ~35 MB/s here) with a 1.2G gas limit (~70 registrations of 250 devices per block) and
 `--prune-history 2` (anvil copies its state per block; few states keep its memory at ~2.5 GB for 1M devices);
