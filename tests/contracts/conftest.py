@@ -66,12 +66,26 @@ def contracts_anvil() -> Iterator[AnvilNode]:
         yield node
 
 
+@pytest.fixture(scope="session")
+def built_backends() -> dict[str, Backend]:
+    """Each backend once it is built, kept for the session.
+
+    pytest finalizes a parametrized session fixture whenever the next test takes the other parameter; a serial
+    run orders the tests so that happens once, but an xdist worker gets them a module or class at a time and
+    would deploy and seed again for each (eth-tester takes ~15 s).
+    """
+    return {}
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
-def contracts_backend(request: pytest.FixtureRequest) -> Backend:
-    if request.param == "eth-tester":
-        return _eth_tester_backend()
-    node: AnvilNode = request.getfixturevalue("contracts_anvil")
-    return _anvil_backend(Web3(Web3.HTTPProvider(node.url)))
+def contracts_backend(request: pytest.FixtureRequest, built_backends: dict[str, Backend]) -> Backend:
+    if request.param not in built_backends:
+        if request.param == "eth-tester":
+            built_backends[request.param] = _eth_tester_backend()
+        else:
+            node: AnvilNode = request.getfixturevalue("contracts_anvil")
+            built_backends[request.param] = _anvil_backend(Web3(Web3.HTTPProvider(node.url)))
+    return built_backends[request.param]
 
 
 @pytest.fixture

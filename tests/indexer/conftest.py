@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,12 @@ from tests.support.postgres import PostgresServer
 
 
 @pytest.fixture
-def replay_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+def replay_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
     """An empty database of the same kind as `database_url`, for indexing the chain afresh."""
     if database_url.startswith("sqlite"):
-        return f"sqlite:///{tmp_path / 'replay.db'}"
+        yield f"sqlite:///{tmp_path / 'replay.db'}"
+        return
     server: PostgresServer = request.getfixturevalue("postgres")
-    return server.create_database("r_" + uuid.uuid4().hex[:12])
+    url = server.create_database("r_" + uuid.uuid4().hex[:12])
+    yield url
+    server.drop_database(url)

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 from web3 import Web3
 
-from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium
+from chain_gateway.devnet import AnvilNode, SeededConsortium
 from chain_gateway.governance import contract
 from indexer.models import Algorithm, AlgorithmEvaluation, EntryAlgorithm, ReceiptBatch
 from indexer.snapshot import dump_mirror
@@ -28,6 +28,7 @@ from tests.indexer.support import (
     open_indexer,
 )
 from tests.indexer.test_reorg import anvil_reorg, signed_tx
+from tests.support.seeded_chain import SeededChain
 
 SUBMITTER, REVIEWER, SECOND_REVIEWER, RELAYER = "CO-ZHCS", "BJ-EIB", "BJ-CMC", "BJ-EIB"
 DELISTED = 4  # IAlgorithmRegistry.AlgorithmStatus
@@ -182,8 +183,8 @@ def fresh_w3(fresh_anvil: AnvilNode) -> Web3:
 
 
 @pytest.fixture
-def fresh_chain(fresh_w3: Web3) -> SeededConsortium:
-    return seed_demo_consortium(fresh_w3)
+def fresh_chain(fresh_w3: Web3, seeded_chain: SeededChain) -> SeededConsortium:
+    return seeded_chain.load_into(fresh_w3)
 
 
 def _replacement(w3: Web3, chain: SeededConsortium, fork: int, calls: list[tuple[str, str, list[Any]]]) -> list[str]:

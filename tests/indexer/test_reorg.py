@@ -9,7 +9,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
-from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium
+from chain_gateway.devnet import AnvilNode, SeededConsortium
 from chain_gateway.eip712 import Decision
 from chain_gateway.governance import contract, govern, role_id
 from indexer.errors import ReorgTooDeepError
@@ -31,6 +31,7 @@ from tests.indexer.support import (
     request_sharing,
     sign_decision,
 )
+from tests.support.seeded_chain import SeededChain
 
 PASSED = 0
 ACTIVATE, SUSPEND, RETIRE = 0, 1, 5
@@ -51,8 +52,8 @@ def w3(anvil: AnvilNode) -> Web3:
 
 
 @pytest.fixture
-def chain(w3: Web3) -> SeededConsortium:
-    return seed_demo_consortium(w3)
+def chain(w3: Web3, seeded_chain: SeededChain) -> SeededConsortium:
+    return seeded_chain.load_into(w3)
 
 
 def anvil_reorg(w3: Web3, depth: int, txs: list[tuple[str, int]]) -> None:

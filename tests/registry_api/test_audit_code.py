@@ -19,7 +19,7 @@ from web3 import Web3
 
 from chain_gateway.compiler import CONTRACTS_DIR
 from chain_gateway.deployments import write_deployment
-from chain_gateway.devnet import AnvilNode, SeededConsortium
+from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium
 from chain_gateway.rpc import JsonRpcClient
 from registry_api.audit.code import audit_code
 from registry_api.audit.code_build import BuiltContract, CodeAuditError, Rebuild, RebuildCache, build_input
@@ -35,6 +35,13 @@ pytestmark = pytest.mark.anvil
 def database_url(tmp_path: Path) -> str:
     """SQLite only: the route reads the chain and the sources; the database holds nothing but the tokens here."""
     return f"sqlite:///{tmp_path / 'dirchain.db'}"
+
+
+@pytest.fixture(scope="module")
+def seeded(w3: Web3) -> SeededConsortium:
+    """Seeded on this module's node itself, not loaded from the session's seeded chain: the audit replays each
+    creation transaction at its block's parent, state that a loaded chain does not hold."""
+    return seed_demo_consortium(w3)
 
 
 @pytest.fixture(scope="module")
