@@ -10,7 +10,8 @@
    the others are looked up): status 1 -> mined; status 0 -> mined with the error decoded by replaying
    the call, failed once confirmed (a cached gas limit that ran out of gas: signed again, sized by the node);
 3. rows signed but not sent (a crash between commit and send) or sent without a receipt for a while are
-   broadcast again: the same bytes, so a duplicate is harmless; a nonce proven taken by another
+   broadcast again (a submitted row's receipt is asked for first: the block scan may have passed its block
+   before the row was recorded): the same bytes, so a duplicate is harmless; a nonce proven taken by another
    transaction (our raw tx can then never be mined) sends the row back to be signed anew;
 4. mined rows with `confirmations` blocks on top and still-canonical block hash -> confirmed (or failed
    if they reverted); a changed hash (reorg) -> back to submitted and broadcast again.
@@ -30,7 +31,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from eth_account.signers.local import LocalAccount
@@ -110,6 +111,16 @@ class WriteRequest:
     idempotency_key: str | None = None
 
 
+class _Signed(Protocol):
+    """A signed row as the receipt step reads it: an `Operation` or an (id, tx_hash) result row."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def tx_hash(self) -> str | None: ...
+
+
 @dataclass
 class _Stats:
     changed: int = 0
@@ -145,6 +156,7 @@ class Gateway(OwnsResources):
         self._keyed: set[str] = set()  # accounts whose keystore file was seen
         self._inclusions = InclusionTracker(self._batch)
         self._followed_at = 0.0  # time.monotonic() of the last receipts/resend/confirm steps
+        self._recheck: set[str] = set()  # tx hashes seen in a block whose receipt was not to be had yet
         self._gas = GasSizer(
             self._batch,
             gas_estimator or settings.gas_estimator,
@@ -517,7 +529,8 @@ class Gateway(OwnsResources):
                 accepted.append({"id": op.id, "status": SUBMITTED, "broadcast_at": now, "updated_at": now})
         with Session(self.engine) as session:
             if accepted:
-                update_rows(session, accepted)
+                # a row another worker (or the receipt step) saw mined meanwhile stays mined
+                update_rows(session, accepted, only_if=(QUEUED, SUBMITTED))
             for op in known:
                 if op.id in displaced:
                     self._resign_later(session, op)
@@ -608,20 +621,35 @@ class Gateway(OwnsResources):
 
     def _follow_receipts(self, stats: _Stats) -> None:
         new = self._inclusions.poll()
-        rows = {row.id: row for row in self._submitted_among(set(new.mined))} if new.mined else {}
-        if new.rescan != "none":
-            rows.update((row.id, row) for row in self._submitted(stale_only=new.rescan == "stale"))
+        try:
+            # rows whose transaction was in a block read before without a receipt to show yet come again
+            hashes = set(new.mined) | self._recheck
+            rows = {row.id: row for row in self._submitted_among(hashes)} if hashes else {}
+            if new.rescan != "none":
+                rows.update((row.id, row) for row in self._submitted(stale_only=new.rescan == "stale"))
+            unresolved = self._record_receipts(list(rows.values()), new.mined, stats)
+        except BaseException:
+            self._inclusions.reset()  # the blocks just read were not recorded: read everything again
+            raise
+        self._recheck = {tx_hash for tx_hash in unresolved if tx_hash in new.mined}  # asked once more
+
+    def _record_receipts(
+        self, rows: Sequence[_Signed], known: dict[str, dict[str, str] | None], stats: _Stats
+    ) -> set[str]:
+        """Mark mined the (id, tx_hash) rows whose receipt is known or found; the tx hashes still without one."""
         if not rows:
-            return
-        missing = [row for row in rows.values() if new.mined.get(row.tx_hash or "") is None]
+            return set()
+        missing = [row for row in rows if known.get(row.tx_hash or "") is None]
         looked_up = self._batch([("eth_getTransactionReceipt", [row.tx_hash]) for row in missing])
         receipts = {row.id: receipt for row, receipt in zip(missing, looked_up, strict=True)}
         now = time.time()
+        unresolved: set[str] = set()
         updates: list[dict[str, Any]] = []
         resign: list[tuple[str, str | None]] = []
-        for row in rows.values():
-            receipt = receipts[row.id] if row.id in receipts else new.mined[row.tx_hash or ""]
+        for row in rows:
+            receipt = receipts[row.id] if row.id in receipts else known[row.tx_hash or ""]
             if receipt is None or isinstance(receipt, RpcErrorAnswer):
+                unresolved.add(row.tx_hash or "")
                 continue
             change: dict[str, Any] = {
                 "id": row.id,
@@ -656,6 +684,7 @@ class Gateway(OwnsResources):
                     self._requeue(session, op_id, tx_hash)
                 session.commit()
             stats.changed += len(updates) + len(resign)
+        return unresolved
 
     def _submitted(self, *, stale_only: bool) -> list[Row[tuple[str, str | None]]]:
         """(id, tx_hash) of the submitted rows longest without a receipt (all next time too if there are more);
@@ -732,6 +761,12 @@ class Gateway(OwnsResources):
                     .limit(self.batch_size)
                 ).scalars()
             )
+        # a row the block scan missed (its block was read before the row was recorded, its receipt could not be
+        # read) is found here: its resend answers "known" and refreshes broadcast_at, so the stale rescan,
+        # due as often as this resend, could otherwise never see it old enough
+        sent = [op for op in rows if op.status == SUBMITTED]
+        mined = {op.tx_hash for op in sent} - self._record_receipts(sent, {}, stats)
+        rows = [op for op in rows if op.status != SUBMITTED or op.tx_hash not in mined]
         if rows:
             log.info("broadcasting again", count=len(rows))
             self._send(rows, stats)

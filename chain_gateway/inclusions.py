@@ -10,7 +10,9 @@ nothing) need their receipt.
 `poll` also says when a rescan of submitted rows is due: all of them on the first call, after a gap of more
 than `MAX_BLOCKS`, or when the new blocks do not extend the last one seen (a reorg); those broadcast more than
 `STALE_SECONDS` ago every `RESCAN_SECONDS`, a safety net for rows another worker marked submitted after
-their block was read here.
+their block was read here. (A resend refreshes a row's broadcast time, so the gateway also asks for the
+receipt of each submitted row it is about to resend, and asks once more for a transaction of a new block
+whose receipt was not to be had yet; it `reset`s the tracker when it could not record the blocks read.)
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Index, Table, UniqueConstraint, bindparam, create_engine, event, update
+from sqlalchemy import Engine, Index, Table, UniqueConstraint, bindparam, create_engine, event, or_, update
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
@@ -140,8 +140,9 @@ class AccountNonce(SQLModel, table=True):
     updated_at: float = Field(default_factory=_now)
 
 
-def update_rows(session: Session, changes: Sequence[dict[str, Any]]) -> None:
+def update_rows(session: Session, changes: Sequence[dict[str, Any]], *, only_if: Sequence[str] = ()) -> None:
     """UPDATE operations by id in one executemany; every change has "id" and the same other keys.
+    `only_if`: statuses a row must still have to change (another worker may have moved it on meanwhile).
 
     A Core statement: SQLAlchemy's ORM bulk update by primary key costs several times more per row.
     """
@@ -150,6 +151,8 @@ def update_rows(session: Session, changes: Sequence[dict[str, Any]]) -> None:
     table: Table = Operation.__table__  # type: ignore[assignment]
     columns = [key for key in changes[0] if key != "id"]
     statement = update(table).where(table.c.id == bindparam("row_id")).values({c: bindparam(c) for c in columns})
+    if only_if:  # OR of equalities: an IN list cannot be expanded in an executemany
+        statement = statement.where(or_(*(table.c.status == status for status in only_if)))
     session.execute(statement, [{**change, "row_id": change["id"]} for change in changes])
 
 
