@@ -261,14 +261,14 @@ def test_concurrent_nonce_reservations_never_overlap(gateway: Gateway, chain: Se
 def test_two_gateways_on_one_outbox_send_each_write_once(
     make_gateway: Callable[..., Gateway], chain: SeededConsortium, w3: Web3
 ) -> None:
-    first, second = make_gateway(), make_gateway()
+    first, second, third = make_gateway(), make_gateway(), make_gateway()
     ops = [_register(first, chain, 300 + i, org=[PSB, CMC][i % 2], simulate=False) for i in range(40)]
     stop = threading.Event()
     workers = [threading.Thread(target=g.run, args=(stop,)) for g in (first, second)]
     for worker in workers:
         worker.start()
     try:
-        done = drain(first, ops)  # a third hand on the same outbox
+        done = drain(third, ops)  # a third gateway on the same outbox (one object is driven by one thread)
     finally:
         stop.set()
         for worker in workers:
