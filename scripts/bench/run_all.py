@@ -106,10 +106,16 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(sorted(unknown))}")
     results = load_results()
+    failed = []
     for bench in BENCHMARKS:
         if wanted and bench.name not in wanted:
             continue
-        figures = run_one(bench, options.smoke, extra)
+        try:
+            figures = run_one(bench, options.smoke, extra)
+        except subprocess.CalledProcessError as exc:  # the others still run; their figures are still worth having
+            print(f"== {bench.name} FAILED (exit {exc.returncode}); its last figures are kept", flush=True)
+            failed.append(bench.name)
+            continue
         if options.smoke:
             print(f"== {bench.name}: {len(figures)} figure(s): " + ", ".join(f"{f.key}={f.value:g}" for f in figures))
             continue
@@ -120,6 +126,8 @@ def main() -> None:
         write_table(results)
     if not options.smoke:
         print(f"\ntable written to {DOC.relative_to(ROOT)} ({machine()})")
+    if failed:
+        sys.exit(f"failed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":
