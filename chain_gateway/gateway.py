@@ -430,12 +430,11 @@ class Gateway(OwnsResources):
         if self._crash_at == "after_sign" and signed:
             os._exit(CRASH_EXIT_CODE)  # crash-test hook, see the module docstring
         self._finish_sending()  # one broadcast at a time keeps each account's nonces in order
-        if len(rows) == self.batch_size:  # more are waiting: sign them while the node takes these
-            self._sending = self._sender.submit(self._send, signed, _Stats())
-            stats.changed += len(signed)
-            return True
+        # Broadcast in this thread: overlapping it with the next batch's signing (a background send) left a nonce
+        # gap under heavy CPU load in CI (test_many_concurrent_writes_of_one_account_get_consecutive_nonces),
+        # cause not yet found; `_sending` stays for that overlap once it is proven safe.
         self._send(signed, stats)
-        return False
+        return len(rows) == self.batch_size
 
     def _finish_sending(self) -> None:
         """Wait for the broadcast of the previous batch (its errors are raised here)."""
