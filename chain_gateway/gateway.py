@@ -4,8 +4,8 @@
 
 1. new rows: size gas (`chain_gateway.gas`: node estimates, batched, a revert fails the row with its
    decoded error and uses no nonce; or a limit cached per call shape), reserve nonces, sign, commit
-   nonce + raw tx + tx hash, and only then broadcast (batched); a full batch is broadcast in a background
-   thread while the next one is signed, one broadcast at a time so each account's nonces go in order;
+   nonce + raw tx + tx hash, and only then broadcast (batched), one batch at a time in the signing thread so each
+   account's nonces go in order;
 2. receipts of the transactions in new blocks (`chain_gateway.inclusions`: one that logged succeeded,
    the others are looked up): status 1 -> mined; status 0 -> mined with the error decoded by replaying
    the call, failed once confirmed (a cached gas limit that ran out of gas: signed again, sized by the node);
@@ -29,7 +29,6 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -130,7 +129,7 @@ class Gateway(OwnsResources):
     """Relayer and key custodian: the only writer of transactions, the only reader/writer of the outbox.
 
     One object is driven by one thread (`run`, or `process_once` calls in turn): its nonce cursors, inclusion
-    tracker and background broadcast are its own and unlocked. Several gateways (objects or processes) may share
+    tracker and nonce cursors are its own and unlocked. Several gateways (objects or processes) may share
     one outbox; `enqueue`/`enqueue_many` are safe from any thread.
     """
 
@@ -169,8 +168,6 @@ class Gateway(OwnsResources):
             cached=settings.gas_cache if gas_cache is None else gas_cache,
         )
         self._cached_gas: dict[str, ShapeKey] = {}  # rows signed with a cached gas limit, until their receipt
-        self._sender = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gateway-send")
-        self._sending: Future[None] | None = None  # the broadcast of the last signed batch
         self._chain_id: int | None = settings.chain_id
         self._owned = []
         self._crash_at = os.environ.get(CRASH_ENV)
@@ -193,12 +190,8 @@ class Gateway(OwnsResources):
         return gateway
 
     def close(self) -> None:
-        """Wait for a broadcast under way, then release what `from_settings` made."""
-        try:
-            self._finish_sending()
-        finally:
-            self._sender.shutdown()
-            super().close()
+        """Release what `from_settings` made."""
+        super().close()
 
     def create_tables(self) -> None:
         SQLModel.metadata.create_all(self.engine, tables=[Operation.__table__, AccountNonce.__table__])  # type: ignore[list-item]
@@ -349,7 +342,6 @@ class Gateway(OwnsResources):
                 changed = 0
             if changed == 0:
                 stop.wait(self.settings.gateway_poll_seconds)
-        self._finish_sending()
         log.info("gateway worker stopped")
 
     def process_once(self) -> int:
@@ -358,7 +350,6 @@ class Gateway(OwnsResources):
         saturated = self._sign_and_send(stats)
         if saturated and time.monotonic() - self._followed_at < FOLLOW_AT_LEAST_EVERY_SECONDS:
             return stats.changed  # a backlog of new rows: send first, follow receipts a little later
-        self._finish_sending()
         self._followed_at = time.monotonic()
         self._follow_receipts(stats)
         self._rebroadcast(stats)
@@ -429,18 +420,11 @@ class Gateway(OwnsResources):
         signed = self._sign_and_persist(to_sign, encoded)
         if self._crash_at == "after_sign" and signed:
             os._exit(CRASH_EXIT_CODE)  # crash-test hook, see the module docstring
-        self._finish_sending()  # one broadcast at a time keeps each account's nonces in order
-        # Broadcast in this thread: overlapping it with the next batch's signing (a background send) left a nonce
-        # gap under heavy CPU load in CI (test_many_concurrent_writes_of_one_account_get_consecutive_nonces),
-        # cause not yet found; `_sending` stays for that overlap once it is proven safe.
+        # Broadcast in this thread, one batch at a time: overlapping it with the next batch's signing (a background
+        # send) left a nonce gap under heavy CPU load in CI (test_many_concurrent_writes_of_one_account_get_
+        # consecutive_nonces), cause not yet found.
         self._send(signed, stats)
         return len(rows) == self.batch_size
-
-    def _finish_sending(self) -> None:
-        """Wait for the broadcast of the previous batch (its errors are raised here)."""
-        sending, self._sending = self._sending, None
-        if sending is not None:
-            sending.result()
 
     def _accounts_in_flight(self, accounts: Iterable[str]) -> set[str]:
         """Accounts with a signed write not yet mined (a later write may depend on it)."""

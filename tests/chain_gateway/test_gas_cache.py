@@ -1,4 +1,4 @@
-"""Gas sized from a per-shape cache, and batches broadcast while the next is signed, against a real anvil."""
+"""Gas sized from a per-shape cache, and full batches broadcast in nonce order, against a real anvil."""
 
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def test_write_whose_cached_limit_runs_out_of_gas_is_signed_again_and_lands_once
     assert registered_count(w3, chain.deployment, device(544)[0]) == 1
 
 
-def test_full_batches_are_broadcast_in_nonce_order_while_the_next_is_signed(
+def test_full_batches_are_broadcast_in_nonce_order(
     make_gateway: Callable[..., Gateway], chain: SeededConsortium, w3: Web3
 ) -> None:
     gateway = _cached_gateway(make_gateway, batch_size=4)
