@@ -128,8 +128,8 @@ class _Stats:
 class Gateway(OwnsResources):
     """Relayer and key custodian: the only writer of transactions, the only reader/writer of the outbox.
 
-    One object is driven by one thread (`run`, or `process_once` calls in turn): its nonce cursors, inclusion
-    tracker and nonce cursors are its own and unlocked. Several gateways (objects or processes) may share
+    One object is driven by one thread (`run`, or `process_once` calls in turn): its nonce cursors and inclusion
+    tracker are its own and unlocked. Several gateways (objects or processes) may share
     one outbox; `enqueue`/`enqueue_many` are safe from any thread.
     """
 
