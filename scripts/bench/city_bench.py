@@ -34,8 +34,6 @@ from __future__ import annotations
 import argparse
 import csv
 import random
-import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -65,7 +63,7 @@ from registry_api.cli_imports import upload_file  # noqa: E402
 from registry_api.client import ApiClient, ApiClientError, Credentials  # noqa: E402
 from registry_api.synthetic_city import DEVICE_TYPES, DISTRICT_OWNER, write_city  # noqa: E402
 from tests.chain_gateway.support import DEVICE_REGISTERED_TOPIC  # noqa: E402
-from tests.registry_api.import_support import ApiProcess, wait_for  # noqa: E402
+from tests.registry_api.import_support import ApiProcess, ServiceProcess, wait_for  # noqa: E402
 
 TARGET_SECONDS = 240.0  # DESIGN.md: 1M devices in <= 4 min
 TARGET_DEVICES = 1_000_000
@@ -117,29 +115,6 @@ def split_by_owner(source: Path, out: Path, seed: int) -> CityFiles:
         for handle in files.values():
             handle.close()
     return city
-
-
-class ServiceProcess:
-    """`dirchain gateway run` or `dirchain indexer run` in a child process with the API's environment."""
-
-    def __init__(self, api: ApiProcess, service: str, log: Path) -> None:
-        self.command = [sys.executable, "-c", "from registry_api.cli import main; main()", service, "run"]
-        self.env, self.cwd, self.log = api.env, api.cwd, log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> ServiceProcess:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=out, stderr=out)
-        return self
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
 
 
 class Miner:

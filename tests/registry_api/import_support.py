@@ -35,6 +35,7 @@ __all__ = [
     "CSV_COLUMNS",
     "Sample",
     "SampleRow",
+    "ServiceProcess",
     "registrations",
     "sample_rows",
     "write_csv",
@@ -325,6 +326,36 @@ class ApiProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+class ServiceProcess:
+    """`dirchain gateway run` or `dirchain indexer run` in a child process with an `ApiProcess`'s environment
+    (run it with `run_gateway_in_api` / `run_indexer_in_api` off), started, killed and stopped at will."""
+
+    def __init__(self, api: ApiProcess, service: str, log: Path) -> None:
+        self.command = [sys.executable, "-c", "from registry_api.cli import main; main()", service, "run"]
+        self.env, self.cwd, self.log = api.env, api.cwd, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        with open(self.log, "ab") as out:  # the child keeps its own descriptor
+            self.process = subprocess.Popen(self.command, cwd=self.cwd, env=self.env, stdout=out, stderr=out)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL: no handler runs, nothing is flushed or closed."""
+        assert self.process is not None and self.process.poll() is None, f"{self.command[-2]} exited early"
+        self.process.send_signal(signal.SIGKILL)
+        assert self.process.wait(30) == -signal.SIGKILL
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
