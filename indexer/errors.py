@@ -9,11 +9,12 @@
         └── HandlerError (+ ValueError)              a handler cannot apply a log to the mirror
 
 RPC failures stay `chain_gateway.errors.GatewayRPCError` (its `retryable` flag decides); `is_retryable`
-folds both trees and SQL connection failures into one answer for the retry loops.
+folds both trees and SQL connection failures (`is_database_lost`) into one answer for the retry loops.
 """
 
 from __future__ import annotations
 
+import psycopg
 from sqlalchemy.exc import DBAPIError
 
 from chain_gateway.errors import GatewayRPCError
@@ -26,8 +27,13 @@ __all__ = [
     "IndexerRetryableError",
     "LogDecodeError",
     "ReorgTooDeepError",
+    "is_database_lost",
     "is_retryable",
 ]
+
+# SQLSTATE classes of a database out of reach: 08 connection exception, 57P operator intervention (57P01 admin
+# shutdown, 57P02 crash shutdown, 57P03 cannot connect now, as while PostgreSQL restarts)
+_LOST_SQLSTATES = ("08", "57P")
 
 
 class IndexerError(Exception):
@@ -64,6 +70,25 @@ def is_retryable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, GatewayRPCError):
         return exc.retryable
+    if is_database_lost(exc):
+        return True
     if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or "locked" in str(exc.orig).lower()
+        return "locked" in str(exc.orig).lower()
+    return False
+
+
+def is_database_lost(exc: BaseException) -> bool:
+    """Whether `exc` says the database is out of reach (down, restarting, the connection dropped), not that a
+    statement was wrong: SQLAlchemy's or the raw psycopg error.
+
+    SQLAlchemy flags a connection lost under a statement (`connection_invalidated`), but not a connection that
+    could not be opened (PostgreSQL stopped or starting up): psycopg's error says that one, without an SQLSTATE
+    when the client gave up and with class 08 or 57P when the server refused.
+    """
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        exc = exc.orig if exc.orig is not None else exc
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return exc.sqlstate is None or exc.sqlstate.startswith(_LOST_SQLSTATES)
     return False

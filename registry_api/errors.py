@@ -7,6 +7,7 @@ Every error answers `{"code": STABLE_CODE, "message": human text, "field": "devi
     ContractRevert                    -> 4xx by `revert_error` (the custom error's name and args included)
     GatewayRPCError                   -> 503 CHAIN_UNAVAILABLE
     sqlalchemy OperationalError ...   -> 503 DATABASE_UNAVAILABLE
+    psycopg errors of a lost server   -> 503 DATABASE_UNAVAILABLE (raw, from a pool's `raw_connection()`)
     anything else                     -> 500 INTERNAL_ERROR, logged, never a stack trace in the answer
 """
 
@@ -18,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -31,6 +33,7 @@ from chain_gateway.errors import (
     IdempotencyConflict,
     InvalidCall,
 )
+from indexer.errors import is_database_lost
 from indexer.handlers import (
     ALGORITHM_STATUSES,
     DEVICE_STATUSES,
@@ -654,8 +657,10 @@ async def _on_database_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _on_dbapi_error(request: Request, exc: DBAPIError) -> JSONResponse:
-    if exc.connection_invalidated:
+async def _on_dbapi_error(request: Request, exc: Exception) -> JSONResponse:
+    # a server stopped or restarting is unavailable, not broken (SQLAlchemy wraps a failed connect without
+    # flagging it invalidated, and a raw connection's psycopg error is not wrapped at all)
+    if is_database_lost(exc):
         return await _on_database_error(request, exc)
     return await _on_unexpected(request, exc)
 
@@ -679,5 +684,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidCall, _on_invalid_call)  # type: ignore[arg-type]
     app.add_exception_handler(OperationalError, _on_database_error)
     app.add_exception_handler(InterfaceError, _on_database_error)
-    app.add_exception_handler(DBAPIError, _on_dbapi_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, _on_dbapi_error)
+    app.add_exception_handler(psycopg.Error, _on_dbapi_error)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,310 @@
+"""PostgreSQL restarted under load: the API answers 503 DATABASE_UNAVAILABLE meanwhile and recovers alone.
+
+A private PostgreSQL (never the session's shared one) serves a real `dirchain serve` process with its gateway and
+indexer inside, against the module's anvil. Threads keep device lookups, list pages, resolver decisions and
+writes with an Idempotency-Key going while the server is stopped ("fast": sessions are ended as a restart ends
+them), kept down a few seconds and started again. The API is never restarted. SQLite has no server to restart:
+this fault has no SQLite counterpart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from web3 import Web3
+
+from chain_gateway.deployments import write_deployment
+from chain_gateway.devnet import AnvilNode, SeededConsortium
+from chain_gateway.settings import Settings
+from registry_api.app import create_read_engine
+from registry_api.auth import create_token_table, issue_token
+from tests.registry_api.catalog_support import entry
+from tests.registry_api.import_support import ApiProcess, registrations, wait_for
+from tests.registry_api.support import device
+from tests.support import TEST_KEYSTORE_PASSWORD
+from tests.support.postgres import PostgresServer
+
+log = logging.getLogger(__name__)
+
+ORG = "BJ-PSB"
+OUTAGE_SECONDS = 4.0  # how long PostgreSQL stays down
+CLIENT_TIMEOUT_SECONDS = 10.0  # an answer later than this is a hang
+PAUSE_SECONDS = 0.05  # between one thread's requests: load, not a benchmark, on a shared 2-core machine
+SERIAL_BASE = 730_000  # device codes of this test: BJ-CAMR-110105730000 onwards
+SETTLE_SECONDS = 120.0  # deadline for every accepted write to be confirmed
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One request of the load: what it was, when it was sent and answered, and what came back."""
+
+    kind: str  # lookup | list | resolve | write
+    sent: float
+    answered: float
+    status: int | str  # the HTTP status, or "timeout" / "transport" when none came
+    code: str | None  # the error body's code
+    text: str
+
+
+@dataclass
+class Accepted:
+    """A write answered 202: its key, device code, operation and when it was accepted."""
+
+    key: str
+    code: str
+    operation_id: str
+    at: float
+
+
+@dataclass
+class Load:
+    """Threads sending requests until stopped; every answer is recorded."""
+
+    url: str
+    token: str
+    known_code: str
+    entry_id: int
+    answers: list[Answer] = field(default_factory=list)
+    accepted: list[Accepted] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _serial: int = SERIAL_BASE
+
+    def _request(self, client: httpx.Client, kind: str, method: str, path: str, **kwargs: Any) -> Answer:
+        sent = time.monotonic()
+        try:
+            response = client.request(method, path, **kwargs)
+        except httpx.TimeoutException:
+            answer = Answer(kind, sent, time.monotonic(), "timeout", None, "")
+        except httpx.TransportError as exc:
+            answer = Answer(kind, sent, time.monotonic(), "transport", None, repr(exc))
+        else:
+            code = None
+            if response.status_code >= 400 and response.headers.get("content-type", "").startswith("application/json"):
+                code = response.json().get("code")
+            answer = Answer(kind, sent, time.monotonic(), response.status_code, code, response.text)
+        with self._lock:
+            self.answers.append(answer)
+        return answer
+
+    def _loop(self, step: Callable[[httpx.Client], None]) -> None:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        with httpx.Client(base_url=self.url, headers=headers, timeout=CLIENT_TIMEOUT_SECONDS) as client:
+            while not self.stop.is_set():
+                step(client)
+                self.stop.wait(PAUSE_SECONDS)
+
+    def _lookup(self, client: httpx.Client) -> None:
+        self._request(client, "lookup", "GET", f"/v1/devices/{self.known_code}")
+
+    def _list(self, client: httpx.Client) -> None:
+        self._request(client, "list", "GET", "/v1/devices", params={"owner": ORG, "limit": 50})
+
+    def _resolve(self, client: httpx.Client) -> None:
+        self._request(client, "resolve", "POST", "/v1/resolve", json={"entry_id": self.entry_id, "action": "read_raw"})
+
+    def _write(self, client: httpx.Client) -> None:
+        """Register one new device; a 503 is retried with the same Idempotency-Key until it is accepted."""
+        with self._lock:
+            self._serial += 1
+            serial = self._serial
+        body, key = device(serial), f"pg-restart-{serial}"
+        while True:
+            answer = self._request(client, "write", "POST", "/v1/devices", json=body, headers={"Idempotency-Key": key})
+            if answer.status == 202:
+                with self._lock:
+                    self.accepted.append(Accepted(key, body["code"], _operation_id(answer), answer.answered))
+                return
+            if self.stop.wait(0.2):
+                return  # stopped before it was accepted: never accepted, so nothing is owed
+
+    def start(self) -> list[threading.Thread]:
+        steps = (self._lookup, self._list, self._resolve, self._write, self._write)
+        threads = [threading.Thread(target=self._loop, args=(step,), daemon=True) for step in steps]
+        for thread in threads:
+            thread.start()
+        return threads
+
+
+def _operation_id(answer: Answer) -> str:
+    operation_id: str = httpx.Response(200, text=answer.text).json()["operation_id"]
+    return operation_id
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this test alone: it is stopped and started under the API."""
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _settings(
+    anvil: AnvilNode, chain: SeededConsortium, database_url: str, keystore_dir: Path, tmp_path: Path
+) -> Settings:
+    deployment_path = tmp_path / "deployment.json"
+    write_deployment(chain.deployment, deployment_path)
+    return Settings(
+        rpc_urls=[anvil.url],
+        chain_id=chain.deployment["chain_id"],
+        deployments_path=deployment_path,
+        database_url=database_url,
+        keystore_dir=keystore_dir,
+        keystore_password=TEST_KEYSTORE_PASSWORD,
+    )
+
+
+def _token(database_url: str, chain: SeededConsortium) -> str:
+    engine = create_read_engine(database_url)
+    try:
+        create_token_table(engine)
+        return issue_token(engine, ORG, chain.orgs[ORG].account, "postgres restart test")
+    finally:
+        engine.dispose()
+
+
+def _confirmed(client: httpx.Client, operation_id: str) -> bool:
+    answer = client.get(f"/v1/operations/{operation_id}")
+    assert answer.status_code == 200, answer.text
+    status = answer.json()["status"]
+    assert status != "failed", answer.text
+    return bool(status == "confirmed")
+
+
+def _write_and_settle(client: httpx.Client, path: str, body: dict[str, Any]) -> None:
+    answer = client.post(path, json=body)
+    assert answer.status_code == 202, answer.text
+    operation_id = answer.json()["operation_id"]
+    wait_for(lambda: _confirmed(client, operation_id), 60, f"{path} not confirmed")
+
+
+def _health(client: httpx.Client) -> tuple[int, dict[str, Any]]:
+    answer = client.get("/healthz")
+    body: dict[str, Any] = answer.json()
+    return answer.status_code, body
+
+
+def _wait_healthy(client: httpx.Client, timeout: float, what: str) -> None:
+    """Wait for /healthz to say ok; the last report is in the failure message."""
+    seen: list[dict[str, Any]] = []
+
+    def healthy() -> bool:
+        seen[:] = [_health(client)[1]]
+        return seen[0]["status"] == "ok"
+
+    try:
+        wait_for(healthy, timeout, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{what}: {seen}") from exc
+
+
+def test_postgres_restarted_under_load_answers_503_then_recovers_alone(
+    anvil: AnvilNode,
+    chain: SeededConsortium,
+    w3: Web3,
+    keystore_dir: Path,
+    private_postgres: PostgresServer,
+    tmp_path: Path,
+) -> None:
+    started = time.monotonic()
+    database_url = private_postgres.create_database("restarted")
+    settings = _settings(anvil, chain, database_url, keystore_dir, tmp_path)
+    token = _token(database_url, chain)
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        ApiProcess(settings, tmp_path) as api,
+        httpx.Client(base_url=api.url, headers=headers, timeout=CLIENT_TIMEOUT_SECONDS) as client,
+    ):
+        api.start()
+        # the indexer mirrors the roles first: until then the org holds no REGISTRAR role here
+        wait_for(lambda: client.get(f"/v1/members/{ORG}").status_code == 200, 60, "roles never mirrored")
+        known = device(SERIAL_BASE)
+        _write_and_settle(client, "/v1/devices", known)
+        _write_and_settle(client, "/v1/catalog", entry())
+        wait_for(lambda: client.get(f"/v1/devices/{known['code']}").status_code == 200, 30, "device never indexed")
+        entries = lambda: client.get("/v1/catalog", params={"owner": ORG}).json()["data"]  # noqa: E731
+        wait_for(entries, 30, "catalog entry never indexed")
+        _wait_healthy(client, 30, "never healthy before the outage")
+
+        load = Load(api.url, token, known["code"], entries()[0]["id"])
+        threads = load.start()
+        wait_for(lambda: len(load.accepted) >= 10, 60, "no writes accepted before the outage")
+
+        halt_started = time.monotonic()
+        private_postgres.halt()
+        down_from = time.monotonic()
+        time.sleep(OUTAGE_SECONDS)  # the outage itself: the load goes on meanwhile
+        health_down = _health(client)
+        down_until = time.monotonic()
+        private_postgres.resume()
+        up_at = time.monotonic()
+
+        _wait_healthy(client, 60, "never healthy again after the restart")
+        healthy_at = time.monotonic()
+        accepted_after = lambda: [a for a in load.accepted if a.at > up_at]  # noqa: E731
+        wait_for(lambda: len(accepted_after()) >= 10, 60, "no writes accepted after the restart")
+        load.stop.set()
+        for thread in threads:
+            thread.join(CLIENT_TIMEOUT_SECONDS * 2)
+        assert not any(thread.is_alive() for thread in threads)
+
+        # every accepted write reaches confirmed; a write accepted before the outage replays its operation
+        accepted = list(load.accepted)
+        before = [a for a in accepted if a.at < halt_started]
+        for item in before[:5]:
+            again = client.post("/v1/devices", json=device(int(item.code[-6:])), headers={"Idempotency-Key": item.key})
+            assert again.status_code == 202 and again.json()["operation_id"] == item.operation_id, again.text
+        pending = {a.operation_id for a in accepted}
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while pending:
+            pending = {op for op in pending if not _confirmed(client, op)}
+            assert time.monotonic() < deadline, f"{len(pending)} accepted writes never confirmed"
+            time.sleep(0.2)
+        counts = registrations(w3, chain.deployment, [a.code for a in accepted])
+        assert {code: n for code, n in counts.items() if n != 1} == {}
+        assert len(counts) == len(accepted) == len({a.code for a in accepted})
+        # the indexer mirrors writes made after the outage: it resumed
+        last = accepted_after()[-1].code
+        wait_for(lambda: client.get(f"/v1/devices/{last}").status_code == 200, 60, "the indexer did not resume")
+        status, health = _health(client)
+        assert status == 200 and health["status"] == "ok", health
+
+    answers = list(load.answers)
+    # while PostgreSQL was down, every answer is 503 DATABASE_UNAVAILABLE with the error body
+    during = [a for a in answers if a.sent >= down_from and a.answered <= down_until]
+    assert during and {a.kind for a in during} == {"lookup", "list", "resolve", "write"}
+    assert Counter((a.status, a.code) for a in during) == Counter({(503, "DATABASE_UNAVAILABLE"): len(during)})
+    for a in during:
+        body = httpx.Response(503, text=a.text).json()
+        assert set(body) >= {"code", "message", "field"} and "Traceback" not in a.text, a.text
+    assert health_down[0] == 503 and health_down[1]["database"]["ok"] is False, health_down
+    # never a 500, a hang or a lost connection; around the restart 503 at worst; after it healthy answers only
+    by_status = Counter(a.status for a in answers)
+    assert set(by_status) <= {200, 202, 503}, by_status
+    assert all(a.code == "DATABASE_UNAVAILABLE" for a in answers if a.status == 503)
+    late = Counter((a.kind, a.status) for a in answers if a.sent >= healthy_at and a.status not in (200, 202))
+    assert late == Counter(), late
+    log.warning(
+        "postgres restart figures: outage %.1f s; %d answers during it %s; all answers %s; healthy %.1f s after "
+        "the start; writes accepted %d before, %d after, %d in all, each on-chain once; test %.0f s",
+        down_until - down_from,
+        len(during),
+        dict(Counter((a.kind, a.status) for a in during)),
+        dict(by_status),
+        healthy_at - up_at,
+        len(before),
+        len(accepted_after()),
+        len(accepted),
+        time.monotonic() - started,
+    )
