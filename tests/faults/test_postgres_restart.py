@@ -20,11 +20,15 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import NullPool
 from web3 import Web3
 
 from chain_gateway.deployments import write_deployment
-from chain_gateway.devnet import AnvilNode, SeededConsortium
+from chain_gateway.devnet import AnvilNode, SeededConsortium, free_port
 from chain_gateway.settings import Settings
+from indexer.errors import is_database_lost, is_retryable
 from registry_api.app import create_read_engine
 from registry_api.auth import create_token_table, issue_token
 from tests.registry_api.catalog_support import entry
@@ -308,3 +312,31 @@ def test_postgres_restarted_under_load_answers_503_then_recovers_alone(
         len(accepted),
         time.monotonic() - started,
     )
+
+
+def test_a_database_out_of_reach_is_retryable_and_a_wrong_statement_is_not(
+    private_postgres: PostgresServer,
+) -> None:
+    """The indexer's loop retries a server it cannot connect to (SQLAlchemy does not flag that one invalidated)."""
+    nobody = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/postgres")
+    with pytest.raises(DBAPIError) as refused:
+        nobody.connect()
+    assert not refused.value.connection_invalidated
+    assert is_database_lost(refused.value) and is_retryable(refused.value)
+    assert is_database_lost(refused.value.orig)  # raw, as a pool's raw_connection() raises it
+
+    engine = create_engine(private_postgres.url("postgres"), poolclass=NullPool)  # each connect a new session
+    try:
+        with pytest.raises(DBAPIError) as wrong, engine.connect() as conn:
+            conn.execute(text("SELECT * FROM no_such_table"))
+        assert not is_database_lost(wrong.value) and not is_retryable(wrong.value)
+        private_postgres.halt()
+        with pytest.raises(DBAPIError) as stopped:
+            engine.connect()
+        assert is_database_lost(stopped.value) and is_retryable(stopped.value)
+        private_postgres.resume()
+        with engine.connect() as conn:
+            assert conn.execute(text("SELECT 1")).scalar_one() == 1
+    finally:
+        engine.dispose()
+        nobody.dispose()
