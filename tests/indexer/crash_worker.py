@@ -3,7 +3,8 @@
 Usage: python -m tests.indexer.crash_worker <database url> <rpc url> <deployment json> <marker file> <n> [catch-up]
 (catch-up: the ranges are fetched by a child process, as in a large sync, instead of a thread).
 The Nth call of `Store._set_checkpoint` (the last write of a range's transaction, after all its rows) writes
-the marker file and sleeps, so the parent can SIGKILL the process with the transaction open.
+the range's last block number to the marker file and sleeps, so the parent can SIGKILL the process with the
+transaction open (and check that the range is not visible to another connection).
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ def main(database_url: str, rpc_url: str, deployment_path: str, marker: str, han
     calls = 0
     original = Store._set_checkpoint
 
-    def hanging(self: Store, *args: Any, **kwargs: Any) -> None:
+    def hanging(self: Store, conn: Any, number: int, *args: Any, **kwargs: Any) -> None:
         nonlocal calls
         calls += 1
-        original(self, *args, **kwargs)
+        original(self, conn, number, *args, **kwargs)
         if calls == hang_at:
-            Path(marker).write_text("in transaction", encoding="utf-8")
+            written = Path(marker + ".tmp")
+            written.write_text(str(number), encoding="utf-8")
+            written.replace(marker)  # the parent never sees the marker empty
             time.sleep(600)
 
     Store._set_checkpoint = hanging  # type: ignore[method-assign]

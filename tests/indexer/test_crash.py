@@ -70,7 +70,7 @@ def _kill_inside_a_range(
     database_url: str, anvil: AnvilNode, chain: SeededConsortium, tmp_path: Path, *worker_args: str
 ) -> Any:
     """Run the crash worker until it hangs inside its third range's transaction, SIGKILL it; returns the
-    checkpoint seen while it hung (the killed range is not visible)."""
+    checkpoint seen while it hung, below the range it was writing: the kill lands inside the transaction."""
     deployment_path = tmp_path / "deployment.json"
     write_deployment(chain.deployment, deployment_path)
     marker = tmp_path / "marker"
@@ -85,6 +85,8 @@ def _kill_inside_a_range(
         with open_indexer(database_url, anvil.url, chain.deployment) as observer:
             in_flight = observer.store.checkpoint()
         os.kill(child.pid, signal.SIGKILL)
+        writing = int(marker.read_text(encoding="utf-8"))  # the last block of the range in the open transaction
+        assert in_flight is None or in_flight.block_number < writing, (in_flight, writing)
     finally:
         child.kill()
         child.wait(30)
