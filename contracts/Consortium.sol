@@ -194,6 +194,8 @@ contract Consortium is IConsortium, AccessControl, Multicall {
         emit ProposalVoted(id, msg.sender, org, votes);
         if (votes >= _threshold) {
             p.executed = true;
+            // The call's return data is not needed: functionCall already reverts (with the target's reason) on failure.
+            // slither-disable-next-line unused-return
             Address.functionCall(p.target, p.data);
             emit ProposalExecuted(id);
         }

@@ -300,11 +300,13 @@ contract SharingAgreements is ISharingAgreements {
         uint256 expected = _nonces[approver];
         if (nonce != expected) revert SharingNonceUsed(approver, nonce, expected);
         bytes32 digest = _digest(requestId, decision, reason, nonce, deadline);
+        // The third value only details a malformed signature; `error` and the signer are what decide.
+        // slither-disable-next-line unused-return
         (address signer, ECDSA.RecoverError error,) = ECDSA.tryRecover(digest, signature);
         if (error != ECDSA.RecoverError.NoError || signer != approver) revert SharingInvalidSignature(approver);
         // requireRole reverts for an account outside the consortium, of a suspended org or without the role:
         // each means "not an approver", reported as such rather than as the Consortium's own error
-        bool isOwnerApprover;
+        bool isOwnerApprover = false; // stays false when requireRole reverts
         try _consortium.requireRole(approver, _APPROVER_ROLE) returns (uint32 approverOrg) {
             isOwnerApprover = approverOrg == ownerOrg;
         } catch {}
