@@ -10,9 +10,10 @@
    the others are looked up): status 1 -> mined; status 0 -> mined with the error decoded by replaying
    the call, failed once confirmed (a cached gas limit that ran out of gas: signed again, sized by the node);
 3. rows signed but not sent (a crash between commit and send) or sent without a receipt for a while are
-   broadcast again (a submitted row's receipt is asked for first: the block scan may have passed its block
-   before the row was recorded): the same bytes, so a duplicate is harmless; a nonce proven taken by another
-   transaction (our raw tx can then never be mined) sends the row back to be signed anew;
+   broadcast again (each row's receipt is asked for first: the block scan may have passed its block before
+   the row was recorded, or a killed worker's broadcast was mined before it was recorded): the same bytes,
+   so a duplicate is harmless; a nonce proven taken by another transaction (our raw tx can then never be
+   mined) sends the row back to be signed anew;
 4. mined rows with `confirmations` blocks on top and still-canonical block hash -> confirmed (or failed
    if they reverted); a changed hash (reorg) -> back to submitted and broadcast again.
 
@@ -751,10 +752,11 @@ class Gateway(OwnsResources):
             )
         # a row the block scan missed (its block was read before the row was recorded, its receipt could not be
         # read) is found here: its resend answers "known" and refreshes broadcast_at, so the stale rescan,
-        # due as often as this resend, could otherwise never see it old enough
-        sent = [op for op in rows if op.status == SUBMITTED]
-        mined = {op.tx_hash for op in sent} - self._record_receipts(sent, {}, stats)
-        rows = [op for op in rows if op.status != SUBMITTED or op.tx_hash not in mined]
+        # due as often as this resend, could otherwise never see it old enough. A signed row still queued may be
+        # mined too (the worker was killed while the node mined its broadcast, before recording it sent): resent,
+        # it would wait ~RESCAN_SECONDS as submitted for the periodic rescan to read its receipt.
+        mined = {op.tx_hash for op in rows} - self._record_receipts(rows, {}, stats)
+        rows = [op for op in rows if op.tx_hash not in mined]
         if rows:
             log.info("broadcasting again", count=len(rows))
             self._send(rows, stats)

@@ -169,3 +169,27 @@ def test_write_whose_nonce_was_taken_by_another_transaction_is_signed_again(
     done = gateway.get_operation(op.id)
     assert done is not None and done.tx_hash != signed.tx_hash and done.nonce == signed.nonce + 1
     assert _registrations(w3, chain)[_code_hash(2)] == 1
+
+
+def test_write_sent_before_a_kill_but_not_recorded_as_sent_is_found_mined_in_the_next_pass(
+    gateway: Gateway, settings: Settings, chain: SeededConsortium, w3: Web3, tmp_path: Path
+) -> None:
+    """A kill while the node mines the broadcast (automining answers once the block is made) leaves the row queued
+    with its mined raw tx; the next worker asks for its receipt before resending it. Resent without asking, the
+    node's "known" answer marked it submitted with a fresh broadcast time, and its receipt was read only by the
+    periodic rescan, ~10 s later: each gateway kill of the 10,000-device fault test cost that much."""
+    op = gateway.enqueue(
+        org_code="BJ-PSB", account=chain.orgs["BJ-PSB"].account, contract="DeviceRegistry",
+        function="registerDevice", args=[device(3)],
+    )  # fmt: skip
+    assert _start_worker(settings, tmp_path / "worker.log", crash_at="after_sign").wait(60) == CRASH_EXIT_CODE
+    signed = gateway.get_operation(op.id)
+    assert signed is not None and signed.raw_tx is not None
+    w3.eth.send_raw_transaction(signed.raw_tx)  # the broadcast the killed worker made, never recorded
+    time.sleep(QUEUED_RESEND_AFTER_SECONDS)
+
+    gateway.process_once()  # a fresh worker: its first pass
+
+    done = gateway.get_operation(op.id)
+    assert done is not None and done.status == CONFIRMED and done.tx_hash == signed.tx_hash
+    assert _registrations(w3, chain)[_code_hash(3)] == 1
