@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import threading
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from eth_utils import to_checksum_address
 from pydantic import SecretStr
 
 from chain_gateway.errors import GatewayConfigError
+from chain_gateway.secret_files import require_owner_only
 
 __all__ = ["DEV_SCRYPT_N", "PRODUCTION_SCRYPT_N", "Keystore"]
 
@@ -75,9 +75,7 @@ class Keystore:
             path = self.path(checksum)
             if not path.exists():
                 raise GatewayConfigError(f"no keystore for {checksum} in {self._dir}")
-            mode = stat.S_IMODE(path.stat().st_mode)
-            if mode & 0o077:
-                raise GatewayConfigError(f"keystore {path.name} is readable by others (mode {mode:o}); chmod 600 it")
+            require_owner_only(path)
             try:
                 key = Account.decrypt(json.loads(path.read_text(encoding="utf-8")), self._password.get_secret_value())
             except ValueError as exc:

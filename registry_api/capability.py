@@ -32,6 +32,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from chain_gateway.secret_files import require_owner_only
+
 __all__ = [
     "ALGORITHM",
     "AUDIENCE",
@@ -128,6 +130,7 @@ def _pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 
 def _read_key(path: Path) -> ec.EllipticCurvePrivateKey:
+    require_owner_only(path)
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
         raise ValueError(f"{path} does not hold a P-256 private key")
@@ -138,6 +141,7 @@ def load_secret(path: Path, size: int = 32) -> bytes:
     """A random secret kept in a 0600 file, made on first use (e.g. the masking HMAC key)."""
     if not path.exists():
         _write_new_file(path, secrets.token_bytes(size))
+    require_owner_only(path)
     return path.read_bytes()
 
 

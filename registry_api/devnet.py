@@ -104,6 +104,7 @@ def prepare_devnet(
         "orgs": orgs,
     }
     fd = os.open(dev_dir / "credentials.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # open's mode applies only to a new file: an older, readable one is rewritten private
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         json.dump(credentials, handle, ensure_ascii=False, indent=2)
     return settings, seeded
