@@ -12,7 +12,8 @@ import {IConsortium} from "./interfaces/IConsortium.sol";
  * Bootstrap: the constructor admits a founding org whose account is ADMIN with a threshold of 1, so the
  * founder alone can admit the first members (one proposal executes at once). From then on every change of
  * membership, roles, threshold or another contract's governed settings is a proposal that executes when
- * `threshold` distinct ADMIN orgs have voted for it. Governed functions are `onlySelf`: they run only as the
+ * `threshold` distinct orgs that are active ADMIN orgs at that moment have voted for it: a vote stops counting
+ * while its org is suspended or has no ADMIN account left, so a removed admin's votes cannot help pass anything. Governed functions are `onlySelf`: they run only as the
  * call a passed proposal makes (`propose`/`vote` -> `target.call(data)`, or `multicall` on this contract).
  * The contract holds DEFAULT_ADMIN_ROLE itself, so AccessControl's own grantRole/revokeRole are governed too.
  *
@@ -42,6 +43,7 @@ contract Consortium is IConsortium, AccessControl, Multicall {
     uint16 private _threshold;
     Proposal[] private _proposals;
     mapping(uint256 proposalId => mapping(uint32 orgId => bool)) private _voted;
+    mapping(uint256 proposalId => uint32[]) private _voters;
 
     modifier onlySelf() {
         if (msg.sender != address(this)) revert ConsortiumOnlySelf(msg.sender);
@@ -77,7 +79,8 @@ contract Consortium is IConsortium, AccessControl, Multicall {
     }
 
     /**
-     * @dev Casts the caller's org's vote for proposal `proposalId`; executes it once the threshold is met.
+     * @dev Casts the caller's org's vote for proposal `proposalId`; executes it once `threshold` of its voters
+     * are active ADMIN orgs.
      *
      * Requirements:
      * - the caller holds ADMIN_ROLE in an active org that has not voted for this proposal;
@@ -189,15 +192,27 @@ contract Consortium is IConsortium, AccessControl, Multicall {
         if (p.executed) revert ConsortiumProposalExecuted(id);
         if (_voted[id][org]) revert ConsortiumAlreadyVoted(id, org);
         _voted[id][org] = true;
+        _voters[id].push(org);
         uint16 votes = p.votes + 1;
         p.votes = votes;
         emit ProposalVoted(id, msg.sender, org, votes);
-        if (votes >= _threshold) {
+        if (votes >= _threshold && _standingVotes(id) >= _threshold) {
             p.executed = true;
             // The call's return data is not needed: functionCall already reverts (with the target's reason) on failure.
             // slither-disable-next-line unused-return
             Address.functionCall(p.target, p.data);
             emit ProposalExecuted(id);
+        }
+    }
+
+    /// @dev The voters of proposal `id` that are active ADMIN orgs now. Counted at each vote rather than kept,
+    /// because a suspension or revocation after the vote must take that vote back (found by the governance
+    /// state machine test: the stale vote of a suspended org let a proposal pass with one current admin).
+    function _standingVotes(uint256 id) private view returns (uint16 standing) {
+        uint32[] storage voters = _voters[id];
+        for (uint256 i = 0; i < voters.length; ++i) {
+            uint32 org = voters[i];
+            if (_orgs[org].active && _adminAccounts[org] != 0) standing++;
         }
     }
 

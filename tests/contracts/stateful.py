@@ -3,7 +3,9 @@
 Each machine is small by default so that all of them add about a minute to CI; `DIRCHAIN_STATEFUL_SCALE=N`
 multiplies every machine's examples and steps by N for a longer local run, e.g.
 `DIRCHAIN_STATEFUL_SCALE=10 .venv/bin/pytest -q -n 0 tests/contracts -k walks`. The runs stay derandomized
-(the same examples for the same scale), so a failure replays by running the same command again.
+(the same examples for the same scale), so a failure replays by running the same command again. A failing walk is
+printed as found; shrinking it (re-running dozens of transactions per try) can outlast the suite's per-test
+timeout, so it happens only with `DIRCHAIN_STATEFUL_SHRINK=1`.
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from typing import Any
 import pytest
 from eth_abi import decode as abi_decode
 from eth_utils.abi import get_abi_output_types
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase, settings
 from web3.contract.contract import ContractFunction
 from web3.types import RPCEndpoint, TxReceipt
 
 from tests.contracts.support import ContractsChain
 
-__all__ = ["ANVIL_ONLY", "SCALE_ENV", "Outcome", "machine_settings", "read_all", "run_predicted"]
+__all__ = ["ANVIL_ONLY", "SCALE_ENV", "SHRINK_ENV", "Outcome", "machine_settings", "read_all", "run_predicted"]
 
 SCALE_ENV = "DIRCHAIN_STATEFUL_SCALE"
+SHRINK_ENV = "DIRCHAIN_STATEFUL_SHRINK"
 
 # The machines test the contracts' logic, not the EVM: anvil (the devnet's node) runs the same bytecode as
 # eth-tester at a fraction of the cost (eth-tester mines ~24 tx/s), so they run there only.
@@ -36,12 +39,14 @@ Outcome = tuple[str, tuple[object, ...]] | None
 def machine_settings(max_examples: int, steps: int) -> settings:
     """Derandomized settings of `max_examples` walks of `steps` steps, both times the scale from the environment."""
     scale = max(1, int(os.environ.get(SCALE_ENV, "1")))
+    phases = list(Phase) if os.environ.get(SHRINK_ENV) == "1" else [p for p in Phase if p != Phase.shrink]
     return settings(
         max_examples=max_examples * scale,
         stateful_step_count=steps * scale,
         deadline=None,
         database=None,  # no .hypothesis/ directory in the checkout
         derandomize=True,  # the same walks every time: a failure is a contract or model change, and replays
+        phases=phases,
         suppress_health_check=[HealthCheck.too_slow],
     )
 
