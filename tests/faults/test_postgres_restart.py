@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 from web3 import Web3
 
-from chain_gateway.deployments import write_deployment
-from chain_gateway.devnet import AnvilNode, SeededConsortium, free_port
+from chain_gateway.devnet import SeededConsortium, free_port
 from chain_gateway.settings import Settings
 from indexer.errors import is_database_lost, is_retryable
 from registry_api.app import create_read_engine
@@ -34,7 +34,6 @@ from registry_api.auth import create_token_table, issue_token
 from tests.registry_api.catalog_support import entry
 from tests.registry_api.import_support import ApiProcess, registrations, wait_for
 from tests.registry_api.support import device
-from tests.support import TEST_KEYSTORE_PASSWORD
 from tests.support.postgres import PostgresServer
 
 log = logging.getLogger(__name__)
@@ -132,7 +131,8 @@ class Load:
                 return  # stopped before it was accepted: never accepted, so nothing is owed
 
     def start(self) -> list[threading.Thread]:
-        steps = (self._lookup, self._list, self._resolve, self._write, self._write)
+        # two of each kind but the list: the pools hold several connections, all dead after the restart
+        steps = (self._lookup, self._lookup, self._list, self._resolve, self._resolve, self._write, self._write)
         threads = [threading.Thread(target=self._loop, args=(step,), daemon=True) for step in steps]
         for thread in threads:
             thread.start()
@@ -144,9 +144,9 @@ def _operation_id(answer: Answer) -> str:
     return operation_id
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def private_postgres() -> Iterator[PostgresServer]:
-    """A PostgreSQL server of this test alone: it is stopped and started under the API."""
+    """A PostgreSQL server of this module alone (never the session's shared one): its tests stop and start it."""
     server = PostgresServer().start()
     try:
         yield server
@@ -154,19 +154,10 @@ def private_postgres() -> Iterator[PostgresServer]:
         server.stop()
 
 
-def _settings(
-    anvil: AnvilNode, chain: SeededConsortium, database_url: str, keystore_dir: Path, tmp_path: Path
-) -> Settings:
-    deployment_path = tmp_path / "deployment.json"
-    write_deployment(chain.deployment, deployment_path)
-    return Settings(
-        rpc_urls=[anvil.url],
-        chain_id=chain.deployment["chain_id"],
-        deployments_path=deployment_path,
-        database_url=database_url,
-        keystore_dir=keystore_dir,
-        keystore_password=TEST_KEYSTORE_PASSWORD,
-    )
+@pytest.fixture
+def database_url(private_postgres: PostgresServer) -> str:
+    """The test's database on the private server (in place of the conftest's SQLite and shared PostgreSQL)."""
+    return private_postgres.create_database("restarted")
 
 
 def _token(database_url: str, chain: SeededConsortium) -> str:
@@ -178,12 +169,18 @@ def _token(database_url: str, chain: SeededConsortium) -> str:
         engine.dispose()
 
 
-def _confirmed(client: httpx.Client, operation_id: str) -> bool:
+def _operation(client: httpx.Client, operation_id: str) -> dict[str, Any]:
+    """GET /v1/operations/{id}, never failed, with `updated_at` as a datetime."""
     answer = client.get(f"/v1/operations/{operation_id}")
     assert answer.status_code == 200, answer.text
-    status = answer.json()["status"]
-    assert status != "failed", answer.text
-    return bool(status == "confirmed")
+    operation: dict[str, Any] = answer.json()
+    assert operation["status"] != "failed", answer.text
+    operation["updated_at"] = datetime.fromisoformat(operation["updated_at"])
+    return operation
+
+
+def _confirmed(client: httpx.Client, operation_id: str) -> bool:
+    return bool(_operation(client, operation_id)["status"] == "confirmed")
 
 
 def _write_and_settle(client: httpx.Client, path: str, body: dict[str, Any]) -> None:
@@ -214,17 +211,11 @@ def _wait_healthy(client: httpx.Client, timeout: float, what: str) -> None:
 
 
 def test_postgres_restarted_under_load_answers_503_then_recovers_alone(
-    anvil: AnvilNode,
-    chain: SeededConsortium,
-    w3: Web3,
-    keystore_dir: Path,
-    private_postgres: PostgresServer,
-    tmp_path: Path,
+    service_settings: Settings, chain: SeededConsortium, w3: Web3, private_postgres: PostgresServer, tmp_path: Path
 ) -> None:
     started = time.monotonic()
-    database_url = private_postgres.create_database("restarted")
-    settings = _settings(anvil, chain, database_url, keystore_dir, tmp_path)
-    token = _token(database_url, chain)
+    settings = service_settings
+    token = _token(settings.database_url, chain)
     headers = {"Authorization": f"Bearer {token}"}
     with (
         ApiProcess(settings, tmp_path) as api,
@@ -245,7 +236,7 @@ def test_postgres_restarted_under_load_answers_503_then_recovers_alone(
         threads = load.start()
         wait_for(lambda: len(load.accepted) >= 10, 60, "no writes accepted before the outage")
 
-        halt_started = time.monotonic()
+        halt_started, halt_wall = time.monotonic(), datetime.now(UTC)
         private_postgres.halt()
         down_from = time.monotonic()
         time.sleep(OUTAGE_SECONDS)  # the outage itself: the load goes on meanwhile
@@ -275,6 +266,7 @@ def test_postgres_restarted_under_load_answers_503_then_recovers_alone(
             pending = {op for op in pending if not _confirmed(client, op)}
             assert time.monotonic() < deadline, f"{len(pending)} accepted writes never confirmed"
             time.sleep(0.2)
+        carried = sum(1 for a in before if _operation(client, a.operation_id)["updated_at"] > halt_wall)
         counts = registrations(w3, chain.deployment, [a.code for a in accepted])
         assert {code: n for code, n in counts.items() if n != 1} == {}
         assert len(counts) == len(accepted) == len({a.code for a in accepted})
@@ -295,19 +287,23 @@ def test_postgres_restarted_under_load_answers_503_then_recovers_alone(
     assert health_down[0] == 503 and health_down[1]["database"]["ok"] is False, health_down
     # never a 500, a hang or a lost connection; around the restart 503 at worst; after it healthy answers only
     by_status = Counter(a.status for a in answers)
-    assert set(by_status) <= {200, 202, 503}, by_status
+    assert set(by_status) <= {200, 202, 503}, [a for a in answers if a.status not in (200, 202, 503)]
     assert all(a.code == "DATABASE_UNAVAILABLE" for a in answers if a.status == 503)
+    assert not [a.text for a in answers if "Traceback" in a.text]
     late = Counter((a.kind, a.status) for a in answers if a.sent >= healthy_at and a.status not in (200, 202))
     assert late == Counter(), late
     log.warning(
-        "postgres restart figures: outage %.1f s; %d answers during it %s; all answers %s; healthy %.1f s after "
-        "the start; writes accepted %d before, %d after, %d in all, each on-chain once; test %.0f s",
+        "postgres restart figures: outage %.1f s; %d answers during it %s; all answers %s; 503s sent after the "
+        "start %d; healthy %.1f s after the start; writes accepted %d before (%d confirmed after the stop), "
+        "%d after, %d in all, each on-chain once; test %.0f s",
         down_until - down_from,
         len(during),
         dict(Counter((a.kind, a.status) for a in during)),
         dict(by_status),
+        sum(1 for a in answers if a.sent >= up_at and a.status == 503),
         healthy_at - up_at,
         len(before),
+        carried,
         len(accepted_after()),
         len(accepted),
         time.monotonic() - started,
