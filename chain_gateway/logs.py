@@ -3,19 +3,45 @@
 structlog renders both its own events and the standard library's `logging` records (uvicorn, the indexer),
 as JSON lines with `DIRCHAIN_LOG_JSON=true` or as plain console lines otherwise. Callers log identifiers
 (operation ids, org codes, tx hashes), never keys, passwords or tokens; settings hold those as SecretStr.
+What a client sends can still carry one (a token in a query string lands in uvicorn's access log, an error
+message may quote a header), so every rendered line is redacted of API tokens, JWTs and secret query values.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["RedactingFormatter", "configure_logging", "redact"]
 
 # Libraries that log every HTTP request or scheduler tick at INFO: only their warnings are worth a line.
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler")
+REDACTED = "[redacted]"
+_SECRETS = (
+    (re.compile(r"dct_[A-Za-z0-9_-]+"), "dct_" + REDACTED),  # API tokens (registry_api.auth.TOKEN_PREFIX)
+    (re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "jwt" + REDACTED),  # capability tokens
+    (
+        re.compile(r"(?i)([?&](?:access_token|token|api_key|key|private_key|password|secret|signature)=)[^&\s\"']+"),
+        r"\1" + REDACTED,
+    ),
+)
+
+
+def redact(text: str) -> str:
+    """`text` with API tokens, JWTs and the values of secret-named query parameters replaced."""
+    for pattern, replacement in _SECRETS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+class RedactingFormatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's formatter, redacting the rendered line (message, access-log URL and traceback alike)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 def configure_logging(json_logs: bool, level: int = logging.INFO) -> None:
@@ -38,7 +64,7 @@ def configure_logging(json_logs: bool, level: int = logging.INFO) -> None:
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
+        RedactingFormatter(
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
