@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Annotated
@@ -14,6 +15,7 @@ from sqlmodel import Session
 
 from chain_gateway.gateway import Gateway
 from chain_gateway.settings import Settings
+from indexer.errors import is_database_lost
 from indexer.service import Indexer
 from registry_api.auth import Principal, PrincipalCache, resolve_principal
 from registry_api.device_sql import Reader
@@ -35,6 +37,8 @@ __all__ = [
     "require_role",
 ]
 
+log = logging.getLogger(__name__)
+
 _bearer = HTTPBearer(auto_error=False, description="a token issued by `dirchain tokens issue` (dct_...)")
 
 
@@ -44,8 +48,20 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine) as session:
+    """A session for the request; closed after the answer is sent (FastAPI runs this exit after the response)."""
+    session = Session(request.app.state.engine)
+    try:
         yield session
+    finally:
+        try:
+            session.close()
+        except DBAPIError as exc:
+            # the server ended the connection (PostgreSQL stopping) after the route was done with it: the rollback
+            # of close fails once the answer has started, and raising then would reset the client's connection
+            # and lose, e.g., a 202. SQLAlchemy has invalidated the connection already; nothing else is owed.
+            if not is_database_lost(exc):
+                raise
+            log.warning("session closed on a lost database connection: %s", type(exc.orig).__name__)
 
 
 @contextmanager

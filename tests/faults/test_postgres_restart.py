@@ -20,7 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from fastapi import FastAPI, Request
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -31,6 +33,7 @@ from chain_gateway.settings import Settings
 from indexer.errors import is_database_lost, is_retryable
 from registry_api.app import create_read_engine
 from registry_api.auth import create_token_table, issue_token
+from registry_api.deps import get_session
 from tests.registry_api.catalog_support import entry
 from tests.registry_api.import_support import ApiProcess, registrations, wait_for
 from tests.registry_api.support import device
@@ -336,3 +339,21 @@ def test_a_database_out_of_reach_is_retryable_and_a_wrong_statement_is_not(
     finally:
         engine.dispose()
         nobody.dispose()
+
+
+def test_a_request_session_whose_connection_the_server_ended_closes_quietly(private_postgres: PostgresServer) -> None:
+    """The request's session is closed after the answer has started: a connection PostgreSQL ended meanwhile (as
+    a restart ends them all) must not raise there, which would reset the client's connection and lose its answer.
+    """
+    app = FastAPI()
+    app.state.engine = create_engine(private_postgres.url("postgres"))
+    try:
+        session_dependency = get_session(Request({"type": "http", "app": app}))
+        session = next(session_dependency)
+        pid = session.execute(text("SELECT pg_backend_pid()")).scalar_one()  # the transaction is open now
+        with psycopg.connect(private_postgres.admin_url, autocommit=True) as admin:
+            admin.execute("SELECT pg_terminate_backend(%s)", [pid])  # 57P01 admin shutdown, as a fast stop sends
+        with pytest.raises(StopIteration):
+            next(session_dependency)  # the dependency's exit: closes the session
+    finally:
+        app.state.engine.dispose()
