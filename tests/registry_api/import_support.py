@@ -339,10 +339,12 @@ class ApiProcess:
 
 class ServiceProcess:
     """`dirchain gateway run` or `dirchain indexer run` in a child process with an `ApiProcess`'s environment
-    (run it with `run_gateway_in_api` / `run_indexer_in_api` off), started, killed and stopped at will."""
+    (run it with `run_gateway_in_api` / `run_indexer_in_api` off), started, killed and stopped at will;
+    `command` runs it otherwise (e.g. `python -m chain_gateway worker`: a second less of imports per start)."""
 
-    def __init__(self, api: ApiProcess, service: str, log: Path) -> None:
-        self.command = [sys.executable, "-c", "from registry_api.cli import main; main()", service, "run"]
+    def __init__(self, api: ApiProcess, service: str, log: Path, command: list[str] | None = None) -> None:
+        self.service = service
+        self.command = command or [sys.executable, "-c", "from registry_api.cli import main; main()", service, "run"]
         self.env, self.cwd, self.log = api.env, api.cwd, log
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -353,7 +355,7 @@ class ServiceProcess:
 
     def kill(self) -> None:
         """SIGKILL: no handler runs, nothing is flushed or closed."""
-        assert self.process is not None and self.process.poll() is None, f"{self.command[-2]} exited early"
+        assert self.process is not None and self.process.poll() is None, f"the {self.service} exited early"
         self.process.send_signal(signal.SIGKILL)
         assert self.process.wait(30) == -signal.SIGKILL
 
