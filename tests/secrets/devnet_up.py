@@ -36,7 +36,7 @@ def main() -> None:
         serve(*args, **kwargs)
 
     uvicorn.run = serve_with_access_log
-    devnet.up(api_port=api_port, rpc_port=rpc_port, block_time=0.25, devices=devices)
+    devnet.up(api_port=api_port, rpc_port=rpc_port, block_time=0.1, devices=devices)
 
 
 if __name__ == "__main__":

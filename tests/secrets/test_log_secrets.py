@@ -33,7 +33,7 @@ from tests.registry_api.import_support import sample_rows, write_csv
 from tests.secrets.scan import TOKEN, anvil_dev_keys, leaks
 
 DEMO_DEVICES = 10
-START_TIMEOUT_SECONDS = 240.0  # deploy, seed and file the demo data on 0.25 s blocks
+START_TIMEOUT_SECONDS = 240.0  # deploy, seed and file the demo data on 0.1 s blocks
 STOP_TIMEOUT_SECONDS = 30.0
 
 
