@@ -5,9 +5,9 @@ import {ICarrierRegistry} from "./interfaces/ICarrierRegistry.sol";
 import {IConsortium} from "./interfaces/IConsortium.sol";
 
 /**
- * @dev The carrier catalog. A REGISTRAR of the owner org registers carriers and sets how much of them is used; any
- * member's REGISTRAR applies to reuse spare slots and ports; a REGISTRAR of the owner org grants (taking the
- * capacity) or refuses with a reason; the requester may withdraw an open request.
+ * @dev The carrier catalog. A REGISTRAR of the owner org registers carriers and sets how much of them its own
+ * devices use; any member's REGISTRAR applies to reuse spare slots and ports; a REGISTRAR of the owner org grants
+ * (taking the capacity) or refuses with a reason; the requester may withdraw an open request.
  */
 contract CarrierRegistry is ICarrierRegistry {
     bytes32 private constant _REGISTRAR_ROLE = keccak256("REGISTRAR");
@@ -18,6 +18,10 @@ contract CarrierRegistry is ICarrierRegistry {
     IConsortium private immutable _consortium;
     mapping(bytes32 carrierHash => Carrier) private _carriers;
     mapping(bytes32 carrierHash => string) private _codes;
+    // What granted reuse takes of each carrier: kept apart from the owner's own use so that {setUsage} (the
+    // owner's devices) never overwrites it.
+    mapping(bytes32 carrierHash => uint16) private _reusedSlots;
+    mapping(bytes32 carrierHash => uint16) private _reusedPorts;
     ReuseRequest[] private _requests; // index 0 unused: request ids start at 1
 
     constructor(IConsortium consortium_) {
@@ -60,18 +64,25 @@ contract CarrierRegistry is ICarrierRegistry {
     }
 
     /**
-     * @dev Sets how many slots and ports of the caller's carrier are in use (its own devices).
+     * @dev Sets how many slots and ports of the caller's carrier its own devices use; what granted reuse takes
+     * stays counted on top (found by the carrier state machine test: setting the owner's use used to overwrite
+     * granted reuse, so the same slots could be granted again).
      *
-     * Requirements: the caller is a REGISTRAR of the owner org; used <= capacity.
+     * Requirements: the caller is a REGISTRAR of the owner org; own use plus granted reuse <= capacity.
      *
-     * Emits a {CarrierUsageChanged} event.
+     * Emits a {CarrierUsageChanged} event with the carrier's total use. {CarrierBadUsage} reports the total use
+     * the call would have left (at most 65535) against the capacity.
      */
     function setUsage(string calldata code, uint16 slotsUsed, uint16 portsUsed) external {
         (Carrier storage c, bytes32 carrierHash) = _owned(code);
-        if (slotsUsed > c.slots || portsUsed > c.ports) revert CarrierBadUsage(code, slotsUsed, c.slots, portsUsed, c.ports);
-        c.slotsUsed = slotsUsed;
-        c.portsUsed = portsUsed;
-        emit CarrierUsageChanged(carrierHash, c.ownerOrg, code, slotsUsed, portsUsed);
+        uint256 slotsTotal = uint256(slotsUsed) + _reusedSlots[carrierHash];
+        uint256 portsTotal = uint256(portsUsed) + _reusedPorts[carrierHash];
+        if (slotsTotal > c.slots || portsTotal > c.ports) {
+            revert CarrierBadUsage(code, _clamp(slotsTotal), c.slots, _clamp(portsTotal), c.ports);
+        }
+        c.slotsUsed = uint16(slotsTotal);
+        c.portsUsed = uint16(portsTotal);
+        emit CarrierUsageChanged(carrierHash, c.ownerOrg, code, c.slotsUsed, c.portsUsed);
     }
 
     /**
@@ -129,6 +140,8 @@ contract CarrierRegistry is ICarrierRegistry {
             r.status = ReuseStatus.Granted;
             c.slotsUsed += r.slots;
             c.portsUsed += r.ports;
+            _reusedSlots[r.carrierHash] += r.slots;
+            _reusedPorts[r.carrierHash] += r.ports;
             emit CarrierReuseDecided(requestId, r.carrierHash, c.ownerOrg, true, reason, msg.sender);
             emit CarrierUsageChanged(r.carrierHash, c.ownerOrg, code, c.slotsUsed, c.portsUsed);
         } else {
@@ -184,6 +197,10 @@ contract CarrierRegistry is ICarrierRegistry {
         if (requestId == 0 || requestId >= _requests.length) revert CarrierUnknownRequest(requestId);
         r = _requests[requestId];
         if (r.status != ReuseStatus.Requested) revert CarrierRequestClosed(requestId, r.status);
+    }
+
+    function _clamp(uint256 value) private pure returns (uint16) {
+        return value > type(uint16).max ? type(uint16).max : uint16(value);
     }
 
     function _checkCapacity(string memory code, Carrier storage c, uint16 slots, uint16 ports) private view {
