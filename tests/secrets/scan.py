@@ -1,11 +1,13 @@
-"""Finding secrets in text: private keys in every spelling, tokens, PEM and keystore files, anvil's dev keys."""
+"""Helpers of the secrets tests: secrets in text (keys in every spelling, tokens, PEM, keystores), file modes."""
 
 from __future__ import annotations
 
 import json
 import re
+import stat
 from collections.abc import Iterable
 from functools import cache
+from pathlib import Path
 
 from eth_account import Account
 
@@ -17,6 +19,7 @@ __all__ = [
     "TOKEN",
     "anvil_dev_keys",
     "committed_secrets",
+    "file_mode",
     "leaks",
 ]
 
@@ -36,6 +39,11 @@ def anvil_dev_keys() -> frozenset[str]:
         bytes(Account.from_mnemonic(ANVIL_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key).hex()
         for i in range(ANVIL_ACCOUNTS)
     )
+
+
+def file_mode(path: Path) -> int:
+    """The permission bits of `path` (e.g. 0o600)."""
+    return stat.S_IMODE(path.stat().st_mode)
 
 
 def leaks(text: str, secrets: Iterable[str]) -> list[str]:

@@ -1,11 +1,12 @@
-"""The logs of a full dev-profile run hold no key, password or token.
+"""A full dev-profile run: its logs hold no key, password or token, and its key files are encrypted and private.
 
 The real `dirchain devnet up` runs in a child process (tests/secrets/devnet_up.py) with stdout, stderr (structlog
 and uvicorn's access log) and anvil's log captured, and files its demo data: devices, catalog entries, sharing
 requests approved with the approvers' EIP-712 signatures, algorithms and a zone job. The test then adds a CSV
 import, resolver decisions that return capability tokens, and requests with tokens where they do not belong
 (a forged bearer token, a real one in the query string). Afterwards no private key (hex, with or without 0x,
-any case), keystore password, API token, capability token, signing key or masking secret may appear in any log.
+any case), keystore password, API token, capability token, signing key or masking secret may appear in any log,
+and every keystore it wrote is scrypt-encrypted, every secret file 0600 in a 0700 directory.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +27,16 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from pydantic import SecretStr
 
 from chain_gateway.compiler import PROJECT_ROOT
 from chain_gateway.devnet import free_port
+from chain_gateway.errors import GatewayConfigError
+from chain_gateway.keystore import DEV_SCRYPT_N, Keystore
 from registry_api.devnet import DEV_PASSWORD
 from tests.registry_api.import_support import sample_rows, write_csv
-from tests.secrets.scan import TOKEN, anvil_dev_keys, leaks
+from tests.registry_api.live import wait_until
+from tests.secrets.scan import TOKEN, anvil_dev_keys, file_mode, leaks
 
 DEMO_DEVICES = 10
 START_TIMEOUT_SECONDS = 240.0  # deploy, seed and file the demo data on 0.1 s blocks
@@ -94,24 +100,35 @@ class DevProfile:
         return "\n".join(p.read_text(encoding="utf-8", errors="replace")[-3000:] for p in (self.stdout, self.stderr))
 
 
-@pytest.fixture
-def dev_profile(tmp_path: Path) -> Iterator[DevProfile]:
-    profile = DevProfile(tmp_path)
+@dataclass(frozen=True)
+class Run:
+    """A finished dev-profile run: its directory and logs, credentials and the capability tokens it issued."""
+
+    profile: DevProfile
+    orgs: dict[str, Any]
+    capability_tokens: list[str]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    """One full run of the dev profile, stopped before the tests read what it left."""
+    profile = DevProfile(tmp_path_factory.mktemp("dev-profile"))
+    # credentials left readable by an older run must come out private (open's mode applies to new files only)
+    stale = profile.var_dir / "dev" / "credentials.json"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}", encoding="utf-8")
+    stale.chmod(0o644)
     profile.start()
     try:
-        yield profile
+        summary = profile.wait_for_demo()
+        assert "zone job" in summary, summary
+        orgs = json.loads(stale.read_text(encoding="utf-8"))["orgs"]
+        tokens = _drive_session(profile.api_url, orgs, profile.root)
+        time.sleep(1.0)  # the last access-log lines and the anchoring job's run
+        assert profile.stop() == 0, profile.tail()
+        yield Run(profile, orgs, tokens)
     finally:
         profile.stop()
-
-
-def _wait(fetch: Any, done: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if done(value):
-            return value
-        assert time.monotonic() < deadline, f"timed out; last: {value}"
-        time.sleep(0.25)
 
 
 def _drive_session(api_url: str, orgs: dict[str, Any], root: Path) -> list[str]:
@@ -128,7 +145,7 @@ def _drive_session(api_url: str, orgs: dict[str, Any], root: Path) -> list[str]:
         )
         assert accepted.status_code == 202, accepted.text
         location = accepted.headers["Location"]
-        job = _wait(
+        job = wait_until(
             lambda: client.get(location, headers={"Authorization": f"Bearer {psb}"}).json(),
             lambda j: j["status"] in ("done", "failed"),
         )
@@ -165,15 +182,8 @@ def _key_material(var_dir: Path) -> list[str]:
     return [scalar, *body, secret.hex(), base64.b64encode(secret).decode(), base64.urlsafe_b64encode(secret).decode()]
 
 
-def test_full_dev_profile_run_logs_no_key_password_or_token(dev_profile: DevProfile) -> None:
-    summary = dev_profile.wait_for_demo()
-    assert "zone job" in summary, summary
-    credentials = json.loads((dev_profile.var_dir / "dev" / "credentials.json").read_text(encoding="utf-8"))
-    orgs = credentials["orgs"]
-    capability_tokens = _drive_session(dev_profile.api_url, orgs, dev_profile.root)
-    time.sleep(1.0)  # the last access-log lines and the anchoring job's run
-    assert dev_profile.stop() == 0, dev_profile.tail()
-
+def test_full_dev_profile_run_logs_no_key_password_or_token(run: Run) -> None:
+    dev_profile, orgs, capability_tokens = run.profile, run.orgs, run.capability_tokens
     private_keys = [org["private_key"] for org in orgs.values()]
     private_keys += [a["private_key"] for org in orgs.values() for a in org["approvers"]]
     api_tokens = [org["token"] for org in orgs.values()]
@@ -200,3 +210,22 @@ def test_full_dev_profile_run_logs_no_key_password_or_token(dev_profile: DevProf
     assert all(key.lower().removeprefix("0x") in anvil_dev_keys() for key in private_keys)
     not_public = [s for s in secrets if s not in private_keys]
     assert not leaks(anvil_text, not_public) and not TOKEN.findall(anvil_text), "a secret in anvil's log"
+
+
+def test_dev_profile_keeps_keys_scrypt_encrypted_in_private_files(run: Run) -> None:
+    var_dir = run.profile.var_dir
+    keystore_dir = var_dir / "dev" / "keystore"
+    accounts = {org["account"] for org in run.orgs.values()}
+    accounts |= {a["account"] for org in run.orgs.values() for a in org["approvers"]}
+    assert file_mode(keystore_dir) == 0o700 and file_mode(var_dir / "keys") == 0o700
+    assert {p.stem for p in keystore_dir.glob("*.json")} == accounts
+    for path in keystore_dir.glob("*.json"):
+        crypto = json.loads(path.read_text(encoding="utf-8"))["crypto"]
+        assert crypto["kdf"] == "scrypt" and crypto["kdfparams"]["n"] == DEV_SCRYPT_N, path.name
+        assert file_mode(path) == 0o600, path.name
+    for path in (var_dir / "dev" / "credentials.json", *(var_dir / "keys").iterdir()):
+        assert file_mode(path) == 0o600, path.name
+    some = next(iter(accounts))
+    assert Keystore(keystore_dir, DEV_PASSWORD).signer(some).address == some
+    with pytest.raises(GatewayConfigError, match="wrong password"):
+        Keystore(keystore_dir, SecretStr("not-the-dev-password")).signer(some)

@@ -1,62 +1,31 @@
 """Secrets on disk: keystores scrypt-encrypted, every secret file 0600 in a 0700 directory, and a key file that
-the group or others can read is refused when loaded (it may have been copied already)."""
+the group or others can read is refused when loaded (it may have been copied already).
+
+The files the dev profile writes are checked after its full run, in test_log_secrets.py."""
 
 from __future__ import annotations
 
 import json
 import os
-import stat
 from pathlib import Path
 
 import pytest
 from eth_account import Account
 from pydantic import SecretStr
 
-from chain_gateway.devnet import AnvilNode, SeededConsortium
 from chain_gateway.errors import GatewayConfigError
 from chain_gateway.keystore import DEV_SCRYPT_N, PRODUCTION_SCRYPT_N, Keystore
 from registry_api.capability import SigningKeys, load_secret, rotate_signing_key
-from registry_api.devnet import DEV_PASSWORD, prepare_devnet
+from tests.secrets.scan import file_mode
 
 READABLE_MODES = (0o640, 0o604, 0o644, 0o660)
-
-
-def _mode(path: Path) -> int:
-    return stat.S_IMODE(path.stat().st_mode)
 
 
 def _assert_scrypt_keystore(path: Path, n: int) -> None:
     crypto = json.loads(path.read_text(encoding="utf-8"))["crypto"]
     assert crypto["kdf"] == "scrypt" and crypto["kdfparams"]["n"] == n, (path.name, crypto["kdfparams"])
     assert crypto["cipher"] == "aes-128-ctr"
-    assert _mode(path) == 0o600, path.name
-
-
-def test_dev_profile_writes_scrypt_keystores_and_private_credentials(
-    anvil: AnvilNode, chain: SeededConsortium, tmp_path: Path
-) -> None:
-    # credentials left readable by an older run are rewritten private (open's mode applies to new files only)
-    (tmp_path / "dev").mkdir()
-    stale = tmp_path / "dev" / "credentials.json"
-    stale.write_text("{}", encoding="utf-8")
-    stale.chmod(0o644)
-
-    settings, seeded = prepare_devnet(anvil.url, "http://127.0.0.1:8000", tmp_path, tmp_path / "deployments")
-
-    assert _mode(stale) == 0o600
-    keystore_dir = settings.keystore_dir
-    assert _mode(keystore_dir) == 0o700
-    files = sorted(keystore_dir.glob("*.json"))
-    expected = {org.account for org in seeded.orgs.values()} | {
-        account for org in seeded.orgs.values() for account, _ in org.approvers
-    }
-    assert {p.stem for p in files} == expected
-    for path in files:
-        _assert_scrypt_keystore(path, DEV_SCRYPT_N)
-    some = next(iter(seeded.orgs.values()))
-    assert Keystore(keystore_dir, DEV_PASSWORD).signer(some.account).address == some.account
-    with pytest.raises(GatewayConfigError, match="wrong password"):
-        Keystore(keystore_dir, SecretStr("not-the-dev-password")).signer(some.account)
+    assert file_mode(path) == 0o600, path.name
 
 
 def test_gateway_keystore_encrypts_with_production_scrypt_in_a_private_directory(tmp_path: Path) -> None:
@@ -66,7 +35,7 @@ def test_gateway_keystore_encrypts_with_production_scrypt_in_a_private_directory
     address = Keystore(directory, SecretStr("a long passphrase")).add(key)  # the default work factor
 
     _assert_scrypt_keystore(directory / f"{address}.json", PRODUCTION_SCRYPT_N)
-    assert _mode(directory) == 0o700
+    assert file_mode(directory) == 0o700
     assert bytes(Keystore(directory, SecretStr("a long passphrase")).signer(address).key).hex() == key
 
 
@@ -87,9 +56,9 @@ def test_capability_signing_key_and_masking_secret_are_private_and_refused_when_
     SigningKeys.load_or_create(key_path)
     rotate_signing_key(key_path)  # the previous key stays beside it, private too
     secret = load_secret(secret_path)
-    assert _mode(key_path.parent) == 0o700
+    assert file_mode(key_path.parent) == 0o700
     for path in (key_path, key_path.with_name("capability-es256.previous.pem"), secret_path):
-        assert _mode(path) == 0o600, path.name
+        assert file_mode(path) == 0o600, path.name
 
     for path, load in ((key_path, SigningKeys.load_or_create), (secret_path, load_secret)):
         for mode in READABLE_MODES:
