@@ -1,7 +1,10 @@
-"""The device life cycle as a state machine: random registrations and moves by two registrar orgs.
+"""The device life cycle as a state machine: random registrations, updates and moves by three registrar orgs.
 
-Hypothesis keeps a model of every device (owner org, status) and predicts each move's outcome in the
-contract's order of checks (owner, legal move, replacement); the chain must agree after every step.
+Hypothesis keeps a model of every device (owner org, status, district) and predicts each move's outcome in the
+contract's order of checks (owner, legal move, replacement); the chain must agree after every step. Across orgs:
+a code already on the ledger, in any status, is refused to every org (alone, or inside a batch that then registers
+none of its devices), so a code is unique city-wide and keeps the one owner that registered it; only a registrar
+of that owner updates or moves it.
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from tests.contracts.support import Backend, ContractsChain, device_code, device_input
-from tests.contracts.test_device_registry import LEGAL_MOVES, Action, Status
+from tests.contracts.test_device_registry import LEGAL_MOVES, REGISTRAR, Action, Status
 
-ORGS = {"BJ-PSB": 2, "BJ-CMC": 3}
+ORGS = {"BJ-PSB": 2, "BJ-CMC": 3, "BJ-CY": 5}
+NOT_REGISTRAR = "CO-ZHCS"  # a member org without REGISTRAR
+DISTRICTS = (110105, 110106, 110108)
 MAX_DEVICES = 5
 MACHINE_SETTINGS = settings(
     max_examples=6,
@@ -33,6 +38,7 @@ class DeviceLifecycleMachine(RuleBasedStateMachine):
         super().__init__()
         self.restore = self.backend.isolate()
         self.model: dict[str, tuple[str, Status]] = {}
+        self.districts: dict[str, int] = {}
 
     def teardown(self) -> None:
         self.restore()
@@ -43,6 +49,44 @@ class DeviceLifecycleMachine(RuleBasedStateMachine):
         code = device_code(len(self.model) + 1)
         self.chain.register(org, device_input(code, status=status))
         self.model[code] = (org, status)
+        self.districts[code] = 110105
+
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data(), org=st.sampled_from(sorted(ORGS)), in_batch=st.booleans())
+    def register_taken_code(self, data: st.DataObject, org: str, in_batch: bool) -> None:
+        """Any org, the owner too, registers a code already on the ledger in any status: refused.
+
+        In a batch with a new code the transaction is mined and reverts: the new code is not registered either.
+        """
+        code = data.draw(st.sampled_from(sorted(self.model)), label="code")
+        functions, key = self.chain.registry.functions, self.chain.key(org)
+        if not in_batch:
+            fn = functions.registerDevice(device_input(code))
+            self.chain.assert_reverts(fn, key, "DeviceRegistryDuplicateCode", code)
+            return
+        new = device_code(MAX_DEVICES + 1)
+        fn = functions.registerDevices([device_input(new), device_input(code)])
+        self.chain.assert_reverts(fn, key, "DeviceRegistryDuplicateCode", code)
+        self.chain.transact_reverting(fn, key)
+        assert functions.exists(new).call() is False
+
+    @precondition(lambda self: bool(self.model))
+    @rule(data=st.data(), actor=st.sampled_from([*sorted(ORGS), NOT_REGISTRAR]), district=st.sampled_from(DISTRICTS))
+    def update(self, data: st.DataObject, actor: str, district: int) -> None:
+        """Any org updates any device's location: only a registrar of the owner, and not once replaced or retired."""
+        code = data.draw(st.sampled_from(sorted(self.model)), label="code")
+        owner, status = self.model[code]
+        fn = self.chain.registry.functions.updateDevice(code, district, 39_921_000, 116_443_000, "{}")
+        key = self.chain.key(actor)
+        if actor not in ORGS:
+            self.chain.assert_reverts(fn, key, "ConsortiumMissingRole", self.chain.account(actor), REGISTRAR)
+        elif actor != owner:
+            self.chain.assert_reverts(fn, key, "DeviceRegistryNotOwner", code, ORGS[actor], ORGS[owner])
+        elif status in (Status.REPLACED, Status.RETIRED):
+            self.chain.assert_reverts(fn, key, "DeviceRegistryIllegalTransition", code, status, Action.UPGRADE)
+        else:
+            self.chain.transact(fn, key)
+            self.districts[code] = district
 
     @precondition(lambda self: any(self._legal_actions(code) for code in self.model))
     @rule(data=st.data())
@@ -106,7 +150,7 @@ class DeviceLifecycleMachine(RuleBasedStateMachine):
     def chain_matches_model(self) -> None:
         for code, (owner, status) in self.model.items():
             device = self.chain.registry.functions.getDevice(code).call()
-            assert (device[0], device[2]) == (ORGS[owner], status), code
+            assert (device[0], device[2], device[3]) == (ORGS[owner], status, self.districts[code]), code
 
 
 def test_random_lifecycle_walks_agree_with_the_model(net: ContractsChain, contracts_backend: Backend) -> None:
