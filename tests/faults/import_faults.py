@@ -18,9 +18,7 @@ from chain_gateway.devnet import SeededConsortium
 from chain_gateway.settings import Settings
 from indexer.models import Device
 from indexer.service import create_mirror_engine
-from registry_api.app import create_read_engine
-from registry_api.auth import create_token_table, issue_token
-from tests.registry_api.import_support import Sample, registrations, sample_rows, wait_for, write_csv
+from tests.registry_api.import_support import Sample, org_token, registrations, sample_rows, wait_for, write_csv
 
 __all__ = [
     "GOOD_DEVICES",
@@ -54,12 +52,7 @@ class ImportUnderTest:
         cls, settings: Settings, chain: SeededConsortium, tmp_path: Path, url: str, serial_base: int
     ) -> ImportUnderTest:
         """A token of IMPORT_ORG in the service's database and the 10,000-device file (codes from `serial_base`)."""
-        engine = create_read_engine(settings.database_url)
-        try:
-            create_token_table(engine)
-            token = issue_token(engine, IMPORT_ORG, chain.orgs[IMPORT_ORG].account, "fault test")
-        finally:
-            engine.dispose()
+        token = org_token(settings.database_url, IMPORT_ORG, chain.orgs[IMPORT_ORG].account, "fault test")
         path = tmp_path / "devices.csv"
         sample = write_csv(path, sample_rows(FILE_ROWS, BAD_EVERY, seed=23, serial_base=serial_base)).unregistered()
         assert len(sample.good) == GOOD_DEVICES

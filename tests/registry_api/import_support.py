@@ -25,6 +25,8 @@ from web3 import Web3
 from chain_gateway.deployments import Deployment
 from chain_gateway.devnet import DEMO_CODE_RULES, free_port
 from chain_gateway.settings import Settings
+from registry_api.app import create_read_engine
+from registry_api.auth import create_token_table, issue_token
 from registry_api.city import DISTRICTS
 from registry_api.imports.runner import CRASH_ENV
 from tests.chain_gateway.support import DEVICE_REGISTERED_TOPIC
@@ -38,6 +40,7 @@ __all__ = [
     "ServiceProcess",
     "registrations",
     "sample_rows",
+    "org_token",
     "write_csv",
     "wait_for",
     "write_ndjson",
@@ -245,6 +248,34 @@ def registrations(w3: Web3, deployment: Deployment, codes: Iterable[str]) -> Cou
     return counts
 
 
+def org_token(database_url: str, org: str, account: str, label: str) -> str:
+    """A bearer token of `org` in the service's database (its token table made if missing)."""
+    engine = create_read_engine(database_url)
+    try:
+        create_token_table(engine)
+        return issue_token(engine, org, account, label)
+    finally:
+        engine.dispose()
+
+
+def _kill(process: subprocess.Popen[bytes] | None, what: str) -> None:
+    """SIGKILL: no handler runs, nothing is flushed or closed."""
+    assert process is not None and process.poll() is None, f"the {what} exited before the kill"
+    process.send_signal(signal.SIGKILL)
+    assert process.wait(30) == -signal.SIGKILL
+
+
+def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGTERM, then SIGKILL if it is not gone in 30 s."""
+    if process is not None and process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def wait_for(check: Any, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -313,9 +344,7 @@ class ApiProcess:
         return 0
 
     def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        assert self.process.wait(30) == -signal.SIGKILL
+        _kill(self.process, "API")
 
     def wait_exit(self) -> int:
         assert self.process is not None
@@ -328,13 +357,7 @@ class ApiProcess:
         self.stop()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _terminate(self.process)
 
 
 class ServiceProcess:
@@ -354,16 +377,7 @@ class ServiceProcess:
         return self
 
     def kill(self) -> None:
-        """SIGKILL: no handler runs, nothing is flushed or closed."""
-        assert self.process is not None and self.process.poll() is None, f"the {self.service} exited early"
-        self.process.send_signal(signal.SIGKILL)
-        assert self.process.wait(30) == -signal.SIGKILL
+        _kill(self.process, self.service)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        _terminate(self.process)

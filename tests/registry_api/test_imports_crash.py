@@ -20,9 +20,16 @@ from chain_gateway.devnet import SeededConsortium
 from chain_gateway.outbox import Operation
 from chain_gateway.settings import Settings
 from registry_api.app import create_read_engine
-from registry_api.auth import create_token_table, issue_token
 from registry_api.imports.runner import CRASH_EXIT_CODE
-from tests.registry_api.import_support import ApiProcess, Sample, registrations, sample_rows, wait_for, write_csv
+from tests.registry_api.import_support import (
+    ApiProcess,
+    Sample,
+    org_token,
+    registrations,
+    sample_rows,
+    wait_for,
+    write_csv,
+)
 
 ORG = "BJ-PSB"
 
@@ -34,12 +41,7 @@ def _server(settings: Settings, tmp_path: Path) -> ApiProcess:
 
 def _prepared(settings: Settings, chain: SeededConsortium, tmp_path: Path) -> tuple[str, Sample, Path]:
     """A token of the importing org in the database, and the file to import (3,000 rows, 75 bad)."""
-    engine = create_read_engine(settings.database_url)
-    try:
-        create_token_table(engine)
-        token = issue_token(engine, ORG, chain.orgs[ORG].account, "crash test")
-    finally:
-        engine.dispose()
+    token = org_token(settings.database_url, ORG, chain.orgs[ORG].account, "crash test")
     path = tmp_path / "devices.csv"
     sample = write_csv(path, sample_rows(3_000, bad_every=40, seed=17, serial_base=60_000))
     return token, sample.unregistered(), path
