@@ -18,12 +18,23 @@ import pytest
 from eth_abi import decode as abi_decode
 from eth_utils.abi import get_abi_output_types
 from hypothesis import HealthCheck, Phase, settings
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
 from web3.contract.contract import ContractFunction
 from web3.types import RPCEndpoint, TxReceipt
 
 from tests.contracts.support import ContractsChain
 
-__all__ = ["ANVIL_ONLY", "SCALE_ENV", "SHRINK_ENV", "Outcome", "machine_settings", "read_all", "run_predicted"]
+__all__ = [
+    "ANVIL_ONLY",
+    "SCALE_ENV",
+    "SHRINK_ENV",
+    "ChainMachine",
+    "Outcome",
+    "machine_settings",
+    "read_all",
+    "run_machine",
+    "run_predicted",
+]
 
 SCALE_ENV = "DIRCHAIN_STATEFUL_SCALE"
 SHRINK_ENV = "DIRCHAIN_STATEFUL_SHRINK"
@@ -49,6 +60,25 @@ def machine_settings(max_examples: int, steps: int) -> settings:
         phases=phases,
         suppress_health_check=[HealthCheck.too_slow],
     )
+
+
+class ChainMachine(RuleBasedStateMachine):
+    """A state machine on `chain`: each walk starts from the chain's state at its start and puts it back after."""
+
+    chain: ContractsChain
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.restore = self.chain.snapshot()
+
+    def teardown(self) -> None:
+        self.restore()
+
+
+def run_machine(machine: type[ChainMachine], chain: ContractsChain, config: settings, **attributes: Any) -> None:
+    """Runs `machine`'s walks on `chain` (and any other class `attributes` it needs) with `config`."""
+    bound = type(machine.__name__, (machine,), {"chain": chain, **attributes})
+    run_state_machine_as_test(bound, settings=config)
 
 
 def run_predicted(chain: ContractsChain, fn: ContractFunction, key: str, expected: Outcome) -> TxReceipt | None:

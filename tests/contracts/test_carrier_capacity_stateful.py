@@ -12,16 +12,22 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 from web3.contract import Contract
 
-from tests.contracts.stateful import ANVIL_ONLY, Outcome, machine_settings, read_all, run_predicted
+from tests.contracts.stateful import (
+    ANVIL_ONLY,
+    ChainMachine,
+    Outcome,
+    machine_settings,
+    read_all,
+    run_machine,
+    run_predicted,
+)
 from tests.contracts.support import ContractsChain
 from tests.contracts.test_carrier_registry import REGISTRAR, Reuse, carrier_input, carriers_of
 
@@ -60,19 +66,14 @@ class Request:
     status: Reuse = Reuse.REQUESTED
 
 
-class CarrierCapacityMachine(RuleBasedStateMachine):
-    chain: ContractsChain
+class CarrierCapacityMachine(ChainMachine):
     carriers: Contract
 
     def __init__(self) -> None:
         super().__init__()
-        self.restore = self.chain.snapshot()
         self.first_request = int(self.carriers.functions.reuseRequestCount().call()) + 1
         self.model: dict[str, Carrier] = {}
         self.requests: list[Request] = []
-
-    def teardown(self) -> None:
-        self.restore()
 
     # ------------------------------------------------------------ rules
 
@@ -238,8 +239,7 @@ class CarrierCapacityMachine(RuleBasedStateMachine):
 
 @ANVIL_ONLY
 def test_random_carrier_walks_keep_use_equal_to_own_use_plus_granted_reuse(net: ContractsChain) -> None:
-    machine = type("Machine", (CarrierCapacityMachine,), {"chain": net, "carriers": carriers_of(net)})
-    run_state_machine_as_test(machine, settings=MACHINE_SETTINGS)
+    run_machine(CarrierCapacityMachine, net, MACHINE_SETTINGS, carriers=carriers_of(net))
 
 
 # Found by the machine: setUsage overwrote the carrier's whole use with the owner's own, dropping granted reuse,

@@ -12,15 +12,21 @@ from dataclasses import dataclass
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 
-from tests.contracts.stateful import ANVIL_ONLY, Outcome, machine_settings, read_all, run_predicted
+from tests.contracts.stateful import (
+    ANVIL_ONLY,
+    ChainMachine,
+    Outcome,
+    machine_settings,
+    read_all,
+    run_machine,
+    run_predicted,
+)
 from tests.contracts.support import ContractsChain, entry_input
 from tests.contracts.test_data_catalog import (
     LEGAL_MOVES,
@@ -54,19 +60,13 @@ class Entry:
     version_hash: bytes = b""
 
 
-class CatalogLifecycleMachine(RuleBasedStateMachine):
-    chain: ContractsChain
-
+class CatalogLifecycleMachine(ChainMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.restore = self.chain.snapshot()
         self.first_id = int(self.chain.catalog.functions.entryCount().call()) + 1
         self.model: dict[int, Entry] = {}
         self.seen_versions: dict[int, tuple[int, int]] = {}
         self.revision = 0
-
-    def teardown(self) -> None:
-        self.restore()
 
     # ------------------------------------------------------------ rules
 
@@ -203,5 +203,4 @@ class CatalogLifecycleMachine(RuleBasedStateMachine):
 
 @ANVIL_ONLY
 def test_random_catalog_walks_keep_one_owner_legal_statuses_and_rising_versions(net: ContractsChain) -> None:
-    machine = type("Machine", (CatalogLifecycleMachine,), {"chain": net})
-    run_state_machine_as_test(machine, settings=MACHINE_SETTINGS)
+    run_machine(CatalogLifecycleMachine, net, MACHINE_SETTINGS)

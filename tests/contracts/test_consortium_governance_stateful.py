@@ -17,13 +17,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import invariant, precondition, rule
 from web3.contract.contract import ContractFunction
 from web3.types import TxReceipt
 
 from chain_gateway.devnet import DEMO_ORGS, DEMO_THRESHOLD
 from chain_gateway.governance import GovernedCall, role_id
-from tests.contracts.stateful import ANVIL_ONLY, Outcome, machine_settings, read_all, run_predicted
+from tests.contracts.stateful import (
+    ANVIL_ONLY,
+    ChainMachine,
+    Outcome,
+    machine_settings,
+    read_all,
+    run_machine,
+    run_predicted,
+)
 from tests.contracts.support import ContractsChain, pass_proposal
 
 ROLES = ("ADMIN", "REGISTRAR", "APPROVER")
@@ -37,7 +45,7 @@ NEW_ORGS = ("NEW-A", "NEW-B")
 CALL_KINDS = ("admit", "add account", "grant", "revoke", "threshold", "set active", "code rule", "sharing threshold")
 RULE_TYPES = (9, 10)  # device types with no demo code rule
 MAX_PROPOSALS = 6
-MACHINE_SETTINGS = machine_settings(max_examples=6, steps=25)
+MACHINE_SETTINGS = machine_settings(max_examples=5, steps=25)
 
 
 @dataclass(frozen=True)
@@ -84,12 +92,9 @@ def _initial_model() -> Model:
     )
 
 
-class ConsortiumGovernanceMachine(RuleBasedStateMachine):
-    chain: ContractsChain
-
+class ConsortiumGovernanceMachine(ChainMachine):
     def __init__(self) -> None:
         super().__init__()
-        self.restore = self.chain.snapshot()
         self.keys = {a: self.chain.key(a) for a in MEMBERS} | {
             a: self.chain.spare_key(i) for i, a in enumerate(OUTSIDERS)
         }
@@ -97,9 +102,6 @@ class ConsortiumGovernanceMachine(RuleBasedStateMachine):
         self.first_proposal = int(self.chain.consortium.functions.proposalCount().call())
         self.model = _initial_model()
         self.proposals: list[Proposal] = []
-
-    def teardown(self) -> None:
-        self.restore()
 
     # ------------------------------------------------------------ rules
 
@@ -363,8 +365,7 @@ class ConsortiumGovernanceMachine(RuleBasedStateMachine):
 def test_random_governance_walks_change_members_roles_and_rules_only_by_k_of_n_admin_votes(
     net: ContractsChain,
 ) -> None:
-    machine = type("Machine", (ConsortiumGovernanceMachine,), {"chain": net})
-    run_state_machine_as_test(machine, settings=MACHINE_SETTINGS)
+    run_machine(ConsortiumGovernanceMachine, net, MACHINE_SETTINGS)
 
 
 # Found by the machine: a vote stayed counted after its org stopped being an active ADMIN org, so a proposal

@@ -12,11 +12,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import invariant, precondition, rule
 from web3.contract import Contract
 
 from chain_gateway.governance import role_id
-from tests.contracts.stateful import ANVIL_ONLY, Outcome, machine_settings, read_all, run_predicted
+from tests.contracts.stateful import (
+    ANVIL_ONLY,
+    ChainMachine,
+    Outcome,
+    machine_settings,
+    read_all,
+    run_machine,
+    run_predicted,
+)
 from tests.contracts.support import ContractsChain, device_code
 from tests.contracts.test_review_board import LEAD, Domain, Project, board_of, planned
 
@@ -25,7 +33,7 @@ REGISTRARS = {"BJ-EIB", "BJ-PSB", "BJ-CMC", "BJ-EMB", "BJ-CY"}
 REVIEWERS = {"BJ-EIB", "BJ-PSB", "BJ-CMC", "BJ-EMB"}
 SERIALS = (1, 2, 3)  # device serials the projects draw from: projects overlap, so approvals can collide
 MAX_PROJECTS = 5
-MACHINE_SETTINGS = machine_settings(max_examples=8, steps=20)
+MACHINE_SETTINGS = machine_settings(max_examples=6, steps=20)
 
 
 @dataclass
@@ -37,19 +45,14 @@ class Filed:
     reviewer: str | None = None
 
 
-class ReviewBoardMachine(RuleBasedStateMachine):
-    chain: ContractsChain
+class ReviewBoardMachine(ChainMachine):
     board: Contract
 
     def __init__(self) -> None:
         super().__init__()
-        self.restore = self.chain.snapshot()
         self.first_id = int(self.board.functions.projectCount().call()) + 1
         self.projects: list[Filed] = []
         self.devices: dict[int, str] = {}  # serial -> owner org, for the devices approvals registered
-
-    def teardown(self) -> None:
-        self.restore()
 
     # ------------------------------------------------------------ rules
 
@@ -154,5 +157,4 @@ class ReviewBoardMachine(RuleBasedStateMachine):
 
 @ANVIL_ONLY
 def test_random_review_walks_decide_each_project_once_and_register_all_or_none(net: ContractsChain) -> None:
-    machine = type("Machine", (ReviewBoardMachine,), {"chain": net, "board": board_of(net)})
-    run_state_machine_as_test(machine, settings=MACHINE_SETTINGS)
+    run_machine(ReviewBoardMachine, net, MACHINE_SETTINGS, board=board_of(net))

@@ -15,17 +15,23 @@ from dataclasses import dataclass, field
 
 from hypothesis import strategies as st
 from hypothesis.stateful import (
-    RuleBasedStateMachine,
     initialize,
     invariant,
     precondition,
     rule,
-    run_state_machine_as_test,
 )
 from web3.types import TxReceipt
 
 from chain_gateway.eip712 import Decision
-from tests.contracts.stateful import ANVIL_ONLY, Outcome, machine_settings, read_all, run_predicted
+from tests.contracts.stateful import (
+    ANVIL_ONLY,
+    ChainMachine,
+    Outcome,
+    machine_settings,
+    read_all,
+    run_machine,
+    run_predicted,
+)
 from tests.contracts.support import ContractsChain, SignedDecision, entry_input
 from tests.contracts.test_data_catalog import Condition
 from tests.contracts.test_data_catalog import Status as EntryStatus
@@ -50,7 +56,7 @@ HOSTILE = ("replayed", "expired", "foreign key", "other request", "other decisio
 MAX_REQUESTS = 5
 REQUEST_FIELDS = ("entryId", "requesterOrg", "ownerOrg", "form", "status", "approvals", "approvalsNeeded")
 REQUEST_FIELDS += ("duration", "requestedAt", "grantedAt", "expiresAt")
-MACHINE_SETTINGS = machine_settings(max_examples=6, steps=30)
+MACHINE_SETTINGS = machine_settings(max_examples=5, steps=25)
 
 
 @dataclass
@@ -66,13 +72,11 @@ class Request:
     expires_at: int = 0
 
 
-class SharingLifecycleMachine(RuleBasedStateMachine):
-    chain: ContractsChain
+class SharingLifecycleMachine(ChainMachine):
     entry_ids: dict[str, int]
 
     def __init__(self) -> None:
         super().__init__()
-        self.restore = self.chain.snapshot()
         self.first_id = int(self.chain.sharing.functions.requestCount().call()) + 1
         self.model: dict[int, Request] = {}
         self.thresholds = dict(DEFAULT_THRESHOLDS)
@@ -80,9 +84,6 @@ class SharingLifecycleMachine(RuleBasedStateMachine):
         self.addresses = {s: self.chain.address_of(self._key(s)) for s in SIGNERS}
         self.nonces = {s: int(self.chain.sharing.functions.nonces(self._address(s)).call()) for s in SIGNERS}
         self.used: list[tuple[int, Decision, SignedDecision]] = []  # every signature that counted
-
-    def teardown(self) -> None:
-        self.restore()
 
     # ------------------------------------------------------------ rules
 
@@ -323,5 +324,4 @@ def test_random_sharing_walks_grant_exactly_at_threshold_of_distinct_signed_appr
     entry_ids = {}
     for name, (owner, grade, condition) in ENTRIES.items():
         entry_ids[name] = net.create_entry(owner, entry_input(name, grade=grade, share_condition=condition))
-    machine = type("Machine", (SharingLifecycleMachine,), {"chain": net, "entry_ids": entry_ids})
-    run_state_machine_as_test(machine, settings=MACHINE_SETTINGS)
+    run_machine(SharingLifecycleMachine, net, MACHINE_SETTINGS, entry_ids=entry_ids)
