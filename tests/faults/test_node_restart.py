@@ -7,11 +7,13 @@ gateway had sent that were still in the pool at the stop are lost by the node: t
 and send them again. The node mines a block a second (interval mining), so the pool holds the latest batches.
 
 Mining is paused just before the stop, as a validator stops proposing before it shuts down: anvil's dump on
-exit is not atomic with its interval miner. Seen once here (anvil 1.7.1, stopped while mining): the restarted
-node's accounts and contract storage held a block's 8 transactions whose block was not kept, so their nonces
-were used and their devices registered without a block, a transaction or a DeviceRegistered event (the
-gateway signed them again; the contract refused each device as a duplicate code). No chain can be judged
-against a node that keeps state without its blocks, so the stop is made where anvil's dump is consistent.
+exit is not atomic with its interval miner. Seen here (anvil 1.7.1, stopped while mining): the restarted node's
+accounts and contract storage held a block's 8 transactions whose block was not kept, so their nonces were used
+and their devices registered without a block, a transaction or a DeviceRegistered event (the gateway signed them
+again; the contract refused each device as a duplicate code). Apart from this project, plain anvil stopped within
+~20 ms of a block of 100 transactions came back with an account nonce 100 above the transactions in its blocks
+in 7 of 12 stops. No chain can be judged against a node that keeps state without its blocks, so the stop is made
+where anvil's dump is consistent.
 The API (`dirchain serve`: gateway, indexer and import runner inside) is never restarted; SQLite (the default
 profile) holds its outbox, imports and mirror.
 """
