@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -16,7 +17,8 @@ import weakref
 from dataclasses import dataclass
 
 from eth_utils import is_address, to_checksum_address
-from sqlalchemy import Engine, bindparam, select, update
+from sqlalchemy import Engine, bindparam, inspect, select, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel
 
 from indexer.models import Account, AccountRole, Member
@@ -31,6 +33,7 @@ __all__ = [
     "hash_token",
     "issue_token",
     "list_tokens",
+    "parse_lifetime",
     "resolve_principal",
     "revoke_token",
 ]
@@ -52,6 +55,11 @@ class Principal:
     roles: frozenset[str]
     org_active: bool
     token_label: str = ""
+    expires_at: float | None = None  # unix seconds; None: never
+    account_in_org: bool = False  # the account belongs to the token's org on-chain (else it has no roles either)
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
 
     def has_role(self, role: str) -> bool:
         return role in self.roles
@@ -63,20 +71,62 @@ def hash_token(token: str) -> str:
 
 
 def create_token_table(engine: Engine) -> None:
+    """The token table, with the columns added since it was first made (no migration tool yet)."""
     SQLModel.metadata.create_all(engine, tables=[ApiToken.__table__])  # type: ignore[list-item]
+    _add_missing_columns(engine)
 
 
-def issue_token(engine: Engine, org_code: str, account: str, label: str = "") -> str:
-    """Create a token for `org_code` signing with `account`; the plaintext is returned once and never stored."""
+def _add_missing_columns(engine: Engine) -> None:
+    """`expires_at` on a table made before tokens could expire (nullable: its tokens stay non-expiring)."""
+    table = ApiToken.__table__  # type: ignore[attr-defined]
+    present = {c["name"] for c in inspect(engine).get_columns(table.name)}
+    for column in (c for c in table.columns if c.name not in present):
+        kind = column.type.compile(dialect=engine.dialect)
+        try:
+            with engine.begin() as connection:
+                connection.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+        except DBAPIError:  # another process added it first (the CLI beside a starting API)
+            if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                raise
+
+
+_LIFETIME = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])")
+_LIFETIME_UNITS = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}  # seconds
+
+
+def parse_lifetime(text: str) -> float:
+    """Seconds of a token lifetime written as `90d`, `12h`, `30m` or `3600s` (ValueError otherwise)."""
+    match = _LIFETIME.fullmatch(text.strip().lower())
+    seconds = float(match[1]) * _LIFETIME_UNITS[match[2]] if match else 0.0
+    if seconds <= 0:
+        raise ValueError(f"{text!r} is not a lifetime such as 90d, 12h, 30m or 3600s")
+    return seconds
+
+
+def issue_token(
+    engine: Engine, org_code: str, account: str, label: str = "", expires_in_seconds: float | None = None
+) -> str:
+    """Create a token for `org_code` signing with `account`, valid for `expires_in_seconds` (None: until revoked);
+    the plaintext is returned once and never stored."""
     if not org_code:
         raise ValueError("org_code is required")
     if not is_address(account):
         raise ValueError(f"{account!r} is not an account address")
+    if expires_in_seconds is not None and expires_in_seconds <= 0:
+        raise ValueError("a token's lifetime must be positive")
     create_token_table(engine)
     token = TOKEN_PREFIX + secrets.token_urlsafe(TOKEN_BYTES)
+    now = time.time()
     with Session(engine) as session:
         session.add(
-            ApiToken(token_hash=hash_token(token), org_code=org_code, account=to_checksum_address(account), label=label)
+            ApiToken(
+                token_hash=hash_token(token),
+                org_code=org_code,
+                account=to_checksum_address(account),
+                label=label,
+                created_at=now,
+                expires_at=None if expires_in_seconds is None else now + expires_in_seconds,
+            )
         )
         session.commit()
     return token
@@ -112,6 +162,7 @@ _PRINCIPAL = (
         ApiToken.account,
         ApiToken.label,
         ApiToken.revoked,
+        ApiToken.expires_at,
         Member.org_id,
         Member.active,
         Account.org_id,
@@ -125,15 +176,17 @@ _PRINCIPAL = (
 
 
 def resolve_principal(session: Session, token: str) -> Principal | None:
-    """The principal of a plaintext token, or None if it is unknown or revoked."""
+    """The principal of a plaintext token, or None if it is unknown, revoked or expired."""
     digest = hash_token(token)
     rows = session.execute(_PRINCIPAL, {"digest": digest}).all()
     if not rows or rows[0][4] or not hmac.compare_digest(rows[0][0], digest):
         return None
-    _, org_code, account, label, _, org_id, active, account_org = rows[0][:8]
+    _, org_code, account, label, _, expires_at, org_id, active, account_org = rows[0][:9]
+    if expires_at is not None and expires_at <= time.time():
+        return None
     # Roles count only while the account belongs to the token's org on-chain.
     member_account = org_id is not None and account_org == org_id
-    roles = frozenset(r[8] for r in rows if r[8] is not None) if member_account else frozenset()
+    roles = frozenset(r[9] for r in rows if r[9] is not None) if member_account else frozenset()
     return Principal(
         org_code=org_code,
         org_id=org_id,
@@ -141,6 +194,8 @@ def resolve_principal(session: Session, token: str) -> Principal | None:
         roles=roles,
         org_active=bool(org_id is not None and active),
         token_label=label,
+        expires_at=expires_at,
+        account_in_org=member_account,
     )
 
 
@@ -160,12 +215,16 @@ class PrincipalCache:
         _caches.add(self)
 
     def resolve(self, engine: Engine, token: str) -> Principal | None:
-        """The principal of `token` from the cache, or resolved (and kept) if missing or older than `seconds`."""
+        """The principal of `token` from the cache, or resolved (and kept) if missing or older than `seconds`;
+        None once the token has expired, cached or not."""
         digest = hash_token(token)
         now = time.monotonic()
         entry = self._entries.get(digest)
         if entry is not None and entry[0] > now:
-            return entry[1]
+            if not entry[1].expired(time.time()):
+                return entry[1]
+            self.forget(digest)  # expired while cached: refused at once, not `seconds` later
+            return None
         with Session(engine) as session:
             principal = resolve_principal(session, token)
         with self._lock:

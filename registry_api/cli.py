@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -191,25 +192,34 @@ def tokens_issue(
     org: Annotated[str, typer.Option("--org", help="member org code, e.g. BJ-PSB")],
     account: Annotated[str, typer.Option("--account", help="the org's account (0x...) that signs its writes")],
     label: Annotated[str, typer.Option(help="what the token is for")] = "",
+    expires_in: Annotated[
+        str | None,
+        typer.Option("--expires-in", help="lifetime, e.g. 90d, 12h, 30m or 3600s; without it: until revoked"),
+    ] = None,
 ) -> None:
     """Issue a bearer token; it is printed once and only its sha256 is stored."""
     from registry_api.app import create_read_engine
-    from registry_api.auth import issue_token
+    from registry_api.auth import issue_token, parse_lifetime
 
+    try:
+        lifetime = None if expires_in is None else parse_lifetime(expires_in)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--expires-in") from exc
     engine = create_read_engine(_settings().database_url)
     try:
-        token = issue_token(engine, org, account, label)
+        token = issue_token(engine, org, account, label, lifetime)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from exc
     finally:
         engine.dispose()
-    err.print(f"token for {org} (signing with {account}); shown once, store it now:")
+    until = "until revoked" if lifetime is None else f"expires in {expires_in}"
+    err.print(f"token for {org} (signing with {account}, {until}); shown once, store it now:")
     console.print(token, soft_wrap=True, highlight=False)
 
 
 @tokens_app.command("list")
 def tokens_list(org: Annotated[str | None, typer.Option("--org", help="only this org")] = None) -> None:
-    """List tokens (hash prefix, org, account, label, revoked); never the tokens themselves."""
+    """List tokens (hash prefix, org, account, label, revoked, expiry); never the tokens themselves."""
     from registry_api.app import create_read_engine
     from registry_api.auth import create_token_table, list_tokens
 
@@ -219,9 +229,12 @@ def tokens_list(org: Annotated[str | None, typer.Option("--org", help="only this
         rows = list_tokens(engine, org)
     finally:
         engine.dispose()
-    table = Table("hash", "org", "account", "label", "revoked")
+    table = Table("hash", "org", "account", "label", "revoked", "expires (UTC)")
     for row in rows:
-        table.add_row(row.token_hash[:12], row.org_code, row.account, row.label, "yes" if row.revoked else "")
+        expires = (
+            "" if row.expires_at is None else datetime.fromtimestamp(row.expires_at, UTC).strftime("%Y-%m-%d %H:%M")
+        )
+        table.add_row(row.token_hash[:12], row.org_code, row.account, row.label, "yes" if row.revoked else "", expires)
     console.print(table)
 
 

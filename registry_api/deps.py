@@ -20,7 +20,7 @@ from indexer.service import Indexer
 from registry_api.auth import Principal, PrincipalCache, resolve_principal
 from registry_api.device_sql import Reader
 from registry_api.errors import ApiError
-from registry_api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT
+from registry_api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 
 __all__ = [
     "AuditorDep",
@@ -101,13 +101,13 @@ def get_principal(
     session: SessionDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The org and account of the bearer token; 401 UNAUTHENTICATED if it is missing, unknown or revoked."""
+    """The org and account of the bearer token; 401 UNAUTHENTICATED if it is missing, unknown, revoked or expired."""
     challenge = {"WWW-Authenticate": "Bearer"}
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>", headers=challenge)
     principal = resolve_principal(session, credentials.credentials)
     if principal is None:
-        raise ApiError(401, "UNAUTHENTICATED", "the token is unknown or revoked", headers=challenge)
+        raise ApiError(401, "UNAUTHENTICATED", "the token is unknown, revoked or expired", headers=challenge)
     return principal
 
 
@@ -130,7 +130,7 @@ async def get_reader(
         cache = state.principal_cache = PrincipalCache()
     principal = cache.resolve(state.engine, credentials.credentials)
     if principal is None:
-        raise ApiError(401, "UNAUTHENTICATED", "the token is unknown or revoked", headers=_CHALLENGE)
+        raise ApiError(401, "UNAUTHENTICATED", "the token is unknown, revoked or expired", headers=_CHALLENGE)
     return principal
 
 
@@ -167,7 +167,7 @@ class Page:
     def __init__(
         self,
         limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
-        offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")] = 0,
     ) -> None:
         self.limit = limit
         self.offset = offset
@@ -175,7 +175,7 @@ class Page:
 
 async def get_page(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="items per page")] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="items to skip")] = 0,
 ) -> Page:
     """The page of a list; async because FastAPI hands every sync dependency (classes too) to a thread."""
     return Page(limit, offset)

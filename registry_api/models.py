@@ -30,6 +30,7 @@ class ApiToken(SQLModel, table=True):
     label: str = ""
     created_at: float = Field(default_factory=time.time)  # unix seconds
     revoked: bool = False
+    expires_at: float | None = None  # unix seconds (UTC); None: never (the dev profile's tokens)
 
 
 class UsageReceipt(SQLModel, table=True):

@@ -40,6 +40,12 @@ def require_member(principal: PrincipalDep) -> Principal:
         raise ApiError(403, "ORG_UNKNOWN", f"organisation {principal.org_code} is not (yet) a consortium member")
     if not principal.org_active:
         raise ApiError(403, "ORG_INACTIVE", f"organisation {principal.org_code} is suspended from the consortium")
+    if not principal.account_in_org:  # a token pairing org A with org B's account would sign as org B
+        raise ApiError(
+            403,
+            "ACCOUNT_NOT_IN_ORG",
+            f"account {principal.account} of the token is not an account of {principal.org_code} on-chain",
+        )
     return principal
 
 

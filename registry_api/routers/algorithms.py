@@ -27,7 +27,7 @@ from registry_api.schemas.algorithms import (
     EntryAlgorithmsPublic,
     EvaluationCreate,
 )
-from registry_api.schemas.common import ErrorPublic, OperationAccepted
+from registry_api.schemas.common import MAX_ID, ErrorPublic, OperationAccepted
 from registry_api.writes import IdempotencyKey, MemberDep, Started, accepted, enqueue
 
 __all__ = ["entry_router", "router"]
@@ -36,8 +36,8 @@ router = APIRouter(prefix="/v1/algorithms", tags=["algorithms"])
 entry_router = APIRouter(prefix="/v1/catalog", tags=["algorithms"])
 
 CONTRACT = "AlgorithmRegistry"
-AlgorithmId = Annotated[int, Path(ge=1, lt=2**64, description="the algorithm's id")]
-EntryId = Annotated[int, Path(ge=1, lt=2**64, description="the catalog entry's id")]
+AlgorithmId = Annotated[int, Path(ge=1, le=MAX_ID, description="the algorithm's id")]
+EntryId = Annotated[int, Path(ge=1, le=MAX_ID, description="the catalog entry's id")]
 ReviewerDep = Annotated[Principal, Depends(require_role("REVIEWER"))]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

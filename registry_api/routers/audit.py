@@ -26,6 +26,7 @@ VERIFY_RPC_TIMEOUT = 120.0  # seconds: eth_getLogs over dense ranges of a large 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no or bad token (UNAUTHENTICATED)"},
+    422: {"model": ErrorPublic, "description": "VALIDATION_ERROR: a parameter or the body (the field says which)"},
     403: {"model": ErrorPublic, "description": "the caller's account lacks the AUDITOR role (ROLE_REQUIRED)"},
     409: {
         "model": ErrorPublic,

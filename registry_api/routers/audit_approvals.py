@@ -22,7 +22,7 @@ from registry_api.audit.approvals import (
 from registry_api.deps import PageDep, PrincipalDep
 from registry_api.errors import ApiError
 from registry_api.schemas.audit_approvals import ApprovalsAudit, DecisionProvenance
-from registry_api.schemas.common import ErrorPublic
+from registry_api.schemas.common import MAX_ID, ErrorPublic
 
 __all__ = ["router"]
 
@@ -55,9 +55,9 @@ def list_approvals(
     request: Request,
     _: PrincipalDep,
     page: PageDep,
-    request_id: Annotated[int | None, Query(ge=1, lt=2**256, description="only this sharing request's")] = None,
-    from_block: Annotated[int | None, Query(ge=0, description="first block (default: the deployment's)")] = None,
-    to_block: Annotated[int | None, Query(ge=0, description="last block (default: the chain head)")] = None,
+    request_id: Annotated[int | None, Query(ge=1, le=MAX_ID, description="only this sharing request's")] = None,
+    from_block: Annotated[int | None, Query(ge=0, le=MAX_ID, description="first block (default: deployment's)")] = None,
+    to_block: Annotated[int | None, Query(ge=0, le=MAX_ID, description="last block (default: the chain head)")] = None,
 ) -> ApprovalsAudit:
     """Every approval, refusal and revocation logged in the range, each proved from the chain (its signer
     recovered from the EIP-712 signature and shown to hold the owner org's APPROVER role at that block), and the

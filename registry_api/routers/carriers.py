@@ -31,7 +31,7 @@ from registry_api.schemas.carriers import (
     ReuseStatus,
     UsageUpdate,
 )
-from registry_api.schemas.common import ErrorPublic, OperationAccepted
+from registry_api.schemas.common import MAX_ID, ErrorPublic, OperationAccepted
 from registry_api.writes import IdempotencyKey, Started, accepted, enqueue
 
 __all__ = ["requests_router", "router"]
@@ -41,7 +41,7 @@ requests_router = APIRouter(prefix="/v1/carrier-reuse-requests", tags=["carriers
 
 CONTRACT = "CarrierRegistry"
 CodePath = Annotated[str, Path(pattern=CARRIER_CODE_PATTERN, description="the carrier's code")]
-RequestId = Annotated[int, Path(ge=1, lt=2**64, description="the reuse request's id")]
+RequestId = Annotated[int, Path(ge=1, le=MAX_ID, description="the reuse request's id")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorPublic, "description": text}

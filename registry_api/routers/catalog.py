@@ -19,7 +19,7 @@ from registry_api.schemas.catalog import (
     CatalogVersionsPublic,
     LineagePublic,
 )
-from registry_api.schemas.common import ErrorPublic, OperationAccepted
+from registry_api.schemas.common import MAX_ID, ErrorPublic, OperationAccepted
 from registry_api.writes import IdempotencyKey, Started, accepted, enqueue
 from registry_api.zone.masking import check_schema
 from registry_api.zone.policy import disclosure_problems
@@ -30,7 +30,7 @@ router = APIRouter(prefix="/v1/catalog", tags=["catalog"])
 
 CONTRACT = "DataCatalog"
 STATUS_CODES = {"published": 2, "deprecated": 3}  # IDataCatalog.EntryStatus
-EntryId = Annotated[int, Path(ge=1, lt=2**64, description="the entry's id")]
+EntryId = Annotated[int, Path(ge=1, le=MAX_ID, description="the entry's id")]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": ErrorPublic, "description": text}

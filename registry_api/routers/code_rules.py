@@ -20,6 +20,7 @@ router = APIRouter(prefix="/v1/code-rules", tags=["code rules"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no or bad token"},
+    422: {"model": ErrorPublic, "description": "VALIDATION_ERROR: a parameter or the body (the field says which)"},
     404: {"model": ErrorPublic, "description": "no rule for this type (UNKNOWN_TYPE)"},
 }
 

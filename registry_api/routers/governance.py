@@ -30,8 +30,11 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["governance"])
 AdminDep = Annotated[Principal, Depends(require_role("ADMIN"))]
+# the mirror keeps proposal ids in an INTEGER column: a larger id cannot exist (PostgreSQL: out of range, a 500)
+ProposalId = Annotated[int, Path(ge=0, lt=2**31, description="the proposal's id")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no or bad token"},
+    422: {"model": ErrorPublic, "description": "VALIDATION_ERROR: a parameter or the body (the field says which)"},
     403: {"model": ErrorPublic, "description": "not ADMIN, or not the lead department of the type's domain"},
     404: {"model": ErrorPublic, "description": "no such proposal"},
     409: {"model": ErrorPublic, "description": "already voted, or already executed"},
@@ -110,7 +113,7 @@ def list_proposals(
 
 @router.get("/v1/proposals/{proposal_id}", summary="One proposal", responses=_ERRORS)  # type: ignore[arg-type]
 def get_proposal(
-    proposal_id: Annotated[int, Path(ge=0, lt=2**63)], session: SessionDep, deployment: DeploymentDep, _: PrincipalDep
+    proposal_id: ProposalId, session: SessionDep, deployment: DeploymentDep, _: PrincipalDep
 ) -> ProposalPublic:
     proposal = session.get(Proposal, proposal_id)
     if proposal is None:
@@ -125,7 +128,7 @@ def get_proposal(
     responses=_ERRORS,
 )  # type: ignore[arg-type]
 def vote(
-    proposal_id: Annotated[int, Path(ge=0, lt=2**63)],
+    proposal_id: ProposalId,
     principal: AdminDep,
     session: SessionDep,
     gateway: GatewayDep,

@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1/members", tags=["members"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no or bad token"},
+    422: {"model": ErrorPublic, "description": "VALIDATION_ERROR: a parameter or the body (the field says which)"},
     404: {"model": ErrorPublic, "description": "no such member (MEMBER_NOT_FOUND)"},
 }
 

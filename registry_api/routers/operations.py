@@ -18,6 +18,7 @@ router = APIRouter(prefix="/v1/operations", tags=["operations"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no or bad token"},
+    422: {"model": ErrorPublic, "description": "VALIDATION_ERROR: a parameter or the body (the field says which)"},
     404: {"model": ErrorPublic, "description": "no such operation of the caller's org (OPERATION_NOT_FOUND)"},
 }
 

@@ -115,10 +115,24 @@ def resolution_public(resolution: Resolution) -> ResolvePublic:
 
 
 _bearer = HTTPBearer(auto_error=False, description="a token issued by `dirchain tokens issue` (dct_...)")
-BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def _resolve(request: Request, credentials: HTTPAuthorizationCredentials | None, body: ResolveCreate) -> ResolvePublic:
+async def _bearer_sent(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> HTTPAuthorizationCredentials:
+    """401 for a request without a bearer token before its body is validated (as every other route answers);
+    the token itself is resolved with the decision, in its one thread hop."""
+    if credentials is None or not credentials.credentials:
+        raise ApiError(
+            401, "UNAUTHENTICATED", "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
+        )
+    return credentials
+
+
+BearerDep = Annotated[HTTPAuthorizationCredentials, Depends(_bearer_sent)]
+
+
+def _resolve(request: Request, credentials: HTTPAuthorizationCredentials, body: ResolveCreate) -> ResolvePublic:
     if body.action == "compute" and body.algorithm_id is None:
         raise ApiError(422, "VALIDATION_ERROR", "compute needs the algorithm_id to run", field="algorithm_id")
     if body.action != "compute":

@@ -20,7 +20,7 @@ from registry_api.auth import Principal
 from registry_api.deps import GatewayDep, PageDep, PrincipalDep, RegistrarDep, SessionDep, require_role
 from registry_api.encoding import code_rule_violation
 from registry_api.errors import ApiError
-from registry_api.schemas.common import ErrorPublic, OperationAccepted
+from registry_api.schemas.common import MAX_ID, ErrorPublic, OperationAccepted
 from registry_api.schemas.reviews import (
     DEFAULT_RADIUS_M,
     MAX_RADIUS_M,
@@ -39,7 +39,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/reviews", tags=["reviews"])
 
 CONTRACT = "ReviewBoard"
-ProjectId = Annotated[int, Path(ge=1, lt=2**64, description="the review project's id")]
+ProjectId = Annotated[int, Path(ge=1, le=MAX_ID, description="the review project's id")]
 ReviewerDep = Annotated[Principal, Depends(require_role("REVIEWER"))]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {

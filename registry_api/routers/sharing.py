@@ -24,7 +24,7 @@ from registry_api.deps import GatewayDep, PageDep, PrincipalDep, SessionDep
 from registry_api.encoding import from_unix
 from registry_api.errors import ApiError
 from registry_api.schemas.catalog import FORM_BITS
-from registry_api.schemas.common import ErrorPublic, OperationAccepted
+from registry_api.schemas.common import MAX_ID, ErrorPublic, OperationAccepted
 from registry_api.schemas.sharing import (
     SECONDS_PER_DAY,
     GrantPublic,
@@ -45,7 +45,7 @@ grants_router = APIRouter(prefix="/v1/grants", tags=["sharing"])
 
 CONTRACT = "SharingAgreements"
 MAX_DEADLINE_SECONDS = 7 * SECONDS_PER_DAY
-RequestId = Annotated[int, Path(ge=1, lt=2**256, description="the request's id (also its grant's)")]
+RequestId = Annotated[int, Path(ge=1, le=MAX_ID, description="the request's id (also its grant's)")]
 DecisionName = Literal["approve", "refuse", "revoke"]
 _DECISIONS: dict[str, Decision] = {"approve": Decision.APPROVE, "refuse": Decision.REFUSE, "revoke": Decision.REVOKE}
 
@@ -155,7 +155,7 @@ def list_requests(
         Literal["pending", "granted", "refused", "revoked", "active", "expired"] | None,
         Query(description="active/expired: granted and before/after expires_at by the chain's time"),
     ] = None,
-    entry: Annotated[int | None, Query(ge=1, description="catalog entry id")] = None,
+    entry: Annotated[int | None, Query(ge=1, le=MAX_ID, description="catalog entry id")] = None,
     requester: Annotated[str | None, Query(description="requester org code")] = None,
     owner: Annotated[str | None, Query(description="owner org code")] = None,
     pending_for_me: Annotated[
@@ -380,7 +380,7 @@ def list_grants(
         Literal["active", "expired", "revoked", "all"],
         Query(description="active (default), expired or revoked grants, or all of them"),
     ] = "active",
-    entry: Annotated[int | None, Query(ge=1)] = None,
+    entry: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     requester: Annotated[str | None, Query(description="requester org code")] = None,
     owner: Annotated[str | None, Query(description="owner org code")] = None,
 ) -> GrantsPublic:

@@ -27,7 +27,7 @@ from registry_api.models import ZoneJob
 from registry_api.receipts import RECEIPT_ABI_TYPES, leaf_hash
 from registry_api.resolver import MICROS, ResolverError
 from registry_api.routers.resolver import resolver_error
-from registry_api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, ErrorPublic
+from registry_api.schemas.common import DEFAULT_LIMIT, MAX_ID, MAX_LIMIT, MAX_OFFSET, ErrorPublic
 from registry_api.schemas.zone import AnchorBatchPublic, DataRowsPublic, JobCreate, JobPublic, ReceiptPublic
 from registry_api.writes import MemberDep
 from registry_api.zone.errors import ZoneError
@@ -117,7 +117,7 @@ def get_job(
 
 @router.get("/entries/{entry_id}/rows", summary="Rows of an entry, against a capability token", responses=_ERRORS)  # type: ignore[arg-type]
 def get_rows(
-    entry_id: Annotated[int, Path(ge=1, lt=2**64)],
+    entry_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     principal: PrincipalDep,
     zone: ZoneDep,
     capability: Annotated[
@@ -125,7 +125,7 @@ def get_rows(
     ] = None,
     form: Annotated[Literal["desensitized", "raw"], Query(description="raw needs a read_raw token")] = "desensitized",
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DataRowsPublic:
     """A page of the entry's rows, served as a data holder serves them: the capability token is verified offline
     against the published keys (signature, expiry, audience, entry, form) and must be the caller org's; in the

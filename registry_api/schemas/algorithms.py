@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from registry_api.encoding import canonical_json
-from registry_api.schemas.common import StrictModel
+from registry_api.schemas.common import MAX_ID, StrictModel
 
 __all__ = [
     "ALGORITHM_STATUSES",
@@ -117,7 +117,7 @@ class DelistingCreate(StrictModel):
 class AdmissionCreate(StrictModel):
     """A listed algorithm the entry's owner admits for the entry in the data zone."""
 
-    algorithm_id: int = Field(ge=1, lt=2**64)
+    algorithm_id: int = Field(ge=1, le=MAX_ID)
 
 
 class AlgorithmPublic(BaseModel):

@@ -6,10 +6,23 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "ErrorPublic", "Links", "OperationAccepted", "StrictModel"]
+__all__ = [
+    "DEFAULT_LIMIT",
+    "MAX_ID",
+    "MAX_LIMIT",
+    "MAX_OFFSET",
+    "ErrorPublic",
+    "Links",
+    "OperationAccepted",
+    "StrictModel",
+]
 
 DEFAULT_LIMIT = 50  # items per page
 MAX_LIMIT = 1_000
+# Ids are uint64 (uint256 for sharing requests) on-chain but signed BIGINT in the mirror, where the counters that
+# make them never get near 2**63: a larger id cannot exist, and SQLite cannot even bind it (OverflowError, a 500).
+MAX_ID = 2**63 - 1
+MAX_OFFSET = 2**63 - 1  # items to skip: SQL's LIMIT/OFFSET are BIGINT too
 
 
 class StrictModel(BaseModel):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from registry_api.schemas.common import StrictModel
+from registry_api.schemas.common import MAX_ID, StrictModel
 
 __all__ = [
     "BlockRef",
@@ -24,9 +24,9 @@ ActionName = Literal["read_raw", "read_desensitized", "compute"]
 class ResolveCreate(StrictModel):
     """May the caller's org do `action` on catalog entry `entry_id` now?"""
 
-    entry_id: int = Field(ge=1, lt=2**64)
+    entry_id: int = Field(ge=1, le=MAX_ID)
     action: ActionName = Field(description="read_raw | read_desensitized | compute")
-    algorithm_id: int | None = Field(default=None, ge=1, lt=2**64, description="compute: the algorithm to run")
+    algorithm_id: int | None = Field(default=None, ge=1, le=MAX_ID, description="compute: the algorithm to run")
     epsilon: float | None = Field(
         default=None, gt=0, le=100, description="compute: the epsilon the job will spend (checked against the budget)"
     )

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from registry_api.schemas.common import StrictModel
+from registry_api.schemas.common import MAX_ID, StrictModel
 
 __all__ = [
     "MAX_DURATION_DAYS",
@@ -32,7 +32,7 @@ Form = Literal["raw", "desensitized", "result_only"]
 class SharingRequestCreate(StrictModel):
     """A request of the caller's org to use one form of a published, shareable entry for a purpose."""
 
-    entry_id: int = Field(ge=1, lt=2**64)
+    entry_id: int = Field(ge=1, le=MAX_ID)
     form: Form = Field(description="one form the entry allows: raw | desensitized | result_only")
     purpose: str = Field(min_length=1, max_length=1_000, examples=["交通拥堵治理：主干道早晚高峰流量分析"])
     duration_days: int = Field(ge=1, le=MAX_DURATION_DAYS, description="how long the grant lasts once granted")

@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from registry_api.schemas.common import StrictModel
+from registry_api.schemas.common import MAX_ID, StrictModel
 
 __all__ = ["AnchorBatchPublic", "DataRowsPublic", "JobCreate", "JobPublic", "ReceiptPublic"]
 
@@ -14,8 +14,8 @@ __all__ = ["AnchorBatchPublic", "DataRowsPublic", "JobCreate", "JobPublic", "Rec
 class JobCreate(StrictModel):
     """Run a listed algorithm admitted for the entry; only results under disclosure control come back."""
 
-    entry_id: int = Field(ge=1, lt=2**64)
-    algorithm_id: int = Field(ge=1, lt=2**64)
+    entry_id: int = Field(ge=1, le=MAX_ID)
+    algorithm_id: int = Field(ge=1, le=MAX_ID)
     params: dict[str, Any] = Field(default_factory=dict, examples=[{"group_by": ["street"]}])
     epsilon: float | None = Field(
         default=None, gt=0, le=100, description="privacy loss to spend; default: the entry's per-job maximum"
