@@ -38,6 +38,7 @@ from registry_api.crud import create_device_read_indexes
 from registry_api.crud_sharing import ChainClock
 from registry_api.errors import install_error_handlers
 from registry_api.imports import ImportRunner
+from registry_api.json_depth import JsonDepthLimit
 from registry_api.metrics import Metrics, MetricsMiddleware, metrics_endpoint
 from registry_api.receipts import create_receipt_tables
 from registry_api.resolver import Resolver, create_resolver_engine, create_resolver_indexes
@@ -67,6 +68,7 @@ from registry_api.search import create_search_tables
 from registry_api.startup_lock import startup_lock
 from registry_api.state import AppState
 from registry_api.stats import create_assessment_index
+from registry_api.url_guard import NulInUrl
 from registry_api.zone.service import ZoneService, create_zone_tables
 
 __all__ = [
@@ -358,6 +360,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     metrics = Metrics(app)
     app.state.metrics = metrics
     app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(JsonDepthLimit)  # a body nested ~100k deep would crash the process in json.loads
+    app.add_middleware(NulInUrl)  # PostgreSQL cannot compare text with NUL: such a filter was a 500
     install_error_handlers(app)
     for router in (
         devices.router,

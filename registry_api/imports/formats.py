@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import codecs
 import csv
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NamedTuple
+
+from registry_api.json_depth import loads_bounded
 
 __all__ = [
     "ATTRIBUTE_PREFIX",
@@ -156,7 +157,7 @@ def inspect_file(path: Path, declared: str | None) -> FileLayout:
     if fmt == NDJSON:
         line = text.lstrip().split("\n", 1)[0]
         try:
-            value = json.loads(line)
+            value = loads_bounded(line)
         except ValueError:
             value = None
         if not isinstance(value, dict):
@@ -350,7 +351,7 @@ def _ndjson_records(lines: _Lines, rows: int) -> Iterator[RawRecord]:
             problem = RowProblem(NOT_UTF8, "the row is not valid UTF-8")
         if problem is None:
             try:
-                value = json.loads(text, parse_constant=_no_constant)
+                value = loads_bounded(text, parse_constant=_no_constant)
             except ValueError as exc:
                 problem = RowProblem(MALFORMED_ROW, f"not valid JSON: {exc}")
         if problem is None and not isinstance(value, dict):

@@ -23,7 +23,6 @@ fast path accepts.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import time
@@ -48,6 +47,7 @@ from registry_api.encoding import (
 )
 from registry_api.errors import CodedValueError, field_path
 from registry_api.imports.formats import ATTRIBUTE_PREFIX, RawRecord, RowProblem
+from registry_api.json_depth import loads_bounded
 from registry_api.schemas.devices import CLOCK_SKEW_SECONDS, MAX_ATTRIBUTES_BYTES, DeviceCreate, personal_data_key
 
 __all__ = [
@@ -321,7 +321,7 @@ def _device_body(values: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, s
             origins[f"attributes.{key}"] = column
         elif column == "attributes" and isinstance(value, str):
             try:
-                parsed = json.loads(value)
+                parsed = loads_bounded(value)
             except ValueError as exc:
                 return body, origins, RowProblem("INVALID_VALUE", f"attributes is not valid JSON: {exc}", column)
             if not isinstance(parsed, dict):

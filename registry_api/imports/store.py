@@ -241,7 +241,7 @@ def record_chunk(
             session.rollback()
             return False
         if rows:  # Core, not the ORM's bulk insert (which costs several times more per row)
-            session.execute(insert(ImportRow.__table__), [{**_ROW_DEFAULTS, **r} for r in rows])  # type: ignore[arg-type]
+            session.execute(insert(ImportRow.__table__), [_storable(r) for r in rows])  # type: ignore[arg-type]
         session.add_all(batches)
         session.commit()
     return True
@@ -249,6 +249,17 @@ def record_chunk(
 
 # Every key of an import_rows row: one executemany needs the same keys in each row.
 _ROW_DEFAULTS: dict[str, Any] = {"code": None, "batch": None, "reason_code": None, "message": None, "column": None}
+
+
+def _storable(row: Mapping[str, Any]) -> dict[str, Any]:
+    """The row for SQL with NUL shown as U+FFFD in its text: PostgreSQL's text cannot hold NUL, and a rejected row
+    quoting a code with NUL in it failed the whole chunk (the import never moved on)."""
+    stored = {**_ROW_DEFAULTS, **row}
+    for key in ("code", "message", "column"):
+        value = stored[key]
+        if isinstance(value, str) and "\x00" in value:
+            stored[key] = value.replace("\x00", "\ufffd")
+    return stored
 
 
 def code_rules(engine: Engine) -> dict[str, CodeRule]:
