@@ -232,6 +232,7 @@ def test_admin_and_auditor_only_reads_refuse_other_roles(api: Api) -> None:
 # ---------------------------------------------------------------- bearer tokens
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the same token SQL on both
 def test_malformed_and_forged_tokens_are_401_on_reads_and_writes(api: Api) -> None:
     real = api.tokens["BJ-PSB"]
     headers: dict[str, dict[str, str]] = {
@@ -266,6 +267,7 @@ def test_malformed_and_forged_tokens_are_401_on_reads_and_writes(api: Api) -> No
     assert raw.status_code == 401
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the same token SQL on both
 def test_revoked_token_is_refused_on_the_cached_read_path_at_once(api: Api) -> None:
     token = issue_token(api.app.state.engine, "BJ-PSB", api.chain.orgs["BJ-PSB"].account, "to revoke")
     assert api.client.get("/v1/devices", headers=_bearer(token)).status_code == 200  # now cached
@@ -275,6 +277,7 @@ def test_revoked_token_is_refused_on_the_cached_read_path_at_once(api: Api) -> N
         assert (answer.status_code, answer.json()["code"]) == (401, "UNAUTHENTICATED"), path
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the same token SQL on both
 def test_expired_token_is_refused_everywhere_even_while_cached(api: Api) -> None:
     """A token whose lifetime ends while the read path's cache holds it is refused at once; one expired before
     its first use never gets in; writes refuse it too and queue nothing."""
@@ -337,6 +340,7 @@ def test_a_token_table_made_before_expiry_gains_the_column_and_its_tokens_keep_w
         engine.dispose()
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # the same token SQL on both
 def test_cli_issues_a_token_that_expires_in_the_given_lifetime(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
