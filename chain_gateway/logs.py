@@ -19,6 +19,7 @@ __all__ = ["RedactingFormatter", "configure_logging", "redact"]
 
 # Libraries that log every HTTP request or scheduler tick at INFO: only their warnings are worth a line.
 QUIET_LOGGERS = ("httpx", "httpcore", "apscheduler")
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 REDACTED = "[redacted]"
 _SECRETS = (
     (re.compile(r"dct_[A-Za-z0-9_-]+"), "dct_" + REDACTED),  # API tokens (registry_api.auth.TOKEN_PREFIX)
@@ -78,3 +79,10 @@ def configure_logging(json_logs: bool, level: int = logging.INFO) -> None:
     root.setLevel(level)
     for name in QUIET_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    # uvicorn's own logging config (run without log_config=None, e.g. an embedded server) gives its loggers
+    # handlers of their own and stops propagation: their lines, access-log URLs included, would skip redaction
+    for name in UVICORN_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+        logger.disabled = False

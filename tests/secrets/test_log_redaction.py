@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
+import logging.config
 
 import pytest
 import structlog
+import uvicorn.config
 
 from chain_gateway.logs import configure_logging
 
@@ -17,6 +19,8 @@ JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJCSi1DTUMifQ.c2lnbmF0dXJl-_x"
 def test_tokens_in_urls_messages_and_tracebacks_are_redacted(
     json_logs: bool, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # as an embedded uvicorn server leaves them: its loggers with handlers of their own and no propagation
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
     configure_logging(json_logs)
     try:
         access = logging.getLogger("uvicorn.access")
