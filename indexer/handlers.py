@@ -54,6 +54,7 @@ __all__ = [
     "SHARE_CONDITIONS",
     "Handler",
     "HandlerContext",
+    "carrier_attribute",
     "compact_json",
     "NEEDS_BLOCK_FACTS",
     "form_names",
@@ -147,7 +148,7 @@ def _form_name(bit: int) -> str:
 def _schema_field_names(schema: str) -> list[str]:
     """The field names of a schema JSON `{"fields": [{"name": ...}, ...]}`; none if it has another shape."""
     try:
-        parsed = json.loads(schema)
+        parsed = orjson.loads(schema)  # not json.loads: chain text nested ~100k deep would crash the process
     except ValueError:
         return []
     fields = parsed.get("fields") if isinstance(parsed, dict) else None
@@ -704,10 +705,10 @@ def lead_org_set(log: DecodedLog, ctx: HandlerContext) -> None:
     )
 
 
-def _carrier_attribute(attributes: str) -> str | None:
+def carrier_attribute(attributes: str) -> str | None:
     """The `carrier` attribute of a planned device when it is a non-empty string (the carrier it will be mounted on)."""
     try:
-        parsed = json.loads(attributes)
+        parsed = orjson.loads(attributes)  # stops at 1024 levels, where json.loads would overflow the C stack
     except ValueError:
         return None
     carrier = parsed.get("carrier") if isinstance(parsed, dict) else None
@@ -753,7 +754,7 @@ def project_filed(log: DecodedLog, ctx: HandlerContext) -> None:
                 "built_at": built_at,
                 "attributes": attributes,
                 "attributes_hash": "0x" + keccak(text=attributes).hex(),
-                "carrier": _carrier_attribute(attributes),
+                "carrier": carrier_attribute(attributes),
                 "block_number": log.block_number,
                 "tx_hash": log.tx_hash,
             },

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from chain_gateway.errors import GatewayRPCError
 from chain_gateway.rpc import RpcErrorAnswer
 from indexer.errors import ChainMovedError, HandlerError, LogDecodeError, ReorgTooDeepError, is_retryable
-from indexer.handlers import compact_json, form_names, search_text
+from indexer.handlers import carrier_attribute, compact_json, form_names, search_text
 from indexer.sync import RangeSizer
 
 
@@ -69,6 +69,15 @@ def test_search_text_holds_title_classification_and_schema_field_names() -> None
     assert text == "卡口过车流量\n城市影像/交通卡口\nhour plate_number"
     assert search_text("t", "c", "not json") == "t\nc\n"
     assert search_text("t", "c", '["fields"]') == "t\nc\n"
+
+
+def test_text_from_the_chain_nested_absurdly_deep_is_ignored_without_crashing() -> None:
+    # any member can put such text in an event by calling the contract directly; json.loads of it overflowed the
+    # C stack (web3's imports raise the recursion limit to 100,000) and killed the indexer on every restart
+    deep = "[" * 200_000 + "]" * 200_000
+    assert search_text("t", "c", deep) == "t\nc\n"
+    assert carrier_attribute(deep) is None
+    assert carrier_attribute('{"carrier": "P-1"}') == "P-1"
 
 
 @settings(max_examples=500, deadline=None)
