@@ -37,7 +37,7 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
-from sqlalchemy import Engine, Row, select, update
+from sqlalchemy import Engine, Row, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -84,6 +84,7 @@ RPC_CHUNK_BYTES = 1_000_000  # bytes of params per JSON-RPC batch: nodes cap req
 BATCH_SIZE = 1_000  # rows per step of process_once
 FILL_GAS = 21_000  # gas of the zero-value self-transfer that fills a nonce the node rejected
 FILLER_CONTRACT = "_gateway"  # pseudo contract of internal nonce-filler rows
+GAP_FILL_AFTER_RESENDS = 2  # resend periods a write waits above a nonce nobody sent before that nonce is filled
 # Answers to eth_sendRawTransaction that mean "a transaction with this nonce is known": look for a receipt.
 KNOWN_ANSWERS = ("already known", "already imported", "known transaction", "nonce too low", "underpriced")
 
@@ -162,6 +163,8 @@ class Gateway(OwnsResources):
         self._inclusions = InclusionTracker(self._batch)
         self._followed_at = 0.0  # time.monotonic() of the last receipts/resend/confirm steps
         self._recheck: set[str] = set()  # tx hashes seen in a block whose receipt was not to be had yet
+        self._gaps: dict[str, tuple[int, int, float]] = {}  # account -> nonce gap [from, to) and when first seen
+        self._gaps_checked_at = 0.0  # time.monotonic()
         self._gas = GasSizer(
             self._batch,
             gas_estimator or settings.gas_estimator,
@@ -354,6 +357,7 @@ class Gateway(OwnsResources):
         self._followed_at = time.monotonic()
         self._follow_receipts(stats)
         self._rebroadcast(stats)
+        self._fill_nonce_gaps(stats)
         self._confirm(stats)
         return stats.changed
 
@@ -586,17 +590,21 @@ class Gateway(OwnsResources):
         if op.contract == FILLER_CONTRACT or op.nonce is None:
             log.error("nonce gap cannot be filled; later writes of this account wait", account=op.account)
             return
-        signer = self._signer(op.account)
-        tx = signer.sign(nonce=op.nonce, gas=FILL_GAS, to=bytes.fromhex(op.account[2:]), data=b"", fees=self._fees())
+        self._send([self._filler(op.org_code, op.account, op.nonce, f"fill-nonce:{op.id}")], stats)
+
+    def _filler(self, org_code: str, account: str, nonce: int, key: str) -> Operation:
+        """Sign and commit a zero-value self-transfer at `nonce` (an internal row, idempotent by `key`)."""
+        signer = self._signer(account)
+        tx = signer.sign(nonce=nonce, gas=FILL_GAS, to=bytes.fromhex(account[2:]), data=b"", fees=self._fees())
         filler = Operation(
-            idempotency_key=f"fill-nonce:{op.id}",
-            org_code=op.org_code,
-            account=op.account,
+            idempotency_key=key,
+            org_code=org_code,
+            account=account,
             contract=FILLER_CONTRACT,
             function="fillNonce",
-            args_json=canonical_json([op.nonce]),
-            request_hash=request_hash(FILLER_CONTRACT, "fillNonce", [op.nonce]),
-            nonce=op.nonce,
+            args_json=canonical_json([nonce]),
+            request_hash=request_hash(FILLER_CONTRACT, "fillNonce", [nonce]),
+            nonce=nonce,
             raw_tx=_hex(tx.raw),
             tx_hash=_hex(tx.tx_hash),
             gas_limit=FILL_GAS,
@@ -604,7 +612,7 @@ class Gateway(OwnsResources):
         with Session(self.engine, expire_on_commit=False) as session:
             session.add(filler)
             session.commit()
-        self._send([filler], stats)
+        return filler
 
     # -- 2. receipts
 
@@ -760,6 +768,64 @@ class Gateway(OwnsResources):
         if rows:
             log.info("broadcasting again", count=len(rows))
             self._send(rows, stats)
+
+    def _fill_nonce_gaps(self, stats: _Stats) -> None:
+        """Fill nonces below an account's lowest waiting write that no transaction of the outbox holds.
+
+        The gateway reserves nonces from the node's pending count, so a transaction outside the outbox that was
+        pending then and later left the pool (dropped, a node restarted without it) leaves a nonce that no one
+        will send: every later write of the account would wait forever. A gap seen unchanged for
+        GAP_FILL_AFTER_RESENDS resend periods (time for such a transaction to be mined after all) gets a
+        zero-value self-transfer per missing nonce; should the lost transaction come back first, its filler is
+        answered "nonce too low" and followed like any displaced row, and nothing is sent twice.
+        """
+        now = time.monotonic()
+        if now - self._gaps_checked_at < self.rebroadcast_after_seconds / 2:
+            return
+        self._gaps_checked_at = now
+        with Session(self.engine) as session:
+            waiting = session.execute(
+                select(Operation.account, func.min(Operation.org_code), func.min(Operation.nonce))
+                .where(Operation.status == SUBMITTED)
+                .group_by(Operation.account)
+            ).all()
+        if not waiting:
+            self._gaps.clear()
+            return
+        accounts = [account for account, _, _ in waiting]
+        counts = self._batch([("eth_getTransactionCount", [a, "latest"]) for a in accounts])
+        gaps: dict[str, tuple[int, int, float]] = {}
+        for (account, org_code, first_waiting), count in zip(waiting, counts, strict=True):
+            if isinstance(count, RpcErrorAnswer) or int(count, 16) >= first_waiting:
+                continue
+            gap = (int(count, 16), first_waiting)
+            seen = self._gaps.get(account)
+            since = seen[2] if seen is not None and seen[:2] == gap else now
+            gaps[account] = (*gap, since)
+            if now - since < GAP_FILL_AFTER_RESENDS * self.rebroadcast_after_seconds:
+                continue
+            for nonce in sorted(set(range(*gap)) - self._nonces_held(account, *gap)):
+                key = f"fill-gap:{nonce}"
+                if self._by_key(account, key) is not None:
+                    continue  # filled before: its row is followed like any other
+                log.warning("nonce below the waiting writes was never sent; filling it", account=account, nonce=nonce)
+                self._send([self._filler(org_code, account, nonce, key)], stats)
+                stats.changed += 1
+        self._gaps = gaps
+
+    def _nonces_held(self, account: str, low: int, high: int) -> set[int]:
+        """Nonces in [low, high) of `account` that a row of the outbox holds and may still send or has sent."""
+        with Session(self.engine) as session:
+            return set(
+                session.execute(
+                    select(Operation.nonce).where(
+                        Operation.account == account,
+                        Operation.nonce >= low,  # type: ignore[operator]
+                        Operation.nonce < high,  # type: ignore[operator]
+                        Operation.status.in_([QUEUED, SUBMITTED, MINED, CONFIRMED]),  # type: ignore[attr-defined]
+                    )
+                ).scalars()
+            )
 
     # -- 4. confirmations and reorgs
 

@@ -301,6 +301,30 @@ def test_reorged_write_is_sent_again_and_confirmed(
     assert registered_count(w3, chain.deployment, device(14)[0]) == 1
 
 
+def test_nonce_left_by_a_transaction_that_vanished_from_the_pool_is_filled_and_later_writes_land(
+    make_gateway: Callable[..., Gateway], chain: SeededConsortium, w3: Web3
+) -> None:
+    # nonces are reserved above the node's pending count: a transaction outside the outbox pending then and gone
+    # later (dropped, a node restarted without it) leaves a nonce nobody sends, here reserved with no row behind it
+    gateway = make_gateway(gateway_options={"rebroadcast_after_seconds": 0.5})
+    account = chain.orgs[PSB].account
+    start = w3.eth.get_transaction_count(account)  # type: ignore[arg-type]
+    with Session(gateway.engine) as session:
+        assert NonceManager().reserve(session, account, 1, chain_pending=start) == start
+        session.commit()
+    ops = [_register(gateway, chain, 400 + i) for i in range(3)]
+
+    done = drain(gateway, ops, timeout=30)
+
+    assert all(d.status == CONFIRMED for d in done)
+    assert sorted(d.nonce for d in done) == [start + 1, start + 2, start + 3]  # type: ignore[type-var]
+    with Session(gateway.engine) as session:
+        filler = session.query(Operation).filter(Operation.contract == "_gateway").one()
+    assert (filler.nonce, filler.idempotency_key) == (start, f"fill-gap:{start}")
+    assert w3.eth.get_transaction_count(account) == start + 4  # type: ignore[arg-type]
+    assert all(registered_count(w3, chain.deployment, device(400 + i)[0]) == 1 for i in range(3))
+
+
 def test_write_rejected_by_the_node_fails_and_its_nonce_is_filled(
     make_gateway: Callable[..., Gateway], chain: SeededConsortium, w3: Web3
 ) -> None:
