@@ -1,0 +1,370 @@
+"""A 4-signer Clique (proof-of-authority) network of geth nodes on loopback (`scripts/network`).
+
+geth v1.13.15 is the last release line that seals Clique blocks; it is built once from the Go module proxy
+into `.cache/geth/<version>/` (Go >= 1.23 needs `-ldflags=-checklinkname=0` to link it). Each node gets a
+random p2p node key, a signer account from the consortium's dev mnemonic (indexes no demo org uses),
+static peers in its TOML config (geth 1.13 ignores static-nodes.json), `--nodiscover` and
+`--netrestrict 127.0.0.1/32` as the node allowlist. Dev keys only: never give these accounts value.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from eth_account import Account
+from eth_keys import keys
+
+from chain_gateway.compiler import PROJECT_ROOT
+from chain_gateway.devnet import dev_key, free_port
+from chain_gateway.errors import GatewayConfigError
+
+__all__ = [
+    "CHAIN_ID",
+    "GETH_VERSION",
+    "CliqueNetwork",
+    "CliqueNode",
+    "ensure_geth",
+]
+
+GETH_VERSION = "v1.13.15"
+GETH_MODULE = "github.com/ethereum/go-ethereum/cmd/geth"
+CACHE_DIR = PROJECT_ROOT / ".cache" / "geth"
+DEFAULT_DIR = PROJECT_ROOT / "var" / "network"
+CHAIN_ID = 1337
+BLOCK_PERIOD_S = 1
+EPOCH_BLOCKS = 30_000
+GAS_LIMIT = 30_000_000
+FUNDED_DEV_ACCOUNTS = 40  # as many as anvil's dev accounts, so seeding code runs unchanged
+FUNDING_WEI = 10_000 * 10**18
+SIGNER_DEV_INDEXES = (36, 37, 38, 39)  # one sealing account per member node; the demo orgs use 0..17
+STATE_FILE = "network.json"
+
+
+def ensure_geth(version: str = GETH_VERSION) -> Path:
+    """Path of the cached geth binary, built from the Go module proxy on first use (a few minutes)."""
+    binary = CACHE_DIR / version / "geth"
+    if binary.exists():
+        return binary
+    go = os.environ.get("GO") or shutil.which("go") or "/usr/local/go/bin/go"
+    env = {**os.environ, "GOBIN": str(binary.parent)}
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    # -checklinkname=0: geth 1.13 links to runtime internals by go:linkname, which Go >= 1.23 refuses.
+    cmd = [go, "install", "-ldflags=-checklinkname=0", f"{GETH_MODULE}@{version}"]
+    started = time.monotonic()
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if result.returncode != 0 or not binary.exists():
+        raise GatewayConfigError(f"{' '.join(cmd)} failed:\n{result.stderr[-4000:]}")
+    typer.echo(f"built geth {version} in {time.monotonic() - started:.0f} s -> {binary}", err=True)
+    return binary
+
+
+@dataclass
+class CliqueNode:
+    """One geth node: its datadir, signer, ports and (while running) process id."""
+
+    index: int
+    datadir: Path
+    signer: str
+    node_key: str  # hex, the p2p identity
+    http_port: int
+    p2p_port: int
+    auth_port: int
+    pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def enode(self) -> str:
+        public = keys.PrivateKey(bytes.fromhex(self.node_key)).public_key.to_bytes().hex()
+        return f"enode://{public}@127.0.0.1:{self.p2p_port}"
+
+    def rpc(self, method: str, *params: Any, timeout: float = 2.0) -> Any:
+        """Call JSON-RPC `method`; raise GatewayConfigError on an RPC error."""
+        body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+        reply = httpx.post(self.url, json=body, timeout=timeout).json()
+        if "error" in reply:
+            raise GatewayConfigError(f"node {self.index} {method}: {reply['error']}")
+        return reply["result"]
+
+    def unlocked(self) -> bool:
+        """True once geth has unlocked the signer (it does so after RPC is up; sealing before fails for good)."""
+        try:
+            self.rpc("eth_sign", self.signer, "0x00")
+        except GatewayConfigError:
+            return False
+        return True
+
+    def running(self) -> bool:
+        """True while our geth process for this datadir is alive (a recycled pid is not ours)."""
+        if self.pid is None:
+            return False
+        try:
+            cmdline = Path(f"/proc/{self.pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return str(self.datadir).encode() in cmdline
+
+
+@dataclass
+class CliqueNetwork:
+    """The nodes of one network under `root`; state (ports, pids) is kept in `root/network.json`."""
+
+    root: Path
+    nodes: list[CliqueNode] = field(default_factory=list)
+    geth: Path | None = None
+
+    @classmethod
+    def load(cls, root: Path) -> CliqueNetwork:
+        state = json.loads((root / STATE_FILE).read_text())
+        nodes = [CliqueNode(**{**n, "datadir": Path(n["datadir"])}) for n in state["nodes"]]
+        return cls(root, nodes, Path(state["geth"]))
+
+    def save(self) -> None:
+        state = {
+            "geth": str(self.geth),
+            "chain_id": CHAIN_ID,
+            "nodes": [{**vars(n), "datadir": str(n.datadir)} for n in self.nodes],
+        }
+        (self.root / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    def create(self, geth: Path, signers: int = 4) -> None:
+        """Write keys, genesis and configs under a fresh `root` and `geth init` each datadir."""
+        self.geth = geth
+        self.root.mkdir(parents=True, exist_ok=True)
+        password = self.root / "password"
+        password.write_text(secrets.token_hex(16))
+        password.chmod(0o600)
+        for i in range(signers):
+            key = dev_key(SIGNER_DEV_INDEXES[i])
+            node = CliqueNode(
+                index=i + 1,
+                datadir=self.root / f"node{i + 1}",
+                signer=Account.from_key(key).address,
+                node_key=secrets.token_bytes(32).hex(),
+                http_port=free_port(),
+                p2p_port=free_port(),
+                auth_port=free_port(),
+            )
+            (node.datadir / "geth").mkdir(parents=True)
+            (node.datadir / "geth" / "nodekey").write_text(node.node_key)
+            keystore = node.datadir / "keystore"
+            keystore.mkdir()
+            encrypted = Account.encrypt(key, password.read_text())
+            (keystore / f"signer-{node.signer.lower()[2:]}.json").write_text(json.dumps(encrypted))
+            self.nodes.append(node)
+        genesis = self.root / "genesis.json"
+        genesis.write_text(json.dumps(_genesis([n.signer for n in self.nodes]), indent=2))
+        for node in self.nodes:
+            peers = [p.enode for p in self.nodes if p is not node]
+            # Partial TOML: geth keeps its defaults for everything not named here.
+            (node.datadir / "config.toml").write_text(
+                f"[Node.P2P]\nStaticNodes = {json.dumps(peers)}\nTrustedNodes = {json.dumps(peers)}\n"
+            )
+            _run([str(geth), "init", "--datadir", str(node.datadir), str(genesis)], node.datadir / "init.log")
+        self.save()
+
+    def start_node(self, node: CliqueNode) -> None:
+        """Start `node` detached (it outlives this process), not sealing yet: see `start_sealing`.
+
+        With `--mine` each node would seal as soon as its signer is unlocked (scrypt, ~2 s), while nodes
+        still starting throw its blocks away; the chain then halts on forks of block 1 (see start_sealing).
+        """
+        if node.running():
+            return
+        args = [
+            str(self.geth),
+            "--datadir", str(node.datadir),
+            "--config", str(node.datadir / "config.toml"),
+            "--networkid", str(CHAIN_ID),
+            "--port", str(node.p2p_port),
+            "--nodiscover", "--nat", "none",
+            "--netrestrict", "127.0.0.1/32",
+            "--http", "--http.addr", "127.0.0.1", "--http.port", str(node.http_port),
+            "--http.api", "eth,net,web3,clique,admin,txpool,miner",
+            "--authrpc.addr", "127.0.0.1", "--authrpc.port", str(node.auth_port),
+            "--ipcdisable",
+            "--syncmode", "full",
+            "--cache", "128",
+            "--miner.etherbase", node.signer, "--miner.gaslimit", str(GAS_LIMIT),
+            "--unlock", node.signer, "--password", str(self.root / "password"), "--allow-insecure-unlock",
+        ]  # fmt: skip
+        with open(node.datadir / "geth.log", "ab") as log:
+            process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        node.pid = process.pid
+        self.save()
+
+    def start_sealing(self, nodes: list[CliqueNode], timeout: float = 60.0) -> None:
+        """Start the miners of `nodes` together, once each has its signer unlocked, its peers and their head.
+
+        geth discards propagated blocks until its miner starts (or a sync completes), so starting them
+        one by one lets a fast node seal block 1 while the others throw it away, and seal their own: equal
+        total difficulty, each signed recently on its own fork, the chain halts. Started within
+        milliseconds, with the in-turn signer of the next block last, every node takes the others' blocks.
+        """
+        live = [n for n in self.nodes if n.running()]
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                heads = {n.index: int(n.rpc("eth_blockNumber"), 16) for n in live}
+                ready = all(
+                    int(n.rpc("net_peerCount"), 16) >= len(live) - 1
+                    and heads[n.index] >= max(heads.values())
+                    and n.unlocked()
+                    for n in nodes
+                )
+            except (httpx.TransportError, GatewayConfigError):
+                ready = False
+            if ready:
+                break
+            if time.monotonic() > deadline:
+                raise GatewayConfigError(f"nodes {[n.index for n in nodes]} not unlocked and peered within {timeout} s")
+            time.sleep(0.2)
+        signers = sorted((n.signer for n in self.nodes), key=lambda a: int(a, 16))
+        in_turn = signers[(max(heads.values()) + 1) % len(signers)]  # Clique: block n's in-turn signer
+        for node in sorted(nodes, key=lambda n: n.signer == in_turn):
+            node.rpc("miner_start")
+
+    def stop_node(self, node: CliqueNode, timeout: float = 20.0) -> None:
+        """SIGTERM `node` and wait for it to exit (SIGKILL after `timeout` seconds)."""
+        if node.running():
+            assert node.pid is not None
+            os.kill(node.pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while node.running() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if node.running():
+                os.kill(node.pid, signal.SIGKILL)
+        node.pid = None
+        self.save()
+
+    def wait_ready(self, timeout: float = 90.0) -> None:
+        """Wait until every running node has all other running nodes as peers and blocks advance."""
+        live = [n for n in self.nodes if n.running()]
+        deadline = time.monotonic() + timeout
+        first: dict[int, int] = {}
+        while time.monotonic() < deadline:
+            try:
+                peers = [int(n.rpc("net_peerCount"), 16) for n in live]
+                heights = {n.index: int(n.rpc("eth_blockNumber"), 16) for n in live}
+            except (httpx.TransportError, GatewayConfigError):
+                time.sleep(0.2)
+                continue
+            first = first or heights
+            if all(p >= len(live) - 1 for p in peers) and all(heights[i] > first[i] + 1 for i in heights):
+                return
+            time.sleep(0.2)
+        dead = [n.index for n in self.nodes if n.pid is not None and not n.running()]
+        raise GatewayConfigError(f"network not ready within {timeout} s (exited nodes: {dead}; see geth.log)")
+
+
+def _genesis(signers: list[str]) -> dict[str, Any]:
+    """Clique genesis: London rules (Clique cannot seal Shanghai), extraData = vanity + signers + seal."""
+    forks = ["homestead", "eip150", "eip155", "eip158", "byzantium", "constantinople", "petersburg", "istanbul"]
+    forks += ["muirGlacier", "berlin", "london", "arrowGlacier", "grayGlacier"]
+    ordered = sorted(signers, key=lambda a: int(a, 16))
+    funded = [Account.from_key(dev_key(i)).address for i in range(FUNDED_DEV_ACCOUNTS)] + signers
+    return {
+        "config": {
+            "chainId": CHAIN_ID,
+            **{f"{fork}Block": 0 for fork in forks},
+            "clique": {"period": BLOCK_PERIOD_S, "epoch": EPOCH_BLOCKS},
+        },
+        "timestamp": hex(int(time.time())),
+        "difficulty": "0x1",
+        "gasLimit": hex(GAS_LIMIT),
+        "extraData": "0x" + "00" * 32 + "".join(a[2:].lower() for a in ordered) + "00" * 65,
+        "alloc": {a: {"balance": hex(FUNDING_WEI)} for a in funded},
+    }
+
+
+def _run(args: list[str], log_path: Path) -> None:
+    with open(log_path, "ab") as log:
+        if subprocess.run(args, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
+            raise GatewayConfigError(f"{' '.join(args)} failed; see {log_path}")
+
+
+app = typer.Typer(help="A 4-signer Clique network of geth nodes on loopback (dev keys only).")
+DirOption = Annotated[Path, typer.Option("--dir", help="network directory (datadirs, keys, genesis, logs)")]
+
+
+@app.command("up")
+def up(
+    root: DirOption = DEFAULT_DIR,
+    timeout: Annotated[float, typer.Option(help="seconds to wait for peers and blocks")] = 90.0,
+) -> None:
+    """Build geth if needed, create a fresh network under --dir, start 4 signers and wait until blocks advance."""
+    started = time.monotonic()
+    if (root / STATE_FILE).exists() and any(n.running() for n in CliqueNetwork.load(root).nodes):
+        raise typer.BadParameter(f"a network under {root} is running: `scripts/network down --dir {root}` first")
+    geth = ensure_geth()
+    if root.exists():
+        if any(root.iterdir()) and not (root / "genesis.json").exists():
+            raise typer.BadParameter(f"{root} is not empty and not a network directory")
+        shutil.rmtree(root)  # a fresh chain each time: old blocks would not match new keys
+    network = CliqueNetwork(root)
+    network.create(geth)
+    for node in network.nodes:
+        network.start_node(node)
+    try:
+        network.start_sealing(network.nodes, timeout)
+        network.wait_ready(timeout)
+    except GatewayConfigError:
+        for node in network.nodes:
+            network.stop_node(node)
+        raise
+    for node in network.nodes:
+        typer.echo(f"node{node.index} {node.url} signer {node.signer} pid {node.pid}")
+    typer.echo(f"chain {CHAIN_ID} up in {time.monotonic() - started:.1f} s; stop with scripts/network down")
+
+
+@app.command("down")
+def down(root: DirOption = DEFAULT_DIR) -> None:
+    """Stop the nodes of the network under --dir (its data stays until the next `up`)."""
+    network = CliqueNetwork.load(root)
+    for node in network.nodes:
+        network.stop_node(node)
+    typer.echo(f"stopped {len(network.nodes)} nodes under {root}")
+
+
+@app.command("stop-node")
+def stop_node(index: Annotated[int, typer.Argument(help="node number, 1..4")], root: DirOption = DEFAULT_DIR) -> None:
+    """Stop one node (fault drills: 4 signers keep sealing with 1 down)."""
+    network = CliqueNetwork.load(root)
+    network.stop_node(network.nodes[index - 1])
+
+
+@app.command("start-node")
+def start_node(index: Annotated[int, typer.Argument(help="node number, 1..4")], root: DirOption = DEFAULT_DIR) -> None:
+    """Start one stopped node again; it rejoins its static peers and syncs."""
+    network = CliqueNetwork.load(root)
+    network.start_node(network.nodes[index - 1])
+    network.start_sealing([network.nodes[index - 1]])
+
+
+@app.command("status")
+def status(root: DirOption = DEFAULT_DIR) -> None:
+    """Print each node's URL, liveness, peers, head block and the signer of its head."""
+    for node in CliqueNetwork.load(root).nodes:
+        if not node.running():
+            typer.echo(f"node{node.index} {node.url} stopped")
+            continue
+        head = node.rpc("eth_blockNumber")
+        peers, sealer = int(node.rpc("net_peerCount"), 16), node.rpc("clique_getSigner", head)
+        typer.echo(f"node{node.index} {node.url} peers {peers} head {int(head, 16)} sealed by {sealer}")
+
+
+if __name__ == "__main__":
+    app()
