@@ -24,6 +24,7 @@ from registry_api.schemas.common import DEFAULT_LIMIT, MAX_LIMIT, MAX_OFFSET
 
 __all__ = [
     "AuditorDep",
+    "BearerDep",
     "GatewayDep",
     "IndexerDep",
     "PageDep",
@@ -97,41 +98,45 @@ GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 IndexerDep = Annotated[Indexer, Depends(get_indexer)]
 
 
-def get_principal(
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    """The org and account of the bearer token; 401 UNAUTHENTICATED if it is missing, unknown, revoked or expired."""
-    challenge = {"WWW-Authenticate": "Bearer"}
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>", headers=challenge)
-    principal = resolve_principal(session, credentials.credentials)
-    if principal is None:
-        raise ApiError(401, "UNAUTHENTICATED", "the token is unknown, revoked or expired", headers=challenge)
-    return principal
-
-
-PrincipalDep = Annotated[Principal, Depends(get_principal)]
 _CHALLENGE = {"WWW-Authenticate": "Bearer"}
 
 
-async def get_reader(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
-) -> Principal:
+async def get_bearer(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> HTTPAuthorizationCredentials:
+    """The request's bearer credentials; 401 UNAUTHENTICATED if none were sent (async: no thread hop)."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>", headers=_CHALLENGE)
+    return credentials
+
+
+BearerDep = Annotated[HTTPAuthorizationCredentials, Depends(get_bearer)]
+
+
+def _known(principal: Principal | None) -> Principal:
+    if principal is None:
+        raise ApiError(401, "UNAUTHENTICATED", "the token is unknown, revoked or expired", headers=_CHALLENGE)
+    return principal
+
+
+def get_principal(session: SessionDep, credentials: BearerDep) -> Principal:
+    """The org and account of the bearer token; 401 UNAUTHENTICATED if it is missing, unknown, revoked or expired."""
+    return _known(resolve_principal(session, credentials.credentials))
+
+
+PrincipalDep = Annotated[Principal, Depends(get_principal)]
+
+
+async def get_reader(request: Request, credentials: BearerDep) -> Principal:
     """`get_principal` for hot read routes: on the event loop (no thread hop) through the app's `PrincipalCache`.
 
     A cache miss runs the token query on the loop: one indexed lookup, shorter than handing it to a thread.
     """
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
-        raise ApiError(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>", headers=_CHALLENGE)
     state = request.app.state
     cache: PrincipalCache | None = getattr(state, "principal_cache", None)
     if cache is None:
         cache = state.principal_cache = PrincipalCache()
-    principal = cache.resolve(state.engine, credentials.credentials)
-    if principal is None:
-        raise ApiError(401, "UNAUTHENTICATED", "the token is unknown, revoked or expired", headers=_CHALLENGE)
-    return principal
+    return _known(cache.resolve(state.engine, credentials.credentials))
 
 
 ReaderDep = Annotated[Principal, Depends(get_reader)]

@@ -11,10 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPAuthorizationCredentials
 from sqlmodel import Session
 
-from registry_api.deps import get_principal
+from registry_api.deps import BearerDep, get_principal
 from registry_api.encoding import from_unix
 from registry_api.errors import ApiError
 from registry_api.resolver import MICROS, Resolution, Resolver, ResolveRequest, ResolverError
@@ -112,24 +112,6 @@ def resolution_public(resolution: Resolution) -> ResolvePublic:
             receipt_hash=issued.receipt_hash,
         ),
     )
-
-
-_bearer = HTTPBearer(auto_error=False, description="a token issued by `dirchain tokens issue` (dct_...)")
-
-
-async def _bearer_sent(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> HTTPAuthorizationCredentials:
-    """401 for a request without a bearer token before its body is validated (as every other route answers);
-    the token itself is resolved with the decision, in its one thread hop."""
-    if credentials is None or not credentials.credentials:
-        raise ApiError(
-            401, "UNAUTHENTICATED", "send Authorization: Bearer <token>", headers={"WWW-Authenticate": "Bearer"}
-        )
-    return credentials
-
-
-BearerDep = Annotated[HTTPAuthorizationCredentials, Depends(_bearer_sent)]
 
 
 def _resolve(request: Request, credentials: HTTPAuthorizationCredentials, body: ResolveCreate) -> ResolvePublic:
