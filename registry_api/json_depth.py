@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 import orjson
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from registry_api.errors import error_body
@@ -75,10 +76,7 @@ class JsonDepthLimit:
         try:
             check_depth(bytes(body))
         except JsonTooDeep as exc:
-            payload = orjson.dumps(error_body("JSON_TOO_DEEP", str(exc)))
-            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-            await send({"type": "http.response.start", "status": 400, "headers": headers})
-            await send({"type": "http.response.body", "body": payload})
+            await JSONResponse(error_body("JSON_TOO_DEEP", str(exc)), status_code=400)(scope, receive, send)
             return
 
         async def replay() -> Message:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote
 
-import orjson
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from registry_api.errors import error_body
@@ -40,7 +40,5 @@ class NulInUrl:
         if field is None:
             await self.app(scope, receive, send)
             return
-        payload = orjson.dumps(error_body("VALIDATION_ERROR", "NUL is not allowed in a URL", field))
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
-        await send({"type": "http.response.start", "status": 422, "headers": headers})
-        await send({"type": "http.response.body", "body": payload})
+        refusal = JSONResponse(error_body("VALIDATION_ERROR", "NUL is not allowed in a URL", field), status_code=422)
+        await refusal(scope, receive, send)
