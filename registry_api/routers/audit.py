@@ -16,7 +16,7 @@ from registry_api.audit.mirror import MirrorVerifier, verify_public
 from registry_api.deps import AuditorDep, SettingsDep
 from registry_api.errors import ApiError
 from registry_api.schemas.audit import VerifyPublic
-from registry_api.schemas.common import ErrorPublic
+from registry_api.schemas.common import VALIDATION_ERROR_RESPONSE, ErrorPublic
 
 __all__ = ["router"]
 
@@ -26,7 +26,7 @@ VERIFY_RPC_TIMEOUT = 120.0  # seconds: eth_getLogs over dense ranges of a large 
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no or bad token (UNAUTHENTICATED)"},
-    422: {"model": ErrorPublic, "description": "VALIDATION_ERROR: a parameter or the body (the field says which)"},
+    422: VALIDATION_ERROR_RESPONSE,
     403: {"model": ErrorPublic, "description": "the caller's account lacks the AUDITOR role (ROLE_REQUIRED)"},
     409: {
         "model": ErrorPublic,

@@ -12,7 +12,7 @@ from registry_api import crud
 from registry_api.deps import PageDep, PrincipalDep, SessionDep
 from registry_api.errors import ApiError
 from registry_api.schemas.code_rules import CodeRulePublic, CodeRulesPublic
-from registry_api.schemas.common import ErrorPublic
+from registry_api.schemas.common import VALIDATION_ERROR_RESPONSE, ErrorPublic
 
 __all__ = ["router"]
 
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/code-rules", tags=["code rules"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no or bad token"},
-    422: {"model": ErrorPublic, "description": "VALIDATION_ERROR: a parameter or the body (the field says which)"},
+    422: VALIDATION_ERROR_RESPONSE,
     404: {"model": ErrorPublic, "description": "no rule for this type (UNKNOWN_TYPE)"},
 }
 

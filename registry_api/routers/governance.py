@@ -22,7 +22,7 @@ from registry_api.auth import Principal
 from registry_api.deps import GatewayDep, PageDep, PrincipalDep, SessionDep, require_role
 from registry_api.encoding import CHARSET_DIGITS, CHARSET_HYPHEN, CHARSET_LOWER, CHARSET_UPPER
 from registry_api.errors import ApiError
-from registry_api.schemas.common import ErrorPublic, OperationAccepted
+from registry_api.schemas.common import VALIDATION_ERROR_RESPONSE, ErrorPublic, OperationAccepted
 from registry_api.schemas.governance import CodeRuleProposal, ProposalPublic, ProposalsPublic
 from registry_api.writes import IdempotencyKey, Started, accepted, enqueue
 
@@ -34,7 +34,7 @@ AdminDep = Annotated[Principal, Depends(require_role("ADMIN"))]
 ProposalId = Annotated[int, Path(ge=0, lt=2**31, description="the proposal's id")]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no or bad token"},
-    422: {"model": ErrorPublic, "description": "VALIDATION_ERROR: a parameter or the body (the field says which)"},
+    422: VALIDATION_ERROR_RESPONSE,
     403: {"model": ErrorPublic, "description": "not ADMIN, or not the lead department of the type's domain"},
     404: {"model": ErrorPublic, "description": "no such proposal"},
     409: {"model": ErrorPublic, "description": "already voted, or already executed"},

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path
 from registry_api import crud
 from registry_api.deps import GatewayDep, PrincipalDep
 from registry_api.errors import ApiError
-from registry_api.schemas.common import ErrorPublic
+from registry_api.schemas.common import VALIDATION_ERROR_RESPONSE, ErrorPublic
 from registry_api.schemas.operations import OperationPublic
 
 __all__ = ["router"]
@@ -18,7 +18,7 @@ router = APIRouter(prefix="/v1/operations", tags=["operations"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorPublic, "description": "no or bad token"},
-    422: {"model": ErrorPublic, "description": "VALIDATION_ERROR: a parameter or the body (the field says which)"},
+    422: VALIDATION_ERROR_RESPONSE,
     404: {"model": ErrorPublic, "description": "no such operation of the caller's org (OPERATION_NOT_FOUND)"},
 }
 

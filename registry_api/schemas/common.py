@@ -15,6 +15,7 @@ __all__ = [
     "Links",
     "OperationAccepted",
     "StrictModel",
+    "VALIDATION_ERROR_RESPONSE",
 ]
 
 DEFAULT_LIMIT = 50  # items per page
@@ -41,6 +42,13 @@ class ErrorPublic(BaseModel):
     contract_error: dict[str, Any] | None = Field(
         default=None, description="the contract's custom error when the chain refused: {name, args}"
     )
+
+
+# the OpenAPI entry of a 422 for routes whose own text adds nothing (FastAPI would document its `{detail}` body)
+VALIDATION_ERROR_RESPONSE: dict[str, Any] = {
+    "model": ErrorPublic,
+    "description": "VALIDATION_ERROR: a parameter or the body (the field says which)",
+}
 
 
 class Links(BaseModel):
