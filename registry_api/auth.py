@@ -182,12 +182,10 @@ def resolve_principal(session: Session, token: str) -> Principal | None:
     if not rows or rows[0][4] or not hmac.compare_digest(rows[0][0], digest):
         return None
     _, org_code, account, label, _, expires_at, org_id, active, account_org = rows[0][:9]
-    if expires_at is not None and expires_at <= time.time():
-        return None
     # Roles count only while the account belongs to the token's org on-chain.
     member_account = org_id is not None and account_org == org_id
     roles = frozenset(r[9] for r in rows if r[9] is not None) if member_account else frozenset()
-    return Principal(
+    principal = Principal(
         org_code=org_code,
         org_id=org_id,
         account=account,
@@ -197,6 +195,7 @@ def resolve_principal(session: Session, token: str) -> Principal | None:
         expires_at=expires_at,
         account_in_org=member_account,
     )
+    return None if principal.expired(time.time()) else principal
 
 
 class PrincipalCache:
