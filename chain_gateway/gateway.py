@@ -13,7 +13,8 @@
    broadcast again (each row's receipt is asked for first: the block scan may have passed its block before
    the row was recorded, or a killed worker's broadcast was mined before it was recorded): the same bytes,
    so a duplicate is harmless; a nonce proven taken by another transaction (our raw tx can then never be
-   mined) sends the row back to be signed anew;
+   mined) sends the row back to be signed anew; a nonce below the waiting rows that nobody sent (a foreign
+   transaction gone from the pool) is filled with a zero-value self-transfer;
 4. mined rows with `confirmations` blocks on top and still-canonical block hash -> confirmed (or failed
    if they reverted); a changed hash (reorg) -> back to submitted and broadcast again.
 
@@ -192,10 +193,6 @@ class Gateway(OwnsResources):
         gateway._chain_id = chain_id
         gateway._owned = [rpc, engine]
         return gateway
-
-    def close(self) -> None:
-        """Release what `from_settings` made."""
-        super().close()
 
     def create_tables(self) -> None:
         SQLModel.metadata.create_all(self.engine, tables=[Operation.__table__, AccountNonce.__table__])  # type: ignore[list-item]
@@ -425,9 +422,7 @@ class Gateway(OwnsResources):
         signed = self._sign_and_persist(to_sign, encoded)
         if self._crash_at == "after_sign" and signed:
             os._exit(CRASH_EXIT_CODE)  # crash-test hook, see the module docstring
-        # Broadcast in this thread, one batch at a time: overlapping it with the next batch's signing (a background
-        # send) left a nonce gap under heavy CPU load in CI (test_many_concurrent_writes_of_one_account_get_
-        # consecutive_nonces), cause not yet found.
+        # Broadcast in this thread, one batch at a time, so each account's nonces reach the node in order.
         self._send(signed, stats)
         return len(rows) == self.batch_size
 
@@ -809,8 +804,7 @@ class Gateway(OwnsResources):
                 if self._by_key(account, key) is not None:
                     continue  # filled before: its row is followed like any other
                 log.warning("nonce below the waiting writes was never sent; filling it", account=account, nonce=nonce)
-                self._send([self._filler(org_code, account, nonce, key)], stats)
-                stats.changed += 1
+                self._send([self._filler(org_code, account, nonce, key)], stats)  # counted there
         self._gaps = gaps
 
     def _nonces_held(self, account: str, low: int, high: int) -> set[int]:
