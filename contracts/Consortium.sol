@@ -13,8 +13,9 @@ import {IConsortium} from "./interfaces/IConsortium.sol";
  * founder alone can admit the first members (one proposal executes at once). From then on every change of
  * membership, roles, threshold or another contract's governed settings is a proposal that executes when
  * `threshold` distinct orgs that are active ADMIN orgs at that moment have voted for it: a vote stops counting
- * while its org is suspended or has no ADMIN account left, so a removed admin's votes cannot help pass anything. Governed functions are `onlySelf`: they run only as the
- * call a passed proposal makes (`propose`/`vote` -> `target.call(data)`, or `multicall` on this contract).
+ * while its org is suspended or has no ADMIN account left, so a removed admin's votes cannot help pass anything.
+ * Governed functions are `onlySelf`: they run only as the call a passed proposal makes (`propose`/`vote` ->
+ * `target.call(data)`, or `multicall` on this contract).
  * The contract holds DEFAULT_ADMIN_ROLE itself, so AccessControl's own grantRole/revokeRole are governed too.
  *
  * Liveness: `adminOrgCount` counts the *active* orgs with at least one ADMIN account (only they can vote), and
