@@ -121,6 +121,7 @@ class AnvilNode:
     state_path: Path | None = None
     log_path: Path | None = None
     prune_history: int | None = None  # keep only this many block states in memory (large benchmark chains)
+    genesis_path: Path | None = None  # start from this geth-style genesis.json (`--init`), e.g. chain_gateway.genesis
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -144,6 +145,8 @@ class AnvilNode:
             args += ["--state", str(self.state_path)]
         if self.prune_history is not None:
             args += ["--prune-history", str(self.prune_history)]
+        if self.genesis_path is not None:
+            args += ["--init", str(self.genesis_path)]
         with open(self.log_path or os.devnull, "ab") as log:  # the child keeps its own copy of the descriptor
             self.process = subprocess.Popen(
                 args,

@@ -1335,6 +1335,7 @@ __import__("registry_api.cli_db").cli_db.register(app)  # dirchain db (registry_
 import registry_api.cli_reviews  # noqa: E402, F401, I001 - adds `dirchain reviews` and `dirchain carriers`
 import registry_api.cli_imports  # noqa: E402, F401, I001 - adds `dirchain import` and `dirchain imports`
 import registry_api.cli_governance  # noqa: E402, F401, I001 - adds `dirchain proposals` and `dirchain code-rules`
+import registry_api.cli_genesis  # noqa: E402, F401, I001 - adds `dirchain genesis` (Besu QBFT, Clique alloc)
 
 
 def main() -> None:
