@@ -23,17 +23,35 @@ VAR_DIR = PROJECT_ROOT / "var"
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DIRCHAIN_", env_file=".env", extra="ignore")
 
-    rpc_urls: list[str] = Field(default=["http://127.0.0.1:8545"], description="JSON-RPC endpoints, in order")
+    rpc_urls: list[str] = Field(
+        default=["http://127.0.0.1:8545"],
+        description="JSON-RPC endpoints of the chain, in order: one is used until a transport failure, then the "
+        "next (failover); a JSON list in the environment",
+    )
     chain_id: int | None = Field(default=None, description="expected chain id; read from the node if unset")
     deployments_path: Path | None = Field(default=None, description="deployments/<chainId>.json by default")
-    database_url: str = Field(default=f"sqlite:///{VAR_DIR / 'dirchain.db'}")
-    keystore_dir: Path = VAR_DIR / "dev" / "keystore"
-    keystore_password: SecretStr = SecretStr("dev-only-password")
+    database_url: str = Field(
+        default=f"sqlite:///{VAR_DIR / 'dirchain.db'}",
+        description="SQLAlchemy URL of the one database (outbox, mirror, tokens, receipts, zone, imports); "
+        "production: postgresql+psycopg://user:password@host/db",
+    )
+    keystore_dir: Path = Field(
+        default=VAR_DIR / "dev" / "keystore",
+        description="encrypted keystore files (web3 v3 JSON) of the accounts the gateway signs for",
+    )
+    keystore_password: SecretStr = Field(
+        default=SecretStr("dev-only-password"), description="password of the keystore files (secret: never logged)"
+    )
+    schema_check: bool = Field(
+        default=False,
+        description="refuse to start unless the database is at the migrations' head (`dirchain db upgrade`); "
+        "off: processes create what is missing (dev profile)",
+    )
     confirmations: int = Field(default=1, ge=0, description="blocks on top before an operation is confirmed")
     indexer_finality_depth: int = Field(default=64, ge=1, description="reorgs deeper than this are not expected")
-    indexer_poll_seconds: float = 0.5
-    gateway_poll_seconds: float = 0.2
-    gas_limit_cap: int = 30_000_000
+    indexer_poll_seconds: float = Field(default=0.5, description="how often the indexer asks the node for new blocks")
+    gateway_poll_seconds: float = Field(default=0.2, description="how long an idle gateway sleeps between outbox looks")
+    gas_limit_cap: int = Field(default=30_000_000, description="highest gas limit the gateway signs a transaction with")
     gas_estimator: Literal["estimate", "access_list"] = Field(
         default="estimate",
         description="how the gateway sizes gas: eth_estimateGas, or the gasUsed of one eth_createAccessList "
@@ -44,18 +62,22 @@ class Settings(BaseSettings):
         description="reuse gas limits per call shape once the node's estimates agree (fewer node round trips; a "
         "write that would revert is then mined and fails with its decoded reason instead of being refused unsigned)",
     )
-    api_host: str = "127.0.0.1"
-    api_port: int = 8000
-    run_gateway_in_api: bool = True
-    run_indexer_in_api: bool = True
-    log_json: bool = False
+    api_host: str = Field(default="127.0.0.1", description="address `dirchain serve` binds")
+    api_port: int = Field(default=8000, description="port `dirchain serve` listens on")
+    run_gateway_in_api: bool = Field(
+        default=True, description="run the gateway's outbox loop in the API process (off: run `dirchain gateway run`)"
+    )
+    run_indexer_in_api: bool = Field(
+        default=True, description="run the indexer in the API process (off: run `dirchain indexer run`)"
+    )
+    log_json: bool = Field(default=False, description="log one JSON object a line (for log collectors)")
     # resolver and data zone
     capability_key_path: Path = Field(
         default=VAR_DIR / "keys" / "capability-es256.pem",
         description="the resolver's ES256 signing key (PEM, 0600, made on first start); a `<stem>.previous.pem` "
         "beside it stays published in the JWKS during a rotation",
     )
-    capability_issuer: str = "dirchain-resolver"
+    capability_issuer: str = Field(default="dirchain-resolver", description="`iss` claim of capability tokens")
     capability_ttl_seconds: int = Field(default=300, ge=1, description="longest life of a capability token")
     zone_masking_key_path: Path = Field(
         default=VAR_DIR / "keys" / "zone-masking.key", description="HMAC secret of the desensitized form's hashes"

@@ -64,6 +64,7 @@ from registry_api.routers import (
     stats,
     zone,
 )
+from registry_api.schema import check_at_start
 from registry_api.search import create_search_tables
 from registry_api.startup_lock import startup_lock
 from registry_api.state import AppState
@@ -321,6 +322,7 @@ def start_imports(state: AppState) -> ImportRunner:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     with startup_lock(settings.database_url):  # uvicorn's workers start together: one creates tables at a time
+        check_at_start(settings)  # DIRCHAIN_SCHEMA_CHECK: refuse a database behind the migrations
         state = start_services(settings)
         try:
             parts = start_zone(state)

@@ -86,6 +86,19 @@ def _process_settings() -> Any:
     return settings
 
 
+def _checked_settings() -> Any:
+    """`_process_settings()`, after the DIRCHAIN_SCHEMA_CHECK test of the database (one line and exit 1 if behind)."""
+    from registry_api.schema import SchemaError, check_at_start
+
+    settings = _process_settings()
+    try:
+        check_at_start(settings)
+    except SchemaError as exc:
+        err.print(f"[red]{exc}[/]", highlight=False)
+        raise typer.Exit(1) from exc
+    return settings
+
+
 def _client(api: str | None, token: str | None, org: str | None) -> ApiClient:
     try:
         return ApiClient(resolve_credentials(api, token, org))
@@ -146,7 +159,7 @@ def serve(
 
     from registry_api.app import create_app
 
-    settings = _process_settings()
+    settings = _checked_settings()
     uvicorn.run(  # log_config=None: uvicorn's records go through our handler too
         create_app(settings), host=host or settings.api_host, port=port or settings.api_port, log_config=None
     )
@@ -155,7 +168,8 @@ def serve(
 def _run_until_stopped(service_class: Any, what: str) -> None:
     """Build the gateway or indexer from settings, create its tables and run its loop until Ctrl-C/SIGTERM."""
     stop = _stop_on_signals()
-    with service_class.from_settings(_process_settings()) as service:
+    settings = _checked_settings()
+    with service_class.from_settings(settings) as service:
         service.create_tables()
         console.print(f"{what} running against {service.rpc.url} (Ctrl-C stops)")
         service.run(stop)

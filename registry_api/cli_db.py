@@ -24,8 +24,8 @@ db_app = typer.Typer(
     help="The SQL schema: upgrade (migrate to head), current, check, downgrade, revision (developers).",
     no_args_is_help=True,
 )
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)  # one line per message, whatever the terminal width
+err = Console(stderr=True, soft_wrap=True)
 
 UrlOpt = Annotated[
     str | None,

@@ -15,6 +15,7 @@ refused with the list of differences, because guessing a data migration is not s
 
 from __future__ import annotations
 
+import logging
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import SQLModel
 
+from chain_gateway.settings import Settings
 from registry_api.startup_lock import startup_lock
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "SchemaError",
     "adopt",
     "alembic_config",
+    "check_at_start",
     "current_revision",
     "differences",
     "downgrade",
@@ -52,6 +55,10 @@ __all__ = [
     "target_metadata",
     "upgrade",
 ]
+
+# Alembic logs each context it opens at INFO ("Context impl SQLiteImpl."): noise in the processes' logs; our
+# commands print what they did.
+logging.getLogger("alembic").setLevel(logging.WARNING)
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 VERSION_TABLE = "alembic_version"
@@ -151,15 +158,16 @@ def stamp(engine: Engine, revision: str = "head") -> None:
         command.stamp(alembic_config(conn), revision)
 
 
-def differences(engine: Engine) -> list[Any]:
-    """Alembic's diff of the database against the models (empty: they agree), raw-SQL objects left out."""
+def differences(engine: Engine, metadata: MetaData | None = None) -> list[Any]:
+    """Alembic's diff of the database against the models, or `metadata` (empty: they agree); raw SQL left out."""
+    metadata = target_metadata() if metadata is None else metadata
     with engine.connect() as conn, warnings.catch_warnings():
         # SQLAlchemy cannot reflect SQLite's expression index (ix_devices_cell_lon) and warns; it is left out anyway
         warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
         context = MigrationContext.configure(
-            conn, opts={"include_object": include_object, "compare_type": True, "target_metadata": target_metadata()}
+            conn, opts={"include_object": include_object, "compare_type": True, "target_metadata": metadata}
         )
-        return list(compare_metadata(context, target_metadata()))
+        return list(compare_metadata(context, metadata))
 
 
 def ensure_runtime_schema(engine: Engine) -> None:
@@ -192,6 +200,16 @@ def adopt(engine: Engine) -> list[Any]:
     if not remaining:
         stamp(engine, "head")
     return remaining
+
+
+def check_at_start(settings: Settings) -> None:
+    """With DIRCHAIN_SCHEMA_CHECK on, refuse to start a process on a database behind the migrations' head.
+
+    Production migrates once, before the processes start (`dirchain db upgrade`); a process started on an older
+    database would otherwise create the newer tables itself, half-way to a schema no revision describes.
+    """
+    if settings.schema_check:
+        require_head(settings.database_url)
 
 
 def require_head(database_url: str) -> None:

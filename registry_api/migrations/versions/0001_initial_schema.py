@@ -269,8 +269,8 @@ def upgrade() -> None:
         sa.Column("log_index", sa.Integer(), nullable=False),
         sa.Column("sender", sa.String(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("entry_id", "major", "minor"),  # the models' order: SQLite numbers its autoindexes so
         sa.UniqueConstraint("block_number", "log_index"),
-        sa.UniqueConstraint("entry_id", "major", "minor"),
     )
     op.create_index("ix_catalog_entry_versions_block_number", "catalog_entry_versions", ["block_number"])
     op.create_index("ix_catalog_entry_versions_entry_id", "catalog_entry_versions", ["entry_id"])
