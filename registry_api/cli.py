@@ -1346,6 +1346,7 @@ __import__("registry_api.cli_report").cli_report.register(app)  # dirchain repor
 __import__("registry_api.cli_audit").cli_audit.register(app)  # dirchain audit (registry_api/cli_audit.py)
 __import__("registry_api.cli_synth").cli_synth.register(app)  # dirchain synth (registry_api/cli_synth.py)
 __import__("registry_api.cli_db").cli_db.register(app)  # dirchain db (registry_api/cli_db.py)
+__import__("registry_api.cli_config").cli_config.register(app)  # dirchain config (registry_api/cli_config.py)
 import registry_api.cli_reviews  # noqa: E402, F401, I001 - adds `dirchain reviews` and `dirchain carriers`
 import registry_api.cli_imports  # noqa: E402, F401, I001 - adds `dirchain import` and `dirchain imports`
 import registry_api.cli_governance  # noqa: E402, F401, I001 - adds `dirchain proposals` and `dirchain code-rules`

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -172,19 +171,7 @@ def revision(
     message: Annotated[str, typer.Option("-m", "--message", help="what the revision changes")],
 ) -> None:
     """Write a new revision from the models' differences with head (developers: then read and fix it)."""
-    import tempfile
-
-    from alembic import command
-
     from registry_api import schema
 
-    with tempfile.TemporaryDirectory() as scratch:  # head on a scratch SQLite database, compared with the models
-        engine = schema.engine_for(f"sqlite:///{Path(scratch) / 'head.db'}")
-        try:
-            schema.upgrade(engine)
-            with engine.begin() as conn:
-                script = command.revision(schema.alembic_config(conn), message=message, autogenerate=True)
-        finally:
-            engine.dispose()
-    path = getattr(script, "path", None)
+    path = schema.write_revision(message)
     console.print(f"wrote {path}: read it, fix what autogenerate cannot see (data, raw SQL), test both databases")

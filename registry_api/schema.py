@@ -16,6 +16,7 @@ refused with the list of differences, because guessing a data migration is not s
 from __future__ import annotations
 
 import logging
+import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -54,6 +55,7 @@ __all__ = [
     "stamp",
     "target_metadata",
     "upgrade",
+    "write_revision",
 ]
 
 # Alembic logs each context it opens at INFO ("Context impl SQLiteImpl."): noise in the processes' logs; our
@@ -158,12 +160,32 @@ def stamp(engine: Engine, revision: str = "head") -> None:
         command.stamp(alembic_config(conn), revision)
 
 
+@contextmanager
+def _expression_indexes_unreflected() -> Iterator[None]:
+    # SQLAlchemy cannot reflect SQLite's expression index (ix_devices_cell_lon) and warns; it is left out anyway
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
+        yield
+
+
+def write_revision(message: str) -> Path:
+    """Autogenerate a revision from the models' differences with head (compared on a scratch SQLite database)."""
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = engine_for(f"sqlite:///{Path(scratch) / 'head.db'}")
+        try:
+            upgrade(engine)
+            with engine.begin() as conn, _expression_indexes_unreflected():
+                script = command.revision(alembic_config(conn), message=message, autogenerate=True)
+        finally:
+            engine.dispose()
+    assert script is not None and not isinstance(script, list)
+    return Path(script.path)
+
+
 def differences(engine: Engine, metadata: MetaData | None = None) -> list[Any]:
     """Alembic's diff of the database against the models, or `metadata` (empty: they agree); raw SQL left out."""
     metadata = target_metadata() if metadata is None else metadata
-    with engine.connect() as conn, warnings.catch_warnings():
-        # SQLAlchemy cannot reflect SQLite's expression index (ix_devices_cell_lon) and warns; it is left out anyway
-        warnings.filterwarnings("ignore", message="Skipped unsupported reflection of expression-based index")
+    with engine.connect() as conn, _expression_indexes_unreflected():
         context = MigrationContext.configure(
             conn, opts={"include_object": include_object, "compare_type": True, "target_metadata": metadata}
         )
