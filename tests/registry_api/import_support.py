@@ -225,8 +225,11 @@ def write_ndjson(path: Path, rows: Iterable[SampleRow]) -> Sample:
     return sample
 
 
-def registrations(w3: Web3, deployment: Deployment, codes: Iterable[str]) -> Counter[str]:
-    """DeviceRegistered events on the chain for `codes`, counted per code (other codes are not counted)."""
+def registrations(
+    w3: Web3, deployment: Deployment, codes: Iterable[str], topic: str = DEVICE_REGISTERED_TOPIC
+) -> Counter[str]:
+    """DeviceRegistered events (or the DeviceRegistry events of `topic`, indexed by code hash) on the chain for
+    `codes`, counted per code (other codes are not counted)."""
     by_hash = {"0x" + keccak(text=code).hex(): code for code in codes}
     counts: Counter[str] = Counter()
     head = w3.eth.block_number
@@ -238,7 +241,7 @@ def registrations(w3: Web3, deployment: Deployment, codes: Iterable[str]) -> Cou
                 "address": deployment["contracts"]["DeviceRegistry"]["address"],
                 "fromBlock": start,
                 "toBlock": end,
-                "topics": [DEVICE_REGISTERED_TOPIC],
+                "topics": [topic],
             }
         ):
             code = by_hash.get("0x" + bytes(log["topics"][1]).hex())
