@@ -38,7 +38,7 @@ import structlog
 from eth_account.signers.local import LocalAccount
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
-from sqlalchemy import Engine, Row, func, select, update
+from sqlalchemy import Engine, Row, Table, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
@@ -415,8 +415,7 @@ class Gateway(OwnsResources):
                 self._cached_gas[op.id] = call.shape
             in_flight.add(op.account)  # later rows of this account may depend on this one
         if failures:
-            self._mark_failed(failures)
-            stats.changed += len(failures)
+            stats.changed += self._mark_failed(failures)
         if not to_sign:
             return len(rows) == self.batch_size
         signed = self._sign_and_persist(to_sign, encoded)
@@ -456,6 +455,7 @@ class Gateway(OwnsResources):
         now = time.time()
         signed: list[Operation] = []
         updates: list[dict[str, Any]] = []
+        reserved: list[tuple[str, int, int]] = []  # (account, first nonce, count) for the log line below
         with Session(self.engine, expire_on_commit=False) as session:
             claimable = select(Operation.id).where(
                 Operation.id.in_([op.id for op, _ in to_sign]),  # type: ignore[attr-defined]
@@ -470,6 +470,7 @@ class Gateway(OwnsResources):
                 if not ops:
                     continue
                 first = self._nonces.reserve(session, account, len(ops), int(count_hex, 16))
+                reserved.append((account, first, len(ops)))
                 signer = self._signer(account)
                 for offset, (op, gas) in enumerate(ops):
                     to, data = encoded[op.id]
@@ -490,6 +491,10 @@ class Gateway(OwnsResources):
             if updates:
                 update_rows(session, updates)
             session.commit()
+        # Several workers may share the outbox: this line (after the commit, so only nonces really taken) tells which
+        # worker signed which nonces, without a column in the outbox for it.
+        for account, first, count in reserved:
+            log.info("transactions signed", account=account, first_nonce=first, count=count, pid=os.getpid())
         return signed
 
     def _send(self, ops: Sequence[Operation], stats: _Stats) -> None:
@@ -580,7 +585,10 @@ class Gateway(OwnsResources):
     def _reject(self, op: Operation, answer: RpcErrorAnswer, stats: _Stats) -> None:
         """The node refused the raw tx itself: fail the row and fill its nonce so later ones are not stuck."""
         log.error("transaction rejected by the node", op=op.id, nonce=op.nonce, error=answer.message)
-        self._mark_failed({op.id: ContractRevert("GatewayTxRejected", {"message": answer.message})})
+        if not self._mark_failed(
+            {op.id: ContractRevert("GatewayTxRejected", {"message": answer.message})}, signed_as=op.tx_hash
+        ):
+            return  # another worker moved the row on meanwhile (mined, signed anew): its nonce is not ours to fill
         stats.changed += 1
         if op.contract == FILLER_CONTRACT or op.nonce is None:
             log.error("nonce gap cannot be filled; later writes of this account wait", account=op.account)
@@ -671,7 +679,9 @@ class Gateway(OwnsResources):
         if updates or resign:
             with Session(self.engine) as session:
                 if updates:
-                    update_rows(session, updates)
+                    # only rows still unmined: another worker following the same blocks may have recorded (and
+                    # confirmed) a row meanwhile, which must not step back from confirmed to mined
+                    update_rows(session, updates, only_if=(QUEUED, SUBMITTED))
                 for op_id, tx_hash in resign:
                     self._requeue(session, op_id, tx_hash)
                 session.commit()
@@ -870,32 +880,46 @@ class Gateway(OwnsResources):
         for batch in (updates, reorged):
             if batch:
                 with Session(self.engine) as session:
-                    update_rows(session, batch)
+                    update_rows(session, batch, only_if=(MINED,))  # as read: another worker may have moved it on
                     session.commit()
         stats.changed += len(updates) + len(reorged)
 
     # -- helpers
 
-    def _mark_failed(self, failures: dict[str, ContractRevert]) -> None:
+    def _mark_failed(self, failures: dict[str, ContractRevert], signed_as: str | None = None) -> int:
+        """Fail rows still as this worker saw them; returns how many it failed.
+
+        `signed_as` None: rows still queued and unsigned (their estimate reverted); else the row still holds that
+        unmined transaction (the node refused it). Several workers share the outbox: another may have signed, sent
+        and mined a row between this worker's read and its estimate, which then reverts *because* the write is on
+        the chain (DeviceRegistryDuplicateCode); failing that row would report a write that landed as failed.
+        """
+        table: Table = Operation.__table__  # type: ignore[assignment]
+        if signed_as is None:
+            still = (table.c.status == QUEUED) & table.c.raw_tx.is_(None)
+        else:
+            still = (table.c.tx_hash == signed_as) & table.c.status.in_([QUEUED, SUBMITTED])
         now = time.time()
+        failed: list[tuple[str, str]] = []
         with Session(self.engine) as session:
-            session.execute(
-                update(Operation),
-                [
-                    {
-                        "id": op_id,
-                        "status": FAILED,
-                        "error_code": revert.name,
-                        "error_args_json": canonical_json(revert.args_dict),
-                        "error_message": str(revert),
-                        "updated_at": now,
-                    }
-                    for op_id, revert in failures.items()
-                ],
-            )
+            for op_id, revert in failures.items():  # one UPDATE each: failures are few, and we log those that held
+                result = session.execute(
+                    update(table)
+                    .where(table.c.id == op_id, still)
+                    .values(
+                        status=FAILED,
+                        error_code=revert.name,
+                        error_args_json=canonical_json(revert.args_dict),
+                        error_message=str(revert),
+                        updated_at=now,
+                    )
+                )
+                if result.rowcount:  # type: ignore[attr-defined]
+                    failed.append((op_id, revert.name))
             session.commit()
-        for op_id, revert in failures.items():
-            log.info("operation failed", op=op_id, error=revert.name)
+        for op_id, name in failed:
+            log.info("operation failed", op=op_id, error=name)
+        return len(failed)
 
     def _batch(self, calls: Sequence[tuple[str, Sequence[Any]]]) -> list[Any]:
         """`rpc.batch` in chunks of at most RPC_CHUNK calls and about RPC_CHUNK_BYTES of payload."""
