@@ -612,9 +612,17 @@ class Gateway(OwnsResources):
             tx_hash=_hex(tx.tx_hash),
             gas_limit=FILL_GAS,
         )
-        with Session(self.engine, expire_on_commit=False) as session:
-            session.add(filler)
-            session.commit()
+        try:
+            with Session(self.engine, expire_on_commit=False) as session:
+                session.add(filler)
+                session.commit()
+        except IntegrityError:
+            # another worker on the outbox stored the filler of this nonce since we looked: send theirs (the same
+            # nonce, so the node keeps one) instead of stopping this worker on the unique key
+            existing = self._by_key(account, key)
+            if existing is None:
+                raise
+            return existing
         return filler
 
     # -- 2. receipts

@@ -1,8 +1,8 @@
-"""Two gateways on one outbox, each step of one interleaved with the other's whole work on the same row.
+"""Two gateways on one outbox: one does its whole work on a row between the other's read of it and its next write.
 
 The interleavings the production profile's process test (tests/production/test_shared_outbox.py) met by chance
-are forced here: the second gateway signs, sends and confirms the row between the first one's read of it and its
-next write about it. On SQLite and PostgreSQL.
+are forced here, plus the nonce-gap filler's: each test fails without its fix in chain_gateway/gateway.py.
+On SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -11,15 +11,17 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from sqlalchemy.orm import Session
 from web3 import Web3
 
 from chain_gateway.devnet import SeededConsortium
 from chain_gateway.gas import GasCall
 from chain_gateway.gateway import Gateway
+from chain_gateway.nonces import NonceManager
 from chain_gateway.outbox import CONFIRMED, Operation
 from chain_gateway.revert import RevertDecoder
 from chain_gateway.rpc import RpcErrorAnswer
-from tests.chain_gateway.support import device, drain, registered_count
+from tests.chain_gateway.support import device, drain, registered_count, wait_until
 
 PSB = "BJ-PSB"
 
@@ -84,3 +86,36 @@ def test_receipt_recorded_late_by_one_gateway_does_not_step_a_confirmed_write_ba
     first.process_once()  # signs, sends (automine) and follows the block holding it
 
     assert seen and set(seen) == {CONFIRMED}
+
+
+def test_two_gateways_filling_the_same_nonce_gap_store_one_filler_and_neither_stops(
+    make_gateway: Callable[..., Gateway], chain: SeededConsortium, w3: Web3, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A nonce reserved with no row behind it (as a foreign transaction gone from the pool leaves it): a gap below
+    # the write. Both gateways see it; the first stores its filler between the second's look for one and its own.
+    first, second = (make_gateway(gateway_options={"rebroadcast_after_seconds": 0.5}) for _ in range(2))
+    account = chain.orgs[PSB].account
+    start = w3.eth.get_transaction_count(account)  # type: ignore[arg-type]
+    with Session(first.engine) as session:
+        NonceManager().reserve(session, account, 1, chain_pending=start)
+        session.commit()
+    op = _register(first, chain, 602)
+    first.process_once()  # signed at start + 1 and sent: the node holds it behind the gap
+    by_key = second._by_key
+    looked: list[str] = []
+
+    def look_while_the_other_gateway_fills(looked_for: str, key: str) -> Operation | None:
+        if not key.startswith("fill-gap:") or looked:  # the second gateway's first look only
+            return by_key(looked_for, key)
+        looked.append(key)
+        wait_until(lambda: first.process_once() >= 0 and by_key(looked_for, key) is not None, timeout=10)
+        return None  # what the second gateway read before the first committed
+
+    monkeypatch.setattr(second, "_by_key", look_while_the_other_gateway_fills)
+    [done] = drain(second, [op], timeout=30)
+
+    assert looked and done.status == CONFIRMED
+    with Session(first.engine) as session:
+        fillers = session.query(Operation).filter(Operation.contract == "_gateway").all()
+    assert [(f.nonce, f.status) for f in fillers] == [(start, CONFIRMED)]
+    assert w3.eth.get_transaction_count(account) == start + 2  # type: ignore[arg-type]
