@@ -16,6 +16,8 @@ import shutil
 import signal
 import subprocess
 import time
+import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,6 +41,7 @@ __all__ = [
 
 GETH_VERSION = "v1.13.15"
 GETH_MODULE = "github.com/ethereum/go-ethereum/cmd/geth"
+GO_TOOLCHAIN = "go1.23.12"  # fetched only when no Go >= 1.23 is installed
 CACHE_DIR = PROJECT_ROOT / ".cache" / "geth"
 DEFAULT_DIR = PROJECT_ROOT / "var" / "network"
 CHAIN_ID = 1337
@@ -56,17 +59,62 @@ def ensure_geth(version: str = GETH_VERSION) -> Path:
     binary = CACHE_DIR / version / "geth"
     if binary.exists():
         return binary
-    go = os.environ.get("GO") or shutil.which("go") or "/usr/local/go/bin/go"
-    env = {**os.environ, "GOBIN": str(binary.parent)}
+    go = _go_binary()
+    env = {**os.environ, "GOBIN": str(binary.parent), "GOTOOLCHAIN": "local"}
     binary.parent.mkdir(parents=True, exist_ok=True)
     # -checklinkname=0: geth 1.13 links to runtime internals by go:linkname, which Go >= 1.23 refuses.
-    cmd = [go, "install", "-ldflags=-checklinkname=0", f"{GETH_MODULE}@{version}"]
+    cmd = [str(go), "install", "-ldflags=-checklinkname=0", f"{GETH_MODULE}@{version}"]
     started = time.monotonic()
+    typer.echo(f"building geth {version} with {go} (a few minutes, once)", err=True)
     result = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if result.returncode != 0 or not binary.exists():
         raise GatewayConfigError(f"{' '.join(cmd)} failed:\n{result.stderr[-4000:]}")
     typer.echo(f"built geth {version} in {time.monotonic() - started:.0f} s -> {binary}", err=True)
     return binary
+
+
+def _go_binary() -> Path:
+    """A Go >= 1.23 toolchain: $GO, `go` on PATH or /usr/local/go, else the official toolchain module fetched
+    from the Go module proxy into .cache/go/ (what `GOTOOLCHAIN` does, without needing a Go to start from)."""
+    for candidate in (os.environ.get("GO"), shutil.which("go"), "/usr/local/go/bin/go"):
+        if candidate and Path(candidate).exists() and _go_is_recent(Path(candidate)):
+            return Path(candidate)
+    root = PROJECT_ROOT / ".cache" / "go" / GO_TOOLCHAIN
+    go = root / "bin" / "go"
+    if not go.exists():
+        proxy = os.environ.get("GOPROXY", "https://proxy.golang.org").split(",")[0].rstrip("/")
+        module = f"v0.0.1-{GO_TOOLCHAIN}.linux-{_go_arch()}"
+        typer.echo(f"fetching the Go toolchain {module} from {proxy}", err=True)
+        archive = PROJECT_ROOT / ".cache" / "go" / f"{module}.zip"
+        archive.parent.mkdir(parents=True, exist_ok=True)
+        with httpx.stream("GET", f"{proxy}/golang.org/toolchain/@v/{module}.zip", timeout=120) as response:
+            response.raise_for_status()
+            with open(archive, "wb") as out:
+                for chunk in response.iter_bytes():
+                    out.write(chunk)
+        prefix = f"golang.org/toolchain@{module}/"
+        with zipfile.ZipFile(archive) as zipped:
+            for info in zipped.infolist():
+                if info.is_dir() or not info.filename.startswith(prefix):
+                    continue
+                target = root / info.filename[len(prefix) :]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(zipped.read(info))
+                target.chmod(info.external_attr >> 16 or 0o644)  # zip keeps the executables' mode bits
+        archive.unlink()
+    return go
+
+
+def _go_is_recent(go: Path) -> bool:
+    """True if `go version` is 1.23 or newer (the link flag geth 1.13 needs exists from 1.23)."""
+    result = subprocess.run([str(go), "env", "GOVERSION"], capture_output=True, text=True)
+    parts = result.stdout.strip().removeprefix("go").split(".")
+    return result.returncode == 0 and len(parts) >= 2 and (int(parts[0]), int(parts[1].split("rc")[0])) >= (1, 23)
+
+
+def _go_arch() -> str:
+    machine = os.uname().machine
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(machine, machine)
 
 
 @dataclass
@@ -100,10 +148,10 @@ class CliqueNode:
         return reply["result"]
 
     def unlocked(self) -> bool:
-        """True once geth has unlocked the signer (it does so after RPC is up; sealing before fails for good)."""
+        """True once geth answers and has unlocked the signer (after RPC is up; sealing before fails for good)."""
         try:
             self.rpc("eth_sign", self.signer, "0x00")
-        except GatewayConfigError:
+        except (GatewayConfigError, httpx.TransportError):
             return False
         return True
 
@@ -125,6 +173,8 @@ class CliqueNetwork:
     root: Path
     nodes: list[CliqueNode] = field(default_factory=list)
     geth: Path | None = None
+    # the processes this object started, reaped on stop (nodes started by an earlier `up` are found by pid)
+    _processes: dict[int, subprocess.Popen[bytes]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, root: Path) -> CliqueNetwork:
@@ -198,12 +248,14 @@ class CliqueNetwork:
             "--ipcdisable",
             "--syncmode", "full",
             "--cache", "128",
+            "--txpool.globalslots", "20000", "--txpool.accountslots", "2048", "--txpool.globalqueue", "4096",
             "--miner.etherbase", node.signer, "--miner.gaslimit", str(GAS_LIMIT),
             "--unlock", node.signer, "--password", str(self.root / "password"), "--allow-insecure-unlock",
         ]  # fmt: skip
         with open(node.datadir / "geth.log", "ab") as log:
             process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         node.pid = process.pid
+        self._processes[node.index] = process
         self.save()
 
     def start_sealing(self, nodes: list[CliqueNode], timeout: float = 60.0) -> None:
@@ -247,8 +299,43 @@ class CliqueNetwork:
                 time.sleep(0.1)
             if node.running():
                 os.kill(node.pid, signal.SIGKILL)
+        process = self._processes.pop(node.index, None)
+        if process is not None:
+            process.wait()
         node.pid = None
         self.save()
+
+    def partition(self, node: CliqueNode, timeout: float = 30.0) -> None:
+        """Cut `node` off from the other nodes: both ends drop it as static and trusted peer, so neither redials.
+
+        The node keeps running (and sealing when its turn allows): the fault of a member whose link is down.
+        """
+        for other in self._live_others(node):
+            for a, b in ((node, other), (other, node)):
+                a.rpc("admin_removeTrustedPeer", b.enode)
+                a.rpc("admin_removePeer", b.enode)
+        self._wait_for(lambda: int(node.rpc("net_peerCount"), 16) == 0, timeout, f"node {node.index} not cut off")
+
+    def rejoin(self, node: CliqueNode, timeout: float = 30.0) -> None:
+        """Undo `partition`: peer `node` with the other running nodes again (it then syncs the heavier chain)."""
+        others = self._live_others(node)
+        for other in others:
+            for a, b in ((node, other), (other, node)):
+                a.rpc("admin_addPeer", b.enode)
+                a.rpc("admin_addTrustedPeer", b.enode)
+        want = len(others)
+        self._wait_for(lambda: int(node.rpc("net_peerCount"), 16) >= want, timeout, f"node {node.index} not rejoined")
+
+    def _live_others(self, node: CliqueNode) -> list[CliqueNode]:
+        return [n for n in self.nodes if n is not node and n.running()]
+
+    @staticmethod
+    def _wait_for(condition: Callable[[], bool], timeout: float, failure: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if time.monotonic() > deadline:
+                raise GatewayConfigError(f"{failure} within {timeout} s")
+            time.sleep(0.1)
 
     def wait_ready(self, timeout: float = 90.0) -> None:
         """Wait until every running node has all other running nodes as peers and blocks advance."""
@@ -352,6 +439,20 @@ def start_node(index: Annotated[int, typer.Argument(help="node number, 1..4")], 
     network = CliqueNetwork.load(root)
     network.start_node(network.nodes[index - 1])
     network.start_sealing([network.nodes[index - 1]])
+
+
+@app.command("partition")
+def partition(index: Annotated[int, typer.Argument(help="node number, 1..4")], root: DirOption = DEFAULT_DIR) -> None:
+    """Cut one node off from its peers while it keeps running (fault drills: it forks, then reorgs on rejoin)."""
+    network = CliqueNetwork.load(root)
+    network.partition(network.nodes[index - 1])
+
+
+@app.command("rejoin")
+def rejoin(index: Annotated[int, typer.Argument(help="node number, 1..4")], root: DirOption = DEFAULT_DIR) -> None:
+    """Peer a partitioned node with the others again; it drops its fork for the heavier chain."""
+    network = CliqueNetwork.load(root)
+    network.rejoin(network.nodes[index - 1])
 
 
 @app.command("status")

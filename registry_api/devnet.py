@@ -32,6 +32,7 @@ from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consorti
 from chain_gateway.keystore import DEV_SCRYPT_N, Keystore
 from chain_gateway.logs import configure_logging
 from chain_gateway.settings import VAR_DIR, Settings
+from chain_gateway.web3_connect import connect_web3
 from registry_api.demo import DemoFilingError, file_demo_data
 
 __all__ = ["app", "prepare_devnet"]
@@ -58,7 +59,7 @@ def prepare_devnet(
 
     dev_dir = var_dir / "dev"
     dev_dir.mkdir(parents=True, exist_ok=True)
-    w3 = Web3(Web3.HTTPProvider(rpc_url))
+    w3 = connect_web3(rpc_url)
     seeded = seed_demo_consortium(w3)
     chain_id = seeded.deployment["chain_id"]
     deployment_path = deployments_dir / f"{chain_id}.json"
@@ -192,7 +193,7 @@ def deploy(
     The deployer key comes from DIRCHAIN_DEPLOYER_KEY (never from the command line, so it stays out of
     shell history). With --demo the demo consortium is seeded with anvil's dev keys instead.
     """
-    w3 = Web3(Web3.HTTPProvider(rpc))
+    w3 = connect_web3(rpc)
     if demo:
         deployment = seed_demo_consortium(w3).deployment
     else:

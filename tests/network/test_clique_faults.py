@@ -1,0 +1,208 @@
+"""The service on a real 4-signer Clique network of geth nodes: a signer stopped, the gateway's node stopped,
+a node partitioned and rejoined. Nothing accepted is lost or written twice, and the SQL equals a replay."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from web3 import Web3
+
+from chain_gateway.clique import CliqueNode
+from chain_gateway.gateway import Gateway
+from chain_gateway.outbox import CONFIRMED, Operation
+from chain_gateway.settings import Settings
+from chain_gateway.web3_connect import connect_web3
+from indexer.service import Indexer, ReorgInfo
+from tests.chain_gateway.support import TERMINAL, device, registered_count, wait_until
+from tests.faults.import_faults import mirrored_codes
+from tests.indexer.support import assert_equals_fresh_replay
+from tests.network.conftest import CLIQUE_CONFIRMATIONS, CliqueUnderTest, running
+
+PSB = "BJ-PSB"
+CMC = "BJ-CMC"
+SETTLE_SECONDS = 120.0  # generous: 1 s blocks, 3 confirmations, a 10 s rebroadcast period on failover
+
+
+@contextmanager
+def service(settings: Settings) -> Iterator[tuple[Gateway, Indexer]]:
+    """The gateway and the indexer of one service on `settings`' nodes and database, closed afterwards."""
+    gateway = Gateway.from_settings(settings)
+    indexer = Indexer.from_settings(settings)
+    try:
+        gateway.create_tables()
+        indexer.create_tables()
+        yield gateway, indexer
+    finally:
+        gateway.close()
+        indexer.close()
+
+
+def register(gateway: Gateway, network: CliqueUnderTest, org: str, serials: Iterable[int]) -> list[Operation]:
+    account = network.consortium.orgs[org].account
+    return [
+        gateway.enqueue(
+            org_code=org,
+            account=account,
+            contract="DeviceRegistry",
+            function="registerDevice",
+            args=[device(serial)],
+            idempotency_key=f"device-{serial}",
+        )
+        for serial in serials
+    ]
+
+
+def settled(gateway: Gateway, ops: list[Operation], timeout: float = SETTLE_SECONDS) -> list[Operation]:
+    """The operations, fresh from the outbox, once every one is confirmed or failed."""
+    current: list[Operation] = []
+
+    def done() -> bool:
+        current[:] = [gateway.get_operation(op.id) for op in ops]  # type: ignore[misc]
+        return all(c.status in TERMINAL for c in current)
+
+    wait_until(done, timeout=timeout, interval=0.2)
+    return current
+
+
+def codes(serials: Iterable[int]) -> list[str]:
+    return [device(serial)[0] for serial in serials]
+
+
+def assert_each_once_on_chain(w3: Web3, network: CliqueUnderTest, serials: Iterable[int]) -> None:
+    counts = {code: registered_count(w3, network.consortium.deployment, code) for code in codes(serials)}
+    assert {c: n for c, n in counts.items() if n != 1} == {}, "lost (0) or written twice (2+)"
+
+
+def assert_mirror_is_replay(settings: Settings, node: CliqueNode, network: CliqueUnderTest, tmp_path: Path) -> None:
+    replay = f"sqlite:///{tmp_path / 'replay.db'}"
+    assert_equals_fresh_replay(settings.database_url, replay, node.url, network.consortium.deployment)
+
+
+def head(node: CliqueNode) -> int:
+    return int(node.rpc("eth_blockNumber"), 16)
+
+
+def block_hash(node: CliqueNode, number: int) -> str | None:
+    block = node.rpc("eth_getBlockByNumber", hex(number), False)
+    return None if block is None else str(block["hash"])
+
+
+def sealers(node: CliqueNode, first: int, last: int) -> set[str]:
+    return {str(node.rpc("clique_getSigner", hex(n))).lower() for n in range(first, last + 1)}
+
+
+def wait_indexed(indexer: Indexer, ops: list[Operation]) -> None:
+    """Until the indexer's checkpoint passes every operation's block."""
+    last = max(op.block_number or 0 for op in ops)
+    wait_until(lambda: (indexer.checkpoint or 0) >= last, timeout=60, interval=0.2)
+
+
+def test_chain_and_service_go_on_with_one_signer_stopped(
+    network: CliqueUnderTest, keystore_dir: Path, tmp_path: Path
+) -> None:
+    node1, node2, _, node4 = network.nodes
+    network.network.stop_node(node4)
+    stopped_at = head(node1)
+    settings = network.settings(tmp_path, keystore_dir, node1.url, node2.url)
+    serials = range(1_000, 1_040)
+    with service(settings) as (gateway, indexer), running(gateway, indexer):
+        ops = settled(gateway, register(gateway, network, PSB, serials))
+        wait_indexed(indexer, ops)
+
+    assert [op.status for op in ops] == [CONFIRMED] * len(ops)
+    now = head(node1)
+    assert now > stopped_at + CLIQUE_CONFIRMATIONS
+    during = sealers(node1, stopped_at + 1, now)
+    assert node4.signer.lower() not in during and len(during) == 3  # the other three took turns
+    assert_each_once_on_chain(connect_web3(node1.url), network, serials)
+    assert mirrored_codes(settings.database_url) >= set(codes(serials))
+    assert_mirror_is_replay(settings, node2, network, tmp_path)
+
+    # the stopped signer comes back, syncs the blocks it missed and seals again
+    network.network.start_node(node4)
+    network.network.start_sealing([node4])
+    wait_until(lambda: head(node4) >= now and block_hash(node4, now) == block_hash(node1, now), timeout=60)
+    back = head(node1)
+    wait_until(lambda: node4.signer.lower() in sealers(node1, back + 1, head(node1)), timeout=60, interval=0.5)
+
+
+def test_gateway_fails_over_when_its_node_stops_and_nothing_is_lost(
+    network: CliqueUnderTest, keystore_dir: Path, tmp_path: Path
+) -> None:
+    node1, node2, node3, _ = network.nodes
+    settings = network.settings(tmp_path, keystore_dir, node1.url, node2.url, node3.url)
+    before, after = range(2_000, 2_060), range(2_060, 2_090)
+    with service(settings) as (gateway, indexer), running(gateway, indexer):
+        first = register(gateway, network, PSB, before)
+        # stop the gateway's node while the first writes are on their way (some sent, some in its pool only)
+        wait_until(lambda: any(gateway.get_operation(op.id).nonce is not None for op in first), timeout=30)  # type: ignore[union-attr]
+        network.network.stop_node(node1)
+        second = register(gateway, network, PSB, after)
+        ops = settled(gateway, first + second)
+        wait_indexed(indexer, ops)
+        assert gateway.rpc.url != node1.url and indexer.rpc.url != node1.url
+
+    assert [op.status for op in ops] == [CONFIRMED] * len(ops)
+    nonces = sorted(op.nonce for op in ops if op.nonce is not None)
+    assert nonces == list(range(nonces[0], nonces[0] + len(ops)))  # one nonce per write, none reused
+    assert_each_once_on_chain(connect_web3(node2.url), network, [*before, *after])
+    assert mirrored_codes(settings.database_url) >= set(codes([*before, *after]))
+    assert_mirror_is_replay(settings, node2, network, tmp_path)
+
+
+def test_partitioned_node_rejoins_and_the_indexer_follows_the_reorg(
+    network: CliqueUnderTest, keystore_dir: Path, tmp_path: Path
+) -> None:
+    """node4 is cut off; a gateway and an indexer on node4 alone see node4's own fork, which the rejoin undoes."""
+    node1, _, _, node4 = network.nodes
+    majority = network.settings(tmp_path, keystore_dir, node1.url, name="majority")
+    isolated = network.settings(tmp_path, keystore_dir, node4.url, name="isolated")
+    on_fork, on_majority = range(3_000, 3_010), range(3_100, 3_110)
+    # node4's miner waits while it is cut off and our writes reach its pool, then seals them into its own
+    # block: one block only, since Clique lets a signer seal at most one of any 3 consecutive blocks. So it
+    # must not have sealed either of the 2 blocks below its head when it is cut off, or it could seal none.
+    node4.rpc("miner_stop")
+    wait_until(lambda: node4.signer.lower() not in sealers(node4, head(node4) - 1, head(node4)), timeout=30)
+    network.network.partition(node4)
+    assert node4.signer.lower() not in sealers(node4, head(node4) - 1, head(node4))
+    reorgs: list[ReorgInfo] = []
+    with service(majority) as (main_gateway, main_indexer), service(isolated) as (fork_gateway, indexer):
+        with running(main_gateway, main_indexer, fork_gateway):
+            fork_ops = register(fork_gateway, network, CMC, on_fork)
+            main_ops = register(main_gateway, network, PSB, on_majority)
+            wait_until(lambda: int(node4.rpc("txpool_status")["pending"], 16) >= len(fork_ops), timeout=30)
+            fork_head = head(node4)
+            node4.rpc("miner_start")
+            wait_until(lambda: head(node4) > fork_head, timeout=30)
+            fork_block = head(node4)
+            fork_hash = block_hash(node4, fork_block)
+            indexer.sync_once()
+            assert mirrored_codes(isolated.database_url) >= set(codes(on_fork))  # the fork's writes, mirrored
+            assert all(fork_gateway.get_operation(op.id).status != CONFIRMED for op in fork_ops)  # type: ignore[union-attr]
+            settled(main_gateway, main_ops)
+            assert block_hash(node1, fork_block) != fork_hash  # the majority sealed a different block there
+            assert not mirrored_codes(isolated.database_url) & set(codes(on_majority))
+
+            network.network.rejoin(node4)
+            wait_until(lambda: block_hash(node4, fork_block) == block_hash(node1, fork_block), timeout=60)
+
+            def caught_up() -> bool:
+                result = indexer.sync_once()
+                if result.reorg is not None:
+                    reorgs.append(result.reorg)
+                ops = [fork_gateway.get_operation(op.id) for op in fork_ops]
+                return all(op is not None and op.status in TERMINAL for op in ops) and (indexer.checkpoint or 0) >= max(
+                    op.block_number or 0 for op in ops if op is not None
+                )
+
+            wait_until(caught_up, timeout=SETTLE_SECONDS, interval=0.5)
+            fork_ops = settled(fork_gateway, fork_ops)
+
+    assert [op.status for op in fork_ops] == [CONFIRMED] * len(fork_ops)
+    assert reorgs and reorgs[0].ancestor < fork_block <= reorgs[0].old_checkpoint, reorgs
+    assert all(op.block_hash != fork_hash for op in fork_ops)  # confirmed on the canonical chain, not the fork
+    assert_each_once_on_chain(connect_web3(node1.url), network, [*on_fork, *on_majority])
+    assert_mirror_is_replay(isolated, node1, network, tmp_path)
+    assert mirrored_codes(isolated.database_url) >= set(codes([*on_fork, *on_majority]))
