@@ -10,10 +10,11 @@ from eth_utils import keccak
 from web3 import Web3
 
 from chain_gateway.deployments import Deployment
+from chain_gateway.devnet import SeededConsortium
 from chain_gateway.gateway import Gateway
 from chain_gateway.outbox import CONFIRMED, FAILED, Operation
 
-__all__ = ["BUILT_AT", "TERMINAL", "device", "drain", "registered_count", "wait_until"]
+__all__ = ["BUILT_AT", "TERMINAL", "device", "drain", "enqueue_device", "registered_count", "wait_until"]
 
 BUILT_AT = 1_700_000_000  # unix seconds, before any anvil block
 TERMINAL = (CONFIRMED, FAILED)
@@ -26,6 +27,20 @@ DEVICE_REGISTERED_TOPIC = (
 def device(serial: int, status: int = 1, district: int = 110105) -> list[Any]:
     """A `DeviceInput` (as JSON args) of a road camera: code "BJ-CAMR-" + district + 6-digit serial."""
     return [f"BJ-CAMR-{district}{serial:06d}", 1, status, district, 39_900_000, 116_400_000, BUILT_AT, '{"k":1}']
+
+
+def enqueue_device(
+    gateway: Gateway, chain: SeededConsortium, serial: int, org: str = "BJ-PSB", **kwargs: Any
+) -> Operation:
+    """Queue `device(serial)`'s registration for `org`; `kwargs` go to `Gateway.enqueue` (simulate, idempotency_key)."""
+    return gateway.enqueue(
+        org_code=org,
+        account=chain.orgs[org].account,
+        contract="DeviceRegistry",
+        function="registerDevice",
+        args=[device(serial)],
+        **kwargs,
+    )
 
 
 def drain(gateway: Gateway, ops: Sequence[Operation], timeout: float = 60.0) -> list[Operation]:

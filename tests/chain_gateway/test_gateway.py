@@ -18,22 +18,12 @@ from chain_gateway.governance import contract
 from chain_gateway.nonces import NonceManager
 from chain_gateway.outbox import CONFIRMED, FAILED, MINED, Operation
 from tests.chain_gateway.support import device, drain, registered_count
+from tests.chain_gateway.support import enqueue_device as _register  # simulates unless simulate=False
 
 PSB = "BJ-PSB"
 CMC = "BJ-CMC"
 SUSPEND = 1  # IDeviceRegistry.Action.Suspend
 PLANNED = 1  # IDeviceRegistry.Status.Planned
-
-
-def _register(gateway: Gateway, chain: SeededConsortium, serial: int, org: str = PSB, **kwargs: object) -> Operation:
-    return gateway.enqueue(
-        org_code=org,
-        account=chain.orgs[org].account,
-        contract="DeviceRegistry",
-        function="registerDevice",
-        args=[device(serial)],
-        **kwargs,  # type: ignore[arg-type]
-    )
 
 
 def _org_id(w3: Web3, chain: SeededConsortium, org: str) -> int:

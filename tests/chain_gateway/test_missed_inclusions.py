@@ -13,20 +13,7 @@ from chain_gateway import inclusions
 from chain_gateway.devnet import SeededConsortium
 from chain_gateway.gateway import Gateway, _Stats
 from chain_gateway.outbox import CONFIRMED, MINED, SUBMITTED, Operation
-from tests.chain_gateway.support import device
-
-PSB = "BJ-PSB"
-
-
-def _register(gateway: Gateway, chain: SeededConsortium, serial: int) -> Operation:
-    return gateway.enqueue(
-        org_code=PSB,
-        account=chain.orgs[PSB].account,
-        contract="DeviceRegistry",
-        function="registerDevice",
-        args=[device(serial)],
-        simulate=False,
-    )
+from tests.chain_gateway.support import enqueue_device
 
 
 def _set(gateway: Gateway, op_id: str, **values: object) -> None:
@@ -44,7 +31,7 @@ def test_submitted_row_whose_block_was_already_read_is_found_mined_when_due_for_
     monkeypatch.setattr(inclusions, "RESCAN_SECONDS", 1e9)
     gateway = make_gateway(confirmations=0, gateway_options={"rebroadcast_after_seconds": 0.0})
     gateway.process_once()  # the tracker's first full rescan is behind us
-    op = _register(gateway, chain, 400)
+    op = enqueue_device(gateway, chain, 400, simulate=False)
     gateway.process_once()  # signed, sent, mined in a block the tracker reads
     mined = gateway.get_operation(op.id)
     assert mined is not None and mined.status in (MINED, CONFIRMED)
@@ -61,7 +48,7 @@ def test_late_broadcast_answer_does_not_send_a_mined_row_back_to_submitted(
     make_gateway: Callable[..., Gateway], chain: SeededConsortium
 ) -> None:
     first, second = make_gateway(confirmations=1), make_gateway(confirmations=1)
-    op = _register(first, chain, 401)
+    op = enqueue_device(first, chain, 401, simulate=False)
     first.process_once()  # signed, sent and seen mined
     signed = first.get_operation(op.id)
     assert signed is not None and signed.status == MINED

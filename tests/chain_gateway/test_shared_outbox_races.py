@@ -21,20 +21,9 @@ from chain_gateway.nonces import NonceManager
 from chain_gateway.outbox import CONFIRMED, Operation
 from chain_gateway.revert import RevertDecoder
 from chain_gateway.rpc import RpcErrorAnswer
-from tests.chain_gateway.support import device, drain, registered_count, wait_until
+from tests.chain_gateway.support import device, drain, enqueue_device, registered_count, wait_until
 
 PSB = "BJ-PSB"
-
-
-def _register(gateway: Gateway, chain: SeededConsortium, serial: int) -> Operation:
-    return gateway.enqueue(
-        org_code=PSB,
-        account=chain.orgs[PSB].account,
-        contract="DeviceRegistry",
-        function="registerDevice",
-        args=[device(serial)],
-        simulate=False,
-    )
 
 
 def test_write_another_gateway_confirmed_while_this_one_sized_it_stays_confirmed(
@@ -43,7 +32,7 @@ def test_write_another_gateway_confirmed_while_this_one_sized_it_stays_confirmed
     # Seen with two gateway processes: the first read a queued row, the second signed and mined it, and the
     # first's estimate then reverted (DeviceRegistryDuplicateCode: the device was on-chain) and failed the row.
     first, second = make_gateway(), make_gateway()
-    op = _register(first, chain, 600)
+    op = enqueue_device(first, chain, 600, simulate=False)
     size = first._gas.size
     estimates: list[tuple[int | RpcErrorAnswer, bool]] = []
 
@@ -70,7 +59,7 @@ def test_receipt_recorded_late_by_one_gateway_does_not_step_a_confirmed_write_ba
     # Both gateways follow the same blocks: the second may record and confirm a row between the first's read of
     # it (still submitted) and the first's own record of its receipt.
     first, second = make_gateway(), make_gateway()
-    op = _register(first, chain, 601)
+    op = enqueue_device(first, chain, 601, simulate=False)
     record = first._record_receipts
     seen: list[str] = []
 
@@ -99,7 +88,7 @@ def test_two_gateways_filling_the_same_nonce_gap_store_one_filler_and_neither_st
     with Session(first.engine) as session:
         NonceManager().reserve(session, account, 1, chain_pending=start)
         session.commit()
-    op = _register(first, chain, 602)
+    op = enqueue_device(first, chain, 602, simulate=False)
     first.process_once()  # signed at start + 1 and sent: the node holds it behind the gap
     by_key = second._by_key
     looked: list[str] = []
