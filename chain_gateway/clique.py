@@ -305,16 +305,29 @@ class CliqueNetwork:
         node.pid = None
         self.save()
 
-    def partition(self, node: CliqueNode, timeout: float = 30.0) -> None:
+    def partition(self, node: CliqueNode, timeout: float = 30.0, settle: float = 3.0) -> None:
         """Cut `node` off from the other nodes: both ends drop it as static and trusted peer, so neither redials.
 
         The node keeps running (and sealing when its turn allows): the fault of a member whose link is down.
+        A dial already under way when the peer is removed can still connect a moment later, so the removal is
+        repeated until the node has had no peer for `settle` seconds.
         """
-        for other in self._live_others(node):
-            for a, b in ((node, other), (other, node)):
-                a.rpc("admin_removeTrustedPeer", b.enode)
-                a.rpc("admin_removePeer", b.enode)
-        self._wait_for(lambda: int(node.rpc("net_peerCount"), 16) == 0, timeout, f"node {node.index} not cut off")
+        deadline = time.monotonic() + timeout
+        alone_since: float | None = None
+        while True:
+            if int(node.rpc("net_peerCount"), 16) == 0:
+                alone_since = alone_since or time.monotonic()
+                if time.monotonic() - alone_since >= settle:
+                    return
+            else:
+                alone_since = None
+                for other in self._live_others(node):
+                    for a, b in ((node, other), (other, node)):
+                        a.rpc("admin_removeTrustedPeer", b.enode)
+                        a.rpc("admin_removePeer", b.enode)
+            if time.monotonic() > deadline:
+                raise GatewayConfigError(f"node {node.index} not cut off within {timeout} s")
+            time.sleep(0.2)
 
     def rejoin(self, node: CliqueNode, timeout: float = 30.0) -> None:
         """Undo `partition`: peer `node` with the other running nodes again (it then syncs the heavier chain)."""

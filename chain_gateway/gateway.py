@@ -66,7 +66,7 @@ from chain_gateway.outbox import (
 )
 from chain_gateway.resources import OwnsResources
 from chain_gateway.revert import REVERTED_WITHOUT_DATA, RevertDecoder
-from chain_gateway.rpc import JsonRpcClient, RpcErrorAnswer
+from chain_gateway.rpc import EndpointWatch, JsonRpcClient, RpcErrorAnswer
 from chain_gateway.settings import Settings
 from chain_gateway.signer import Fees, TxSigner
 
@@ -176,6 +176,9 @@ class Gateway(OwnsResources):
         self._chain_id: int | None = settings.chain_id
         self._owned = []
         self._crash_at = os.environ.get(CRASH_ENV)
+        self._endpoints = EndpointWatch(rpc, settings.rpc_max_lag_blocks, settings.rpc_check_seconds)
+        self._endpoint = rpc.url
+        self._endpoint_moved_at = 0.0  # unix seconds of the last failover: rows sent before it are sent again
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Gateway:
@@ -348,6 +351,7 @@ class Gateway(OwnsResources):
     def process_once(self) -> int:
         """One pass over the outbox; returns how many rows changed status (or were signed)."""
         stats = _Stats()
+        self._follow_failover()
         saturated = self._sign_and_send(stats)
         if saturated and time.monotonic() - self._followed_at < FOLLOW_AT_LEAST_EVERY_SECONDS:
             return stats.changed  # a backlog of new rows: send first, follow receipts a little later
@@ -751,8 +755,19 @@ class Gateway(OwnsResources):
 
     # -- 3. resend
 
+    def _follow_failover(self) -> None:
+        """Move off an endpoint that fell behind; after any move (or a transport failover inside the RPC client)
+        the rows sent through the old endpoint are sent again at once: that node may be down or cut off with
+        them in its pool, and waiting out the resend period would only delay them."""
+        moved = self._endpoints.check()
+        if moved is not None:
+            log.warning("RPC endpoint fell behind the others; moved", rpc=moved)
+        if self.rpc.url != self._endpoint:
+            self._endpoint = self.rpc.url
+            self._endpoint_moved_at = time.time()
+
     def _rebroadcast(self, stats: _Stats) -> None:
-        stale = time.time() - self.rebroadcast_after_seconds
+        stale = max(time.time() - self.rebroadcast_after_seconds, self._endpoint_moved_at)
         with Session(self.engine, expire_on_commit=False) as session:
             rows = list(
                 session.execute(

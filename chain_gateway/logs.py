@@ -28,11 +28,12 @@ _SECRETS = (
         re.compile(r"(?i)([?&](?:access_token|token|api_key|key|private_key|password|secret|signature)=)[^&\s\"']+"),
         r"\1" + REDACTED,
     ),
+    (re.compile(r"(://)[^/\s:@]+:[^/\s@]+@"), r"\1" + REDACTED + "@"),  # user:password@ of an RPC or database URL
 )
 
 
 def redact(text: str) -> str:
-    """`text` with API tokens, JWTs and the values of secret-named query parameters replaced."""
+    """`text` with API tokens, JWTs, URL passwords and the values of secret-named query parameters replaced."""
     for pattern, replacement in _SECRETS:
         text = pattern.sub(replacement, text)
     return text

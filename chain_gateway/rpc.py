@@ -1,5 +1,10 @@
 """A small JSON-RPC client over httpx: single and batched calls, several endpoints with failover.
 
+Failover has two triggers: a transport failure or a 429/5xx answer moves a call to the next endpoint at once;
+`prefer_fresh` (called every few seconds by the gateway and the indexer) moves to the first endpoint, in the
+configured order, whose head is within `max_lag` blocks of the highest head: a node cut off from its peers
+still answers, but its chain has stopped, and writes sent to it would wait there until it rejoins.
+
 This is the one boundary where transport and node errors become `GatewayRPCError` (retryable or not);
 revert data in an error answer becomes `ContractRevert` via `chain_gateway.revert`.
 Code outside tests talks plain JSON-RPC only, so it runs on anvil, geth, Besu or any consortium node.
@@ -9,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,9 +22,10 @@ import httpx
 
 from chain_gateway.errors import GatewayRPCError
 
-__all__ = ["JsonRpcClient", "RpcErrorAnswer"]
+__all__ = ["EndpointWatch", "JsonRpcClient", "RpcErrorAnswer"]
 
 RETRYABLE_HTTP = {429, 500, 502, 503, 504}
+HEAD_PROBE_TIMEOUT_SECONDS = 2.0
 
 
 class RpcErrorAnswer(GatewayRPCError):
@@ -48,8 +55,35 @@ class JsonRpcClient:
     def url(self) -> str:
         return self._urls[self._active]
 
+    @property
+    def urls(self) -> list[str]:
+        return list(self._urls)
+
     def close(self) -> None:
         self._client.close()
+
+    def prefer_fresh(self, max_lag: int) -> str | None:
+        """Switch to the first endpoint whose head is within `max_lag` blocks of the highest one; return the new
+        URL when the active endpoint changed (None when it stays, or when no endpoint answered)."""
+        if len(self._urls) < 2:
+            return None
+        heads: dict[int, int] = {}
+        for i, url in enumerate(self._urls):
+            body = {"jsonrpc": "2.0", "id": 0, "method": "eth_blockNumber", "params": []}
+            try:
+                answer = self._client.post(url, json=body, timeout=HEAD_PROBE_TIMEOUT_SECONDS).json()
+                heads[i] = int(answer["result"], 16)
+            except (httpx.HTTPError, ValueError, KeyError, TypeError):
+                continue  # down or answering nonsense: not a candidate
+        if not heads:
+            return None
+        best = max(heads.values())
+        chosen = min(i for i, head in heads.items() if head >= best - max_lag)
+        with self._lock:
+            if chosen == self._active:
+                return None
+            self._active = chosen
+        return self._urls[chosen]
 
     def __enter__(self) -> JsonRpcClient:
         return self
@@ -122,3 +156,21 @@ class JsonRpcClient:
             "eth_getLogs", [{"address": list(addresses), "fromBlock": hex(from_block), "toBlock": hex(to_block)}]
         )
         return logs
+
+
+class EndpointWatch:
+    """Calls `rpc.prefer_fresh(max_lag)` at most every `every_seconds`; the gateway and the indexer each keep one."""
+
+    def __init__(self, rpc: JsonRpcClient, max_lag: int, every_seconds: float) -> None:
+        self.rpc = rpc
+        self.max_lag = max_lag
+        self.every_seconds = every_seconds
+        self._checked_at = time.monotonic()
+
+    def check(self) -> str | None:
+        """The URL moved to, if this check moved the client (None otherwise, and between checks)."""
+        now = time.monotonic()
+        if now - self._checked_at < self.every_seconds:
+            return None
+        self._checked_at = now
+        return self.rpc.prefer_fresh(self.max_lag)

@@ -25,8 +25,18 @@ class Settings(BaseSettings):
 
     rpc_urls: list[str] = Field(
         default=["http://127.0.0.1:8545"],
-        description="JSON-RPC endpoints of the chain, in order: one is used until a transport failure, then the "
-        "next (failover); a JSON list in the environment",
+        description="JSON-RPC endpoints of the chain, in order of preference: a call that fails in transport moves "
+        "to the next at once, and every rpc_check_seconds the gateway and the indexer move to the first endpoint "
+        "within rpc_max_lag_blocks of the highest head (failover); a JSON list in the environment",
+    )
+    rpc_max_lag_blocks: int = Field(
+        default=4,
+        ge=1,
+        description="an endpoint whose head is more blocks than this behind the highest is not used (a node cut "
+        "off from its peers still answers, but its chain has stopped)",
+    )
+    rpc_check_seconds: float = Field(
+        default=5.0, gt=0, description="how often the gateway and the indexer compare the endpoints' heads"
     )
     chain_id: int | None = Field(default=None, description="expected chain id; read from the node if unset")
     deployments_path: Path | None = Field(default=None, description="deployments/<chainId>.json by default")

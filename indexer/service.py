@@ -29,7 +29,7 @@ from sqlalchemy import Engine, create_engine, event
 
 from chain_gateway.deployments import Deployment, load_deployment
 from chain_gateway.resources import OwnsResources
-from chain_gateway.rpc import JsonRpcClient
+from chain_gateway.rpc import EndpointWatch, JsonRpcClient
 from chain_gateway.settings import Settings
 from indexer.abi import EventDecoder
 from indexer.errors import ChainMovedError, HandlerError, ReorgTooDeepError, is_retryable
@@ -126,6 +126,8 @@ class Indexer(OwnsResources):
         target_logs_per_call: int = 10_000,
         process_min_blocks: int = PROCESS_MIN_BLOCKS,
         read_indexes: bool = True,
+        max_lag_blocks: int = 4,
+        endpoint_check_seconds: float = 5.0,
     ) -> None:
         if finality_depth < 1 or max_block_range < 1:
             raise ValueError("finality_depth and max_block_range must be at least 1")
@@ -146,6 +148,8 @@ class Indexer(OwnsResources):
         self._fatal = False
         self._checkpoint: Checkpoint | None = None
         self._indexes_checked = False  # whether this instance made sure the read indexes exist
+        # a node cut off from its peers answers with a chain that stopped: follow an endpoint that keeps up
+        self._endpoints = EndpointWatch(rpc, max_lag_blocks, endpoint_check_seconds)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Indexer:
@@ -164,6 +168,8 @@ class Indexer(OwnsResources):
             deployment,
             finality_depth=settings.indexer_finality_depth,
             poll_seconds=settings.indexer_poll_seconds,
+            max_lag_blocks=settings.rpc_max_lag_blocks,
+            endpoint_check_seconds=settings.rpc_check_seconds,
         )
         indexer._owned = [rpc, engine]
         return indexer
@@ -208,6 +214,9 @@ class Indexer(OwnsResources):
         reorganised; `progress(block, head)` is called after each range is committed."""
         with self._lock:
             try:
+                moved = self._endpoints.check()
+                if moved is not None:
+                    log.warning("RPC endpoint fell behind the others; moved to %s", moved)
                 result = self._sync(until, progress)
             except Exception as exc:
                 self._last_error = f"{type(exc).__name__}: {exc}"

@@ -29,6 +29,8 @@ ALL = f"{API}, {GATEWAY}, {INDEXER}, {CLI}"
 # "gateway" and "indexer" also mean the API process then). Completeness is checked by the configuration test.
 READ_BY: dict[str, str] = {
     "rpc_urls": ALL,
+    "rpc_max_lag_blocks": f"{GATEWAY}, {INDEXER}",
+    "rpc_check_seconds": f"{GATEWAY}, {INDEXER}",
     "chain_id": ALL,
     "deployments_path": ALL,
     "database_url": ALL,

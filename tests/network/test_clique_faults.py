@@ -206,3 +206,27 @@ def test_partitioned_node_rejoins_and_the_indexer_follows_the_reorg(
     assert_each_once_on_chain(connect_web3(node1.url), network, [*on_fork, *on_majority])
     assert_mirror_is_replay(isolated, node1, network, tmp_path)
     assert mirrored_codes(isolated.database_url) >= set(codes([*on_fork, *on_majority]))
+
+
+def test_gateway_and_indexer_leave_a_node_that_is_cut_off_and_still_answers(
+    network: CliqueUnderTest, keystore_dir: Path, tmp_path: Path
+) -> None:
+    """node4 is partitioned but up: its chain stops, so writes sent there would wait for the rejoin. The gateway
+    and the indexer see its head fall behind, move to node1 and the writes are confirmed while node4 is still out."""
+    node1, _, _, node4 = network.nodes
+    settings = network.settings(tmp_path, keystore_dir, node4.url, node1.url).model_copy(
+        update={"rpc_check_seconds": 1.0, "rpc_max_lag_blocks": 2}
+    )
+    serials = range(4_000, 4_020)
+    with service(settings) as (gateway, indexer):
+        network.network.partition(node4)
+        with running(gateway, indexer):
+            ops = settled(gateway, register(gateway, network, PSB, serials))
+            wait_indexed(indexer, ops)
+            assert int(node4.rpc("net_peerCount"), 16) == 0  # still cut off: confirmed without it
+            assert gateway.rpc.url == node1.url and indexer.rpc.url == node1.url
+
+    assert [op.status for op in ops] == [CONFIRMED] * len(ops)
+    assert all(op.block_hash == block_hash(node1, op.block_number or 0) for op in ops)
+    assert_each_once_on_chain(connect_web3(node1.url), network, serials)
+    assert_mirror_is_replay(settings, node1, network, tmp_path)

@@ -1,4 +1,4 @@
-"""Every log line is redacted of API tokens, JWTs and secret query values, in console and JSON form alike."""
+"""Every log line is redacted of API tokens, JWTs, URL passwords and secret query values, in console and JSON form."""
 
 from __future__ import annotations
 
@@ -31,11 +31,14 @@ def test_tokens_in_urls_messages_and_tracebacks_are_redacted(
             raise ValueError(f"bad header Authorization: Bearer {API_TOKEN}")
         except ValueError:
             structlog.get_logger("registry_api").exception("request failed", token=API_TOKEN)
+        structlog.get_logger("chain_gateway").warning("moved", rpc="https://member:rpc-pass@node2.example:8545/")
+        logging.getLogger("indexer").warning("moved to %s", "postgresql://dirchain:db-pass@db/dirchain")
         err = capsys.readouterr().err
     finally:
         logging.getLogger().handlers.clear()
         structlog.reset_defaults()
-    for secret in (API_TOKEN, JWT, "hunter2", JWT.rsplit(".", 1)[1]):
+    for secret in (API_TOKEN, JWT, "hunter2", JWT.rsplit(".", 1)[1], "rpc-pass", "db-pass"):
         assert secret not in err
     assert "token=[redacted]&password=[redacted]&page=2" in err  # the rest of the line stays readable
     assert err.count("dct_[redacted]") == 2 and "ValueError: bad header" in err
+    assert "https://[redacted]@node2.example:8545/" in err and "postgresql://[redacted]@db/dirchain" in err

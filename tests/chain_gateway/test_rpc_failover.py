@@ -1,0 +1,63 @@
+"""The JSON-RPC client's failover between real anvil nodes: a dead endpoint is skipped, a stale one left."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chain_gateway.devnet import AnvilNode, free_port
+from chain_gateway.rpc import EndpointWatch, JsonRpcClient
+
+
+@pytest.fixture
+def nodes() -> Iterator[tuple[AnvilNode, AnvilNode]]:
+    with AnvilNode() as first, AnvilNode() as second:
+        yield first, second
+
+
+def mine(client: JsonRpcClient, blocks: int) -> None:
+    client.call("anvil_mine", [hex(blocks)])
+
+
+def test_a_call_moves_to_the_next_endpoint_when_the_first_is_down(nodes: tuple[AnvilNode, AnvilNode]) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with JsonRpcClient([dead, nodes[0].url]) as client:
+        assert client.block_number() == 0
+        assert client.url == nodes[0].url
+
+
+def test_prefer_fresh_leaves_an_endpoint_that_fell_behind_and_comes_back_when_it_catches_up(
+    nodes: tuple[AnvilNode, AnvilNode],
+) -> None:
+    first, second = nodes
+    with JsonRpcClient([first.url, second.url]) as client, JsonRpcClient([second.url]) as other:
+        assert client.prefer_fresh(max_lag=2) is None  # both at 0: the first in order stays
+
+        mine(other, 2)  # within the allowed lag: no move
+        assert client.prefer_fresh(max_lag=2) is None and client.url == first.url
+
+        mine(other, 1)  # 3 behind: move to the one that keeps up
+        assert client.prefer_fresh(max_lag=2) == second.url
+        assert client.block_number() == 3
+
+        with JsonRpcClient([first.url]) as lagging:
+            mine(lagging, 3)  # the first catches up: preferred again, in configured order
+        assert client.prefer_fresh(max_lag=2) == first.url
+
+
+def test_prefer_fresh_skips_endpoints_that_do_not_answer(nodes: tuple[AnvilNode, AnvilNode]) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with JsonRpcClient([dead, nodes[1].url]) as client:
+        assert client.prefer_fresh(max_lag=1) == nodes[1].url
+        assert client.prefer_fresh(max_lag=1) is None
+
+
+def test_endpoint_watch_checks_at_most_once_per_period(nodes: tuple[AnvilNode, AnvilNode]) -> None:
+    first, second = nodes
+    with JsonRpcClient([first.url, second.url]) as client, JsonRpcClient([second.url]) as other:
+        mine(other, 5)
+        watch = EndpointWatch(client, max_lag=1, every_seconds=3_600)
+        assert watch.check() is None and client.url == first.url  # not due yet
+        watch.every_seconds = 0
+        assert watch.check() == second.url
