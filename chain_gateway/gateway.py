@@ -245,7 +245,16 @@ class Gateway(OwnsResources):
         self._calldata.encode(contract, function, args)  # raises InvalidCall before anything is stored
         self._require_key(account)
         if simulate:
-            self.simulate(account, contract, function, args)
+            try:
+                self.simulate(account, contract, function, args)
+            except ContractRevert:
+                # The same key sent to two API processes at once: the other may have queued this write after our
+                # look and the chain mined it before our simulation, which then reverts because of it. Its row
+                # exists (it is committed before it is signed): the answer is that operation, not the revert.
+                existing = None if idempotency_key is None else self._by_key(account, idempotency_key)
+                if existing is None:
+                    raise
+                return self._replayed(existing, digest)
         op = Operation(
             idempotency_key=idempotency_key,
             org_code=org_code,

@@ -108,3 +108,26 @@ def test_two_gateways_filling_the_same_nonce_gap_store_one_filler_and_neither_st
         fillers = session.query(Operation).filter(Operation.contract == "_gateway").all()
     assert [(f.nonce, f.status) for f in fillers] == [(start, CONFIRMED)]
     assert w3.eth.get_transaction_count(account) == start + 2  # type: ignore[arg-type]
+
+
+def test_same_key_sent_to_two_apis_at_once_answers_the_first_operation_even_once_it_is_mined(
+    make_gateway: Callable[..., Gateway], chain: SeededConsortium, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Seen with two API processes: the second request looked for the key before the first committed its row, the
+    # first's write was mined, and the second's simulation then reverted (DeviceRegistryDuplicateCode): a 409 for
+    # a replay of a write that landed.
+    first, second = make_gateway(), make_gateway()
+    by_key = second._by_key
+    landed: list[Operation] = []
+
+    def look_while_the_other_api_writes(account: str, key: str) -> Operation | None:
+        if landed:
+            return by_key(account, key)
+        landed.extend(drain(first, [enqueue_device(first, chain, 603, idempotency_key=key)]))
+        return None  # what the second request read before the first committed
+
+    monkeypatch.setattr(second, "_by_key", look_while_the_other_api_writes)
+    replayed = enqueue_device(second, chain, 603, idempotency_key="same-key")
+
+    assert [op.status for op in landed] == [CONFIRMED]
+    assert replayed.id == landed[0].id

@@ -286,6 +286,11 @@ def test_two_apis_and_two_gateways_share_one_outbox_without_nonce_collisions_or_
         clients = Clients([api.url for api in profile.apis], tokens)
         stack.callback(clients.close)
         _wait_for_roles(clients.urls, tokens)
+        wait_for(
+            lambda: all(log_events(g.log, "gateway worker started") for g in profile.gateways),
+            60,
+            "a gateway did not start",
+        )
         marks.append(("started", time.monotonic()))
 
         # wave 1: registrations through both APIs, both gateways signing
