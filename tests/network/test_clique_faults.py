@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 from web3 import Web3
 
 from chain_gateway.clique import CliqueNode
@@ -19,6 +20,8 @@ from tests.chain_gateway.support import TERMINAL, device, registered_count, wait
 from tests.faults.import_faults import mirrored_codes
 from tests.indexer.support import assert_equals_fresh_replay
 from tests.network.conftest import CLIQUE_CONFIRMATIONS, CliqueUnderTest, running
+from tests.registry_api.import_support import ApiProcess, org_token
+from tests.registry_api.support import device as api_device
 
 PSB = "BJ-PSB"
 CMC = "BJ-CMC"
@@ -230,3 +233,36 @@ def test_gateway_and_indexer_leave_a_node_that_is_cut_off_and_still_answers(
     assert all(op.block_hash == block_hash(node1, op.block_number or 0) for op in ops)
     assert_each_once_on_chain(connect_web3(node1.url), network, serials)
     assert_mirror_is_replay(settings, node1, network, tmp_path)
+
+
+def test_the_api_process_runs_unchanged_on_the_clique_network(
+    network: CliqueUnderTest, keystore_dir: Path, tmp_path: Path
+) -> None:
+    """`dirchain serve` with several endpoints: a device filed over REST is confirmed, mirrored and read back with
+    its on-chain trail and storage proof, and /healthz reports the indexer's lag in blocks of the geth chain."""
+    node1, node2, _, _ = network.nodes
+    settings = network.settings(tmp_path, keystore_dir, node1.url, node2.url)
+    body = api_device(9_001)
+    with ApiProcess(settings, tmp_path, confirmations=str(CLIQUE_CONFIRMATIONS)) as api:
+        api.start()
+        token = org_token(settings.database_url, PSB, network.consortium.orgs[PSB].account, "clique")
+        headers = {"Authorization": f"Bearer {token}"}
+        with httpx.Client(base_url=api.url, headers=headers, timeout=10) as client:
+            wait_until(lambda: client.get(f"/v1/members/{PSB}").status_code == 200, timeout=60)  # roles mirrored
+            accepted = client.post("/v1/devices", json={"devices": [body]}, headers={"Idempotency-Key": "clique-1"})
+            assert accepted.status_code == 202, accepted.text
+            link = accepted.json()["links"]["operation"]
+            wait_until(lambda: client.get(link).json()["status"] in TERMINAL, timeout=SETTLE_SECONDS, interval=0.5)
+            op = client.get(link).json()
+            assert op["status"] == CONFIRMED, op
+            wait_until(lambda: client.get(f"/v1/devices/{body['code']}").status_code == 200, timeout=60)
+            stored = client.get(f"/v1/devices/{body['code']}").json()
+            trail = client.get(f"/v1/audit/records/device/{body['code']}").json()
+            health = client.get("/healthz").json()
+
+    assert (stored["tx_hash"], stored["block_number"]) == (op["tx_hash"], op["block_number"])
+    assert block_hash(node2, op["block_number"]) == op["block_hash"]
+    assert stored["location"] == body["location"] and stored["attributes"] == body["attributes"]
+    assert op["tx_hash"] in {event["tx_hash"] for event in trail["trail"]["data"]}, trail
+    assert trail["verified"], trail["failed"]  # geth's eth_getProof proves the stored record under its state root
+    assert health["indexer"]["lag"] is not None and health["indexer"]["lag"] <= 5, health
