@@ -28,15 +28,21 @@ from eth_account import Account
 from eth_keys import keys
 
 from chain_gateway.compiler import PROJECT_ROOT
-from chain_gateway.devnet import dev_key, free_port
+from chain_gateway.deployments import write_deployment
+from chain_gateway.devnet import SeededConsortium, dev_key, free_port, seed_demo_consortium
 from chain_gateway.errors import GatewayConfigError
+from chain_gateway.governance import GovernedCall, govern
+from chain_gateway.web3_connect import connect_web3
 
 __all__ = [
     "CHAIN_ID",
     "GETH_VERSION",
     "CliqueNetwork",
     "CliqueNode",
+    "VALIDATOR_ORGS",
+    "deploy_demo",
     "ensure_geth",
+    "safe_confirmations",
 ]
 
 GETH_VERSION = "v1.13.15"
@@ -51,6 +57,8 @@ GAS_LIMIT = 30_000_000
 FUNDED_DEV_ACCOUNTS = 40  # as many as anvil's dev accounts, so seeding code runs unchanged
 FUNDING_WEI = 10_000 * 10**18
 SIGNER_DEV_INDEXES = (36, 37, 38, 39)  # one sealing account per member node; the demo orgs use 0..17
+# The member org that runs each node and owns its sealing account (registered as the org's account on-chain).
+VALIDATOR_ORGS = ("BJ-EIB", "BJ-PSB", "BJ-CMC", "BJ-EMB")
 STATE_FILE = "network.json"
 
 
@@ -122,6 +130,7 @@ class CliqueNode:
     """One geth node: its datadir, signer, ports and (while running) process id."""
 
     index: int
+    org: str  # the member org that runs the node
     datadir: Path
     signer: str
     node_key: str  # hex, the p2p identity
@@ -201,6 +210,7 @@ class CliqueNetwork:
             key = dev_key(SIGNER_DEV_INDEXES[i])
             node = CliqueNode(
                 index=i + 1,
+                org=VALIDATOR_ORGS[i],
                 datadir=self.root / f"node{i + 1}",
                 signer=Account.from_key(key).address,
                 node_key=secrets.token_bytes(32).hex(),
@@ -390,6 +400,27 @@ def _genesis(signers: list[str]) -> dict[str, Any]:
     }
 
 
+def safe_confirmations(signers: int) -> int:
+    """Blocks on top before a write counts as confirmed on Clique with `signers` signers.
+
+    A signer may seal at most one of any floor(signers / 2) + 1 consecutive blocks, so a minority cut off from
+    the rest can extend its own fork by at most floor(signers / 2) blocks before it stalls; a block with that
+    many + 1 on top was built on by a majority, and only a heavier majority chain could replace it.
+    """
+    return signers // 2 + 1
+
+
+def deploy_demo(network: CliqueNetwork, deployment_path: Path) -> SeededConsortium:
+    """Deploy and seed the demo consortium through node 1, register each node's signer as an account of the
+    member org that runs it (one governed proposal), and write the deployment to `deployment_path`."""
+    w3 = connect_web3(network.nodes[0].url, timeout=60)
+    consortium = seed_demo_consortium(w3)
+    calls: list[GovernedCall] = [("Consortium", "addAccount", [n.org, n.signer]) for n in network.nodes]
+    govern(w3, consortium.deployment, consortium.admin_keys(), calls, "sealing accounts of the member nodes")
+    write_deployment(consortium.deployment, deployment_path)
+    return consortium
+
+
 def _run(args: list[str], log_path: Path) -> None:
     with open(log_path, "ab") as log:
         if subprocess.run(args, stdout=log, stderr=subprocess.STDOUT).returncode != 0:
@@ -404,6 +435,9 @@ DirOption = Annotated[Path, typer.Option("--dir", help="network directory (datad
 def up(
     root: DirOption = DEFAULT_DIR,
     timeout: Annotated[float, typer.Option(help="seconds to wait for peers and blocks")] = 90.0,
+    demo: Annotated[
+        bool, typer.Option(help="deploy and seed the demo consortium too (deployments/1337.json, ~1 min)")
+    ] = False,
 ) -> None:
     """Build geth if needed, create a fresh network under --dir, start 4 signers and wait until blocks advance."""
     started = time.monotonic()
@@ -426,8 +460,14 @@ def up(
             network.stop_node(node)
         raise
     for node in network.nodes:
-        typer.echo(f"node{node.index} {node.url} signer {node.signer} pid {node.pid}")
+        typer.echo(f"node{node.index} {node.url} run by {node.org}, signer {node.signer}, pid {node.pid}")
     typer.echo(f"chain {CHAIN_ID} up in {time.monotonic() - started:.1f} s; stop with scripts/network down")
+    if demo:
+        path = PROJECT_ROOT / "deployments" / f"{CHAIN_ID}.json"
+        deploy_demo(network, path)
+        urls = json.dumps([n.url for n in network.nodes])
+        typer.echo(f"demo consortium deployed -> {path}; the service on this network:")
+        typer.echo(f"  DIRCHAIN_RPC_URLS='{urls}' DIRCHAIN_CONFIRMATIONS={safe_confirmations(len(network.nodes))}")
 
 
 @app.command("down")

@@ -56,11 +56,12 @@ def drain(gateway: Gateway, ops: Sequence[Operation], timeout: float = 60.0) -> 
             time.sleep(0.02)
 
 
-def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> None:
+def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.1, what: Any = "condition") -> None:
+    """Poll `predicate` until true; on timeout fail with `what` (a string, or a callable giving the state then)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"{what() if callable(what) else what} not met in {timeout} s")
         time.sleep(interval)
 
 

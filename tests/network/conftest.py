@@ -2,7 +2,7 @@
 
 geth is built once from the Go module proxy and cached in .cache/geth (a few minutes on a fresh clone); the
 network is made fresh for each test module and the consortium deployed by transactions through web3 with the
-POA extraData middleware, as `scripts/deploy --demo` does.
+POA extraData middleware, as `scripts/network up --demo` does (each node's signer an account of its member org).
 """
 
 from __future__ import annotations
@@ -15,19 +15,15 @@ from pathlib import Path
 
 import pytest
 
-from chain_gateway.clique import CliqueNetwork, CliqueNode, ensure_geth
-from chain_gateway.deployments import write_deployment
-from chain_gateway.devnet import SeededConsortium, seed_demo_consortium
+from chain_gateway.clique import CliqueNetwork, CliqueNode, deploy_demo, ensure_geth, safe_confirmations
+from chain_gateway.devnet import SeededConsortium
 from chain_gateway.gateway import Gateway
 from chain_gateway.settings import Settings
-from chain_gateway.web3_connect import connect_web3
 from indexer.service import Indexer
 from tests.chain_gateway.support import wait_until
 from tests.support import TEST_KEYSTORE_PASSWORD
 
-# Clique's fork choice can still swap the last blocks between signers sealing out of turn; a write counts as
-# confirmed with floor(signers / 2) + 1 blocks on top (docs/network.md).
-CLIQUE_CONFIRMATIONS = 3
+CLIQUE_CONFIRMATIONS = safe_confirmations(4)  # floor(signers / 2) + 1 blocks on top: docs/network.md
 
 
 @dataclass
@@ -79,9 +75,8 @@ def clique(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliqueUnderTest
             network.start_node(node)
         network.start_sealing(network.nodes)
         network.wait_ready()
-        consortium = seed_demo_consortium(connect_web3(network.nodes[0].url, timeout=60))
         deployment_path = network.root / "deployment.json"
-        write_deployment(consortium.deployment, deployment_path)
+        consortium = deploy_demo(network, deployment_path)
         yield CliqueUnderTest(network, consortium, deployment_path)
     finally:
         for node in network.nodes:

@@ -3,6 +3,7 @@ a node partitioned and rejoined. Nothing accepted is lost or written twice, and 
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,7 @@ from web3 import Web3
 
 from chain_gateway.clique import CliqueNode
 from chain_gateway.gateway import Gateway
+from chain_gateway.governance import contract
 from chain_gateway.outbox import CONFIRMED, Operation
 from chain_gateway.settings import Settings
 from chain_gateway.web3_connect import connect_web3
@@ -65,7 +67,10 @@ def settled(gateway: Gateway, ops: list[Operation], timeout: float = SETTLE_SECO
         current[:] = [gateway.get_operation(op.id) for op in ops]  # type: ignore[misc]
         return all(c.status in TERMINAL for c in current)
 
-    wait_until(done, timeout=timeout, interval=0.2)
+    def state() -> str:
+        return f"settled: {Counter(c.status for c in current)} (gateway on {gateway.rpc.url})"
+
+    wait_until(done, timeout=timeout, interval=0.2, what=state)
     return current
 
 
@@ -99,7 +104,21 @@ def sealers(node: CliqueNode, first: int, last: int) -> set[str]:
 def wait_indexed(indexer: Indexer, ops: list[Operation]) -> None:
     """Until the indexer's checkpoint passes every operation's block."""
     last = max(op.block_number or 0 for op in ops)
-    wait_until(lambda: (indexer.checkpoint or 0) >= last, timeout=60, interval=0.2)
+    wait_until(
+        lambda: (indexer.checkpoint or 0) >= last,
+        timeout=60,
+        interval=0.2,
+        what=lambda: f"indexed to {last}: checkpoint {indexer.checkpoint}, {indexer.status()}",
+    )
+
+
+def test_the_signers_are_accounts_of_the_member_orgs_that_run_the_nodes(network: CliqueUnderTest) -> None:
+    node1 = network.nodes[0]
+    members = contract(connect_web3(node1.url), network.consortium.deployment, "Consortium")
+    signers = {str(a).lower() for a in node1.rpc("clique_getSigners", "latest")}
+    assert signers == {n.signer.lower() for n in network.nodes}
+    for node in network.nodes:
+        assert members.functions.orgOf(node.signer).call() == members.functions.orgIdByCode(node.org).call() > 0
 
 
 def test_chain_and_service_go_on_with_one_signer_stopped(
