@@ -7,6 +7,11 @@
    in one transaction with its block hashes and the new checkpoint (`indexer.store`).
 Realtime indexing is the same call repeated every `poll_seconds` (`run` or `schedule`).
 
+One writer per database (`indexer.leader`): every sync first holds the database's leader lock, and every range
+checks it again before its commit. `run` and `schedule` keep the lock for the indexer's life and stand by
+(healthy, `status.role == "standby"`) while another indexer holds it, taking over when it is released;
+`sync_once` alone takes it for the call and raises `NotLeaderError` if another indexer holds it.
+
 Invariant: after every commit the mirror equals a fresh replay of the chain up to the checkpoint.
 Retries: only retryable errors (`indexer.errors.is_retryable`) are retried; fatal ones stop `run` and pause
 the scheduled job, and are reported in `status`.
@@ -22,7 +27,7 @@ from collections.abc import Callable, Generator
 from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from apscheduler.schedulers.base import BaseScheduler
 from sqlalchemy import Engine, create_engine, event
@@ -34,11 +39,21 @@ from chain_gateway.settings import Settings
 from indexer.abi import EventDecoder
 from indexer.errors import ChainMovedError, HandlerError, ReorgTooDeepError, is_retryable
 from indexer.handlers import HANDLERS, PREFETCH
+from indexer.leader import LeadershipLostError, NotLeaderError, leader_lock
 from indexer.prefetch import fetch_ahead_in_process, fetch_ahead_in_thread
 from indexer.store import BlockRef, Checkpoint, Store
 from indexer.sync import FetchedRange, RangeSizer, fetch_blocks, fetch_range, find_common_ancestor
 
-__all__ = ["Indexer", "IndexerStatus", "ReorgInfo", "SyncResult", "create_mirror_engine"]
+__all__ = [
+    "LEADER_EVENT",
+    "LOST_EVENT",
+    "STANDBY_EVENT",
+    "Indexer",
+    "IndexerStatus",
+    "ReorgInfo",
+    "SyncResult",
+    "create_mirror_engine",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +64,11 @@ PROCESS_MIN_BLOCKS = 256  # a sync of at least this many blocks fetches in a chi
 CHILD_RPC_TIMEOUT = 120.0  # seconds: the fetching child asks for large log ranges
 
 Progress = Callable[[int, int], None]  # (last indexed block, target block)
+Role = Literal["leader", "standby"]
+# log events of role changes (fixed texts: operators and tests look for them)
+LEADER_EVENT = "indexer is the leader: it holds the leader lock and writes the mirror"
+STANDBY_EVENT = "indexer standing by: another indexer holds the leader lock"
+LOST_EVENT = "indexer lost the leader lock; standing by"
 
 
 @dataclass(frozen=True)
@@ -86,6 +106,7 @@ class IndexerStatus:
     synced_at: float | None  # unix seconds of the last successful sync
     last_error: str | None
     fatal: bool  # a non-retryable error stopped indexing
+    role: Role  # leader: holds the database's leader lock (writes the mirror); standby: does not
 
 
 def create_mirror_engine(database_url: str, **kwargs: Any) -> Engine:
@@ -150,6 +171,9 @@ class Indexer(OwnsResources):
         self._indexes_checked = False  # whether this instance made sure the read indexes exist
         # a node cut off from its peers answers with a chain that stopped: follow an endpoint that keeps up
         self._endpoints = EndpointWatch(rpc, max_lag_blocks, endpoint_check_seconds)
+        self._leader = leader_lock(engine.url)
+        self._stay_leader = False  # run/schedule keep the lock between syncs; a lone sync_once lets it go
+        self._role_logged: Role | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Indexer:
@@ -176,6 +200,13 @@ class Indexer(OwnsResources):
 
     def create_tables(self) -> None:
         self.store.create_tables()
+
+    def close(self) -> None:
+        """Let the leader lock go (a standby takes over), then close what `from_settings` created."""
+        with self._lock:
+            self._stay_leader = False
+            self._leader.release()
+        super().close()
 
     # ------------------------------------------------------------ health
 
@@ -205,25 +236,58 @@ class Indexer(OwnsResources):
             synced_at=cp.synced_at if cp else None,
             last_error=self._last_error,
             fatal=self._fatal,
+            role=self.role,
         )
+
+    @property
+    def role(self) -> Role:
+        """leader if this indexer held the database's leader lock at its last sync or check, else standby."""
+        return "leader" if self._leader.held else "standby"
 
     # ------------------------------------------------------------ sync
 
     def sync_once(self, until: int | None = None, progress: Progress | None = None) -> SyncResult:
         """Index from checkpoint + 1 to the chain head (or block `until` if lower), rewinding first if the chain
-        reorganised; `progress(block, head)` is called after each range is committed."""
+        reorganised; `progress(block, head)` is called after each range is committed.
+
+        Raises `NotLeaderError` (nothing written) if another indexer holds the database's leader lock; the lock is
+        kept after the call only under `run` or `schedule`.
+        """
         with self._lock:
             try:
-                moved = self._endpoints.check()
-                if moved is not None:
-                    log.warning("RPC endpoint fell behind the others; moved to %s", moved)
-                result = self._sync(until, progress)
+                if not self._leader.acquire():
+                    self._note_role("standby")
+                    raise NotLeaderError(f"another indexer holds the indexer leader lock ({self._leader.where})")
+                self._note_role("leader")
+                try:
+                    moved = self._endpoints.check()
+                    if moved is not None:
+                        log.warning("RPC endpoint fell behind the others; moved to %s", moved)
+                    result = self._sync(until, progress)
+                finally:
+                    if not self._stay_leader:
+                        self._leader.release()
+            except NotLeaderError as exc:
+                if isinstance(exc, LeadershipLostError):
+                    self._note_role("standby", lost=True)
+                self._last_error = None  # a standby is healthy: not writing is its job
+                raise
             except Exception as exc:
                 self._last_error = f"{type(exc).__name__}: {exc}"
                 self._fatal = not is_retryable(exc)
                 raise
             self._last_error = None
             return result
+
+    def _note_role(self, role: Role, lost: bool = False) -> None:
+        """Log a change of role of a running indexer once (a standby tries the lock every poll)."""
+        if not self._stay_leader or role == self._role_logged:
+            return
+        self._role_logged = role
+        if lost:
+            log.warning(LOST_EVENT)
+        else:
+            log.info(LEADER_EVENT if role == "leader" else STANDBY_EVENT)
 
     def _sync(self, until: int | None, progress: Progress | None) -> SyncResult:
         started = time.monotonic()
@@ -276,6 +340,7 @@ class Indexer(OwnsResources):
                 checkpoint = self.store.checkpoint()
                 start = checkpoint.block_number + 1 if checkpoint else self.deployment["deploy_block"]
         if ranges == 0 and checkpoint is not None and checkpoint.chain_head != head:
+            self._leader.check()
             self.store.note_head(head)
         self._checkpoint = self.store.checkpoint()
         return SyncResult(
@@ -327,6 +392,7 @@ class Indexer(OwnsResources):
                 f"block {checkpoint.block_number} changed and no stored block hash (finality depth "
                 f"{self.finality_depth}) is on the chain any more: rebuild the mirror"
             )
+        self._leader.check()
         restored = self.store.rewind(ancestor.number)
         depth = checkpoint.block_number - ancestor.number
         log.warning("reorg: rewound %d blocks to %d (%d rows restored)", depth, ancestor.number, restored)
@@ -335,6 +401,7 @@ class Indexer(OwnsResources):
 
     def _apply(self, fetched: FetchedRange, head: int, keep_from: int) -> None:
         """Apply one fetched range in one transaction: rows, block hashes, checkpoint."""
+        self._leader.check()  # the lock's session may have ended since the last range: never write without it
         journal_from = keep_from if fetched.end >= keep_from else None
         with self.store.batch(journal_from) as batch:
             batch.block_times = fetched.block_times
@@ -361,11 +428,26 @@ class Indexer(OwnsResources):
     # ------------------------------------------------------------ loops
 
     def run(self, stop: threading.Event) -> None:
-        """Sync every `poll_seconds` until `stop` is set; retry retryable errors with backoff, raise fatal ones."""
+        """Sync every `poll_seconds` until `stop` is set; retry retryable errors with backoff, raise fatal ones.
+
+        Holds the leader lock while it runs; without it, stands by and tries again every `poll_seconds`. The lock
+        is released when `run` returns, so a standby takes over at once.
+        """
+        self._stay_leader = True
+        try:
+            self._run(stop)
+        finally:
+            with self._lock:
+                self._stay_leader = False
+                self._leader.release()
+
+    def _run(self, stop: threading.Event) -> None:
         backoff = self.poll_seconds
         while not stop.is_set():
             try:
                 self.sync_once()
+                backoff = self.poll_seconds
+            except NotLeaderError:
                 backoff = self.poll_seconds
             except Exception as exc:
                 if not is_retryable(exc):
@@ -380,12 +462,16 @@ class Indexer(OwnsResources):
     def schedule(self, scheduler: BaseScheduler) -> None:
         """Add a `sync_once` job to an APScheduler scheduler (one instance at a time, missed runs coalesced).
 
-        A fatal error pauses the job (see `status`); retryable ones are retried at the next interval.
+        A fatal error pauses the job (see `status`); retryable ones are retried at the next interval. The job keeps
+        the leader lock between runs, or stands by while another indexer holds it; `close` releases it.
         """
+        self._stay_leader = True
 
         def job() -> None:
             try:
                 self.sync_once()
+            except NotLeaderError:
+                return  # standing by: the next run tries the lock again
             except Exception as exc:
                 if is_retryable(exc):
                     log.warning("indexer sync failed, retrying next interval: %s", exc)

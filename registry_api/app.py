@@ -260,6 +260,7 @@ def stop_services(state: AppState) -> None:
     if state.scheduler is not None:
         state.scheduler.shutdown(wait=True)
         state.scheduler = None
+    state.indexer.close()  # lets its leader lock go at once: a standby indexer takes over
     for rpc in state.rpcs:
         rpc.close()
     state.engine.dispose()

@@ -43,7 +43,9 @@ def health_report(state: AppState) -> Health:
             outbox.queue_depth = sum(outbox.by_status.values())
         except Exception as exc:
             database = DatabaseHealth(ok=False, error=type(exc).__name__)
-    indexer.error = state.indexer.status.last_error if state.indexer_running else None
+    if state.indexer_running:
+        status = state.indexer.status
+        indexer.error, indexer.role = status.last_error, status.role
     if not database.ok or not chain.ok:
         verdict = "down"
     elif indexer.lag is None or indexer.lag > MAX_HEALTHY_LAG or indexer.error:

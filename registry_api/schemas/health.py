@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import Literal
+
+from pydantic import BaseModel, Field
 
 __all__ = ["ChainHealth", "DatabaseHealth", "Health", "IndexerHealth", "OutboxHealth"]
 
@@ -25,6 +27,12 @@ class IndexerHealth(BaseModel):
     synced_at: float | None
     running_here: bool
     error: str | None = None
+    role: Literal["leader", "standby"] | None = Field(
+        default=None,
+        description="the indexer running in this process: leader (holds the database's leader lock and writes the "
+        "mirror) or standby (another indexer holds it; this one takes over when it is released); null when no "
+        "indexer runs here",
+    )
 
 
 class OutboxHealth(BaseModel):

@@ -1,0 +1,219 @@
+"""One indexer writes a database's mirror: the leader lock (indexer.leader) on SQLite and PostgreSQL, alone, inside
+`Indexer.sync_once`, and between real processes: `dirchain indexer run` leads, `dirchain serve` with its indexer
+inside stands by, and takes over when the leader is killed with SIGKILL."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+from web3 import Web3
+
+from chain_gateway.devnet import AnvilNode, SeededConsortium
+from chain_gateway.settings import Settings
+from indexer.leader import LEADER_LOCK_KEY, LeaderLock, LeadershipLostError, NotLeaderError, leader_lock
+from indexer.service import LEADER_EVENT, STANDBY_EVENT
+from tests.faults.import_faults import log_events, mirrored_codes
+from tests.indexer.support import assert_equals_fresh_replay, device_input, open_indexer, registry_call
+from tests.registry_api.import_support import ApiProcess, ServiceProcess, wait_for
+
+TAKEOVER_SECONDS = 15.0  # deadline for a standby to lead once the leader is gone (it tries every 0.2 s here)
+SERIAL_BASE = 660_000  # device codes BJ-CAMR-110105660000 onwards
+
+
+@pytest.fixture
+def locks(database_url: str) -> Iterator[list[LeaderLock]]:
+    """Two leader locks on the test's database (two would-be indexers), released afterwards."""
+    made = [leader_lock(database_url), leader_lock(database_url)]
+    yield made
+    for lock in made:
+        lock.release()
+
+
+def lock_holders(database_url: str) -> list[int]:
+    """The pids of the processes holding the database's leader lock, as the database or the kernel sees them."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        stat = os.stat(f"{url.database}.indexer.lock")
+        device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+        fields = [line.split() for line in Path("/proc/locks").read_text().splitlines()]
+        return [int(f[4]) for f in fields if f[1:4] == ["FLOCK", "ADVISORY", "WRITE"] and f[5] == device]
+    engine = create_engine(url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(
+                text(
+                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = :key AND l.database = a.datid"
+                ),
+                {"key": LEADER_LOCK_KEY},
+            ).scalars()
+            return [int(name.rsplit(":", 1)[1]) for name in names]  # "dirchain-indexer <host>:<pid>"
+    finally:
+        engine.dispose()
+
+
+def test_a_second_indexer_stands_by_until_the_leader_releases_the_lock(
+    locks: list[LeaderLock], database_url: str, replay_url: str
+) -> None:
+    leader, standby = locks
+    assert leader.acquire() and leader.held
+    assert not standby.acquire() and not standby.held
+    leader.check()  # held: no error
+    assert lock_holders(database_url) == [os.getpid()]
+    other = leader_lock(replay_url)  # another database: its own lock
+    try:
+        assert other.acquire()
+    finally:
+        other.release()
+    leader.release()
+    assert not leader.held
+    with pytest.raises(LeadershipLostError):
+        leader.check()
+    assert standby.acquire() and standby.acquire()  # a holder's acquire is a check
+    assert not leader.acquire()
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_leader_whose_database_session_ends_stops_writing_and_competes_again(
+    locks: list[LeaderLock], database_url: str
+) -> None:
+    """A server restart or a dropped connection ends the lock's session, and the lock with it."""
+    leader, standby = locks
+    assert leader.acquire()
+    engine = create_engine(database_url, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
+                    " AND objid = :key AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                ),
+                {"key": LEADER_LOCK_KEY},
+            ).scalars()
+            assert list(ended) == [True]
+    finally:
+        engine.dispose()
+    wait_for(lambda: standby.acquire(), 10, "the ended session's lock was never released")
+    with pytest.raises(LeadershipLostError, match="session ended"):
+        leader.check()
+    assert not leader.held
+    assert not leader.acquire()  # competes again: the standby leads now
+    standby.release()
+    assert leader.acquire()
+
+
+def _hold(ready: Any, done: Any) -> None:
+    ready.set()  # the child runs: whatever it inherited and kept, it holds now
+    done.wait(30)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_forked_child_does_not_keep_the_leaders_file_lock(locks: list[LeaderLock], database_url: str) -> None:
+    """The catch-up fetcher is a forked child: a leader killed during catch-up must not leave it holding the lock."""
+    leader, standby = locks
+    assert leader.acquire()
+    context = multiprocessing.get_context("fork")
+    ready, done = context.Event(), context.Event()
+    child = context.Process(target=_hold, args=(ready, done), daemon=True)
+    child.start()
+    try:
+        assert ready.wait(30)
+        leader.release()
+        assert standby.acquire(), "the forked child kept the leader's lock"
+    finally:
+        done.set()
+        child.join(10)
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_removed_lock_file_is_a_lost_lock(locks: list[LeaderLock], database_url: str) -> None:
+    """A newcomer would lock a new file at that path: the old holder must stop writing."""
+    leader, newcomer = locks
+    assert leader.acquire()
+    Path(leader.where).unlink()
+    assert newcomer.acquire()
+    with pytest.raises(LeadershipLostError, match="removed or replaced"):
+        leader.check()
+    assert not leader.acquire()
+
+
+def test_an_in_memory_database_needs_no_lock_and_a_file_uri_is_locked_beside_its_file(tmp_path: Path) -> None:
+    for url in ("sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"):
+        lock = leader_lock(url)
+        assert lock.acquire() and lock.held and leader_lock(url).acquire(), url
+    lock = leader_lock(f"sqlite:///file:{tmp_path / 'mirror.db'}?uri=true")
+    try:
+        assert lock.acquire() and lock.where == str(tmp_path / "mirror.db.indexer.lock")
+    finally:
+        lock.release()
+
+
+def test_sync_once_writes_nothing_while_another_indexer_leads(
+    locks: list[LeaderLock], database_url: str, anvil: AnvilNode, chain: SeededConsortium
+) -> None:
+    other = locks[0]
+    assert other.acquire()
+    with open_indexer(database_url, anvil.url, chain.deployment) as indexer:
+        with pytest.raises(NotLeaderError, match="another indexer holds"):
+            indexer.sync_once()
+        assert indexer.checkpoint is None and indexer.status.role == "standby" and indexer.status.last_error is None
+        other.release()
+        result = indexer.sync_once()
+        assert result.blocks > 0 and indexer.checkpoint == result.to_block
+        assert indexer.status.role == "standby"  # a lone sync_once lets the lock go
+        assert other.acquire()
+
+
+def _health(api: ApiProcess) -> dict[str, Any]:
+    answer = httpx.get(f"{api.url}/healthz", timeout=5)
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def _register(w3: Web3, chain: SeededConsortium, serials: range) -> set[str]:
+    inputs = [device_input(serial) for serial in serials]
+    registry_call(w3, chain, "registerDevices", inputs)
+    return {item[0] for item in inputs}
+
+
+def test_the_standby_api_indexer_takes_over_when_the_leading_indexer_is_killed(
+    service_settings: Settings, anvil: AnvilNode, chain: SeededConsortium, w3: Web3, replay_url: str, tmp_path: Path
+) -> None:
+    database_url = service_settings.database_url
+    api = ApiProcess(service_settings, tmp_path, run_indexer_in_api="true", run_gateway_in_api="false", log_json="true")
+    indexer = ServiceProcess(api, "indexer", tmp_path / "indexer.log")
+    with ExitStack() as stack:
+        stack.callback(indexer.stop)
+        stack.callback(api.stop)
+        indexer.start()  # `dirchain indexer run` first: it leads
+        wait_for(lambda: log_events(indexer.log, LEADER_EVENT), 60, "the indexer process never led")
+        api.start()  # `dirchain serve`, its indexer inside: it stands by
+        wait_for(lambda: _health(api)["indexer"]["role"] == "standby", 30, "the API's indexer is not standing by")
+        assert log_events(api.log, STANDBY_EVENT) and not log_events(api.log, LEADER_EVENT)
+        assert indexer.process is not None and api.process is not None
+        assert lock_holders(database_url) == [indexer.process.pid]
+
+        first = _register(w3, chain, range(SERIAL_BASE, SERIAL_BASE + 5))
+        wait_for(lambda: mirrored_codes(database_url) >= first, 30, "the leader did not mirror the devices")
+        assert _health(api)["indexer"]["role"] == "standby"  # it reports the leader's progress, read from SQL
+
+        indexer.kill()  # SIGKILL: no handler runs, the kernel or the server releases the lock
+        wait_for(lambda: _health(api)["indexer"]["role"] == "leader", TAKEOVER_SECONDS, "the standby never led")
+        assert lock_holders(database_url) == [api.process.pid]
+        second = _register(w3, chain, range(SERIAL_BASE + 5, SERIAL_BASE + 10))
+        wait_for(lambda: mirrored_codes(database_url) >= first | second, 30, "the new leader did not mirror")
+        health = _health(api)
+        assert health["status"] == "ok" and health["indexer"]["error"] is None, health
+        api.stop()
+    assert_equals_fresh_replay(database_url, replay_url, anvil.url, chain.deployment)
