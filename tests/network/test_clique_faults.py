@@ -112,6 +112,27 @@ def wait_indexed(indexer: Indexer, ops: list[Operation]) -> None:
     )
 
 
+def cut_off_free_to_seal(network: CliqueUnderTest, node: CliqueNode, attempts: int = 3) -> None:
+    """Stop `node`'s miner and partition it at a moment it may seal the next block of its own fork.
+
+    Its miner waits while it is cut off so that writes can reach its pool first; then it seals them into one
+    block of its own, and one only: Clique lets a signer seal at most one of any 3 consecutive blocks. So it
+    must have sealed neither of the 2 blocks below its head when it is cut off, or it could seal none. A seal
+    under way when the miner stops still lands (after up to ~2.5 s of out-of-turn delay): 3 more blocks are
+    awaited before looking, and the look is repeated once the node is alone.
+    """
+    node.rpc("miner_stop")
+    mine = node.signer.lower()
+    for _ in range(attempts):
+        start = head(node)
+        wait_until(lambda at=start: head(node) >= at + 3 and mine not in sealers(node, head(node) - 1, head(node)), 60)
+        network.network.partition(node)
+        if mine not in sealers(node, head(node) - 1, head(node)):
+            return
+        network.network.rejoin(node)
+    raise AssertionError(f"node {node.index} sealed one of the 2 blocks below its head at each of {attempts} cuts")
+
+
 def test_the_signers_are_accounts_of_the_member_orgs_that_run_the_nodes(network: CliqueUnderTest) -> None:
     node1 = network.nodes[0]
     members = contract(connect_web3(node1.url), network.consortium.deployment, "Consortium")
@@ -182,13 +203,7 @@ def test_partitioned_node_rejoins_and_the_indexer_follows_the_reorg(
     majority = network.settings(tmp_path, keystore_dir, node1.url, name="majority")
     isolated = network.settings(tmp_path, keystore_dir, node4.url, name="isolated")
     on_fork, on_majority = range(3_000, 3_010), range(3_100, 3_110)
-    # node4's miner waits while it is cut off and our writes reach its pool, then seals them into its own
-    # block: one block only, since Clique lets a signer seal at most one of any 3 consecutive blocks. So it
-    # must not have sealed either of the 2 blocks below its head when it is cut off, or it could seal none.
-    node4.rpc("miner_stop")
-    wait_until(lambda: node4.signer.lower() not in sealers(node4, head(node4) - 1, head(node4)), timeout=30)
-    network.network.partition(node4)
-    assert node4.signer.lower() not in sealers(node4, head(node4) - 1, head(node4))
+    cut_off_free_to_seal(network, node4)
     reorgs: list[ReorgInfo] = []
     with service(majority) as (main_gateway, main_indexer), service(isolated) as (fork_gateway, indexer):
         with running(main_gateway, main_indexer, fork_gateway):
