@@ -167,13 +167,13 @@ def relay_revocation(
 
 @contextmanager
 def open_indexer(database_url: str, rpc_url: str, deployment: Deployment, **kwargs: Any) -> Iterator[Indexer]:
-    """An indexer with tables created, its engine and RPC client closed afterwards."""
+    """An indexer with tables created; its leader lock released, its engine and RPC client closed afterwards."""
     engine = create_mirror_engine(database_url)
     rpc = JsonRpcClient([rpc_url])
     try:
-        indexer = Indexer(engine, rpc, deployment, **kwargs)
-        indexer.create_tables()
-        yield indexer
+        with Indexer(engine, rpc, deployment, **kwargs) as indexer:  # a scheduled indexer keeps its lock until closed
+            indexer.create_tables()
+            yield indexer
     finally:
         rpc.close()
         engine.dispose()

@@ -4,8 +4,10 @@ inside stands by, and takes over when the leader is killed with SIGKILL."""
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -25,6 +27,8 @@ from indexer.service import LEADER_EVENT, STANDBY_EVENT
 from tests.faults.import_faults import log_events, mirrored_codes
 from tests.indexer.support import assert_equals_fresh_replay, device_input, open_indexer, registry_call
 from tests.registry_api.import_support import ApiProcess, ServiceProcess, wait_for
+
+log = logging.getLogger(__name__)
 
 TAKEOVER_SECONDS = 15.0  # deadline for a standby to lead once the leader is gone (it tries every 0.2 s here)
 SERIAL_BASE = 660_000  # device codes BJ-CAMR-110105660000 onwards
@@ -193,6 +197,7 @@ def test_the_standby_api_indexer_takes_over_when_the_leading_indexer_is_killed(
     database_url = service_settings.database_url
     api = ApiProcess(service_settings, tmp_path, run_indexer_in_api="true", run_gateway_in_api="false", log_json="true")
     indexer = ServiceProcess(api, "indexer", tmp_path / "indexer.log")
+    marks = [("begin", time.monotonic())]
     with ExitStack() as stack:
         stack.callback(indexer.stop)
         stack.callback(api.stop)
@@ -203,17 +208,30 @@ def test_the_standby_api_indexer_takes_over_when_the_leading_indexer_is_killed(
         assert log_events(api.log, STANDBY_EVENT) and not log_events(api.log, LEADER_EVENT)
         assert indexer.process is not None and api.process is not None
         assert lock_holders(database_url) == [indexer.process.pid]
+        marks.append(("started", time.monotonic()))
 
         first = _register(w3, chain, range(SERIAL_BASE, SERIAL_BASE + 5))
         wait_for(lambda: mirrored_codes(database_url) >= first, 30, "the leader did not mirror the devices")
         assert _health(api)["indexer"]["role"] == "standby"  # it reports the leader's progress, read from SQL
 
+        marks.append(("mirrored", time.monotonic()))
         indexer.kill()  # SIGKILL: no handler runs, the kernel or the server releases the lock
+        killed = time.monotonic()
         wait_for(lambda: _health(api)["indexer"]["role"] == "leader", TAKEOVER_SECONDS, "the standby never led")
+        takeover = time.monotonic() - killed
+        marks.append(("taken over", time.monotonic()))
         assert lock_holders(database_url) == [api.process.pid]
         second = _register(w3, chain, range(SERIAL_BASE + 5, SERIAL_BASE + 10))
         wait_for(lambda: mirrored_codes(database_url) >= first | second, 30, "the new leader did not mirror")
         health = _health(api)
         assert health["status"] == "ok" and health["indexer"]["error"] is None, health
         api.stop()
+        marks.append(("mirrored again", time.monotonic()))
     assert_equals_fresh_replay(database_url, replay_url, anvil.url, chain.deployment)
+    marks.append(("replayed", time.monotonic()))
+    log.warning(
+        "leader takeover (%s): the standby led %.2f s after the SIGKILL; seconds: %s",
+        make_url(database_url).get_backend_name(),
+        takeover,
+        {name: round(at - prev, 1) for (_, prev), (name, at) in zip(marks, marks[1:], strict=False)},
+    )
