@@ -23,7 +23,7 @@ from web3 import Web3
 from chain_gateway.devnet import AnvilNode, SeededConsortium
 from chain_gateway.settings import Settings
 from indexer.leader import LEADER_LOCK_KEY, LeaderLock, LeadershipLostError, NotLeaderError, leader_lock
-from indexer.service import LEADER_EVENT, STANDBY_EVENT
+from indexer.service import LEADER_EVENT, LOST_EVENT, STANDBY_EVENT
 from tests.faults.import_faults import log_events, mirrored_codes
 from tests.indexer.support import assert_equals_fresh_replay, device_input, open_indexer, registry_call
 from tests.registry_api.import_support import ApiProcess, ServiceProcess, wait_for
@@ -185,53 +185,77 @@ def _health(api: ApiProcess) -> dict[str, Any]:
     return body
 
 
+def _role_changes(log_file: Path) -> list[str]:
+    """The role-change events a process logged, in order."""
+    found = [log_events(log_file, event) for event in (STANDBY_EVENT, LEADER_EVENT, LOST_EVENT)]
+    return [e["event"] for e in sorted((e for events in found for e in events), key=lambda e: e["timestamp"])]
+
+
 def _register(w3: Web3, chain: SeededConsortium, serials: range) -> set[str]:
     inputs = [device_input(serial) for serial in serials]
     registry_call(w3, chain, "registerDevices", inputs)
     return {item[0] for item in inputs}
 
 
-def test_the_standby_api_indexer_takes_over_when_the_leading_indexer_is_killed(
+def test_one_of_two_indexer_processes_leads_and_the_other_takes_over_when_it_is_killed(
     service_settings: Settings, anvil: AnvilNode, chain: SeededConsortium, w3: Web3, replay_url: str, tmp_path: Path
 ) -> None:
+    """`dirchain indexer run` and `dirchain serve` (its indexer inside) start while the test holds the lock: both
+    stand by. Released, the lock goes to one of them; SIGKILL that one and the other leads. Both processes start
+    at once (their start-up is most of the test's time), so either may win: the checks hold for both outcomes."""
     database_url = service_settings.database_url
     api = ApiProcess(service_settings, tmp_path, run_indexer_in_api="true", run_gateway_in_api="false", log_json="true")
     indexer = ServiceProcess(api, "indexer", tmp_path / "indexer.log")
+    blocker = leader_lock(database_url)
     marks = [("begin", time.monotonic())]
     with ExitStack() as stack:
         stack.callback(indexer.stop)
         stack.callback(api.stop)
-        indexer.start()  # `dirchain indexer run` first: it leads
-        wait_for(lambda: log_events(indexer.log, LEADER_EVENT), 60, "the indexer process never led")
-        api.start()  # `dirchain serve`, its indexer inside: it stands by
-        wait_for(lambda: _health(api)["indexer"]["role"] == "standby", 30, "the API's indexer is not standing by")
-        assert log_events(api.log, STANDBY_EVENT) and not log_events(api.log, LEADER_EVENT)
+        stack.callback(blocker.release)
+        assert blocker.acquire()
+        indexer.start()
+        api.start()
         assert indexer.process is not None and api.process is not None
-        assert lock_holders(database_url) == [indexer.process.pid]
+        pids = {indexer.process.pid: "indexer", api.process.pid: "api"}
+        wait_for(lambda: _health(api)["indexer"]["role"] == "standby", 30, "the API's indexer is not standing by")
+        wait_for(lambda: log_events(indexer.log, STANDBY_EVENT), 30, "the indexer process is not standing by")
+        first = _register(w3, chain, range(SERIAL_BASE, SERIAL_BASE + 5))
+        assert mirrored_codes(database_url) == set() and lock_holders(database_url) == [os.getpid()]
         marks.append(("started", time.monotonic()))
 
-        first = _register(w3, chain, range(SERIAL_BASE, SERIAL_BASE + 5))
+        blocker.release()
+        wait_for(lambda: set(lock_holders(database_url)) & set(pids), 15, "neither process took the lock")
+        leader = lock_holders(database_url)
+        assert len(leader) == 1 and leader[0] in pids, leader
+        api_leads = pids[leader[0]] == "api"
+        assert _health(api)["indexer"]["role"] == ("leader" if api_leads else "standby")
         wait_for(lambda: mirrored_codes(database_url) >= first, 30, "the leader did not mirror the devices")
-        assert _health(api)["indexer"]["role"] == "standby"  # it reports the leader's progress, read from SQL
-
+        assert lock_holders(database_url) == leader  # the standby never took it meanwhile
         marks.append(("mirrored", time.monotonic()))
-        indexer.kill()  # SIGKILL: no handler runs, the kernel or the server releases the lock
+
+        (api if api_leads else indexer).kill()  # SIGKILL: no handler runs; the kernel or the server frees the lock
         killed = time.monotonic()
-        wait_for(lambda: _health(api)["indexer"]["role"] == "leader", TAKEOVER_SECONDS, "the standby never led")
+        heir = indexer.process.pid if api_leads else api.process.pid
+        wait_for(lambda: lock_holders(database_url) == [heir], TAKEOVER_SECONDS, "the standby never took the lock")
         takeover = time.monotonic() - killed
         marks.append(("taken over", time.monotonic()))
-        assert lock_holders(database_url) == [api.process.pid]
+        heir_log = indexer.log if api_leads else api.log  # it stood by, then led: no other role change
+        wait_for(lambda: log_events(heir_log, LEADER_EVENT), 5, "the new leader does not say it leads")
+        assert _role_changes(heir_log) == [STANDBY_EVENT, LEADER_EVENT]
+        if not api_leads:
+            assert _health(api)["indexer"]["role"] == "leader"
         second = _register(w3, chain, range(SERIAL_BASE + 5, SERIAL_BASE + 10))
         wait_for(lambda: mirrored_codes(database_url) >= first | second, 30, "the new leader did not mirror")
-        health = _health(api)
-        assert health["status"] == "ok" and health["indexer"]["error"] is None, health
-        api.stop()
+        if not api_leads:
+            health = _health(api)
+            assert health["status"] == "ok" and health["indexer"]["error"] is None, health
         marks.append(("mirrored again", time.monotonic()))
     assert_equals_fresh_replay(database_url, replay_url, anvil.url, chain.deployment)
     marks.append(("replayed", time.monotonic()))
     log.warning(
-        "leader takeover (%s): the standby led %.2f s after the SIGKILL; seconds: %s",
+        "leader takeover (%s): the %s led first; the other led %.2f s after the SIGKILL; seconds: %s",
         make_url(database_url).get_backend_name(),
+        "API" if api_leads else "indexer process",
         takeover,
         {name: round(at - prev, 1) for (_, prev), (name, at) in zip(marks, marks[1:], strict=False)},
     )
