@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from collections.abc import Iterator
@@ -10,12 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 import typer
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 from web3 import Web3
 
 from chain_gateway.devnet import SeededConsortium
+from chain_gateway.logs import configure_logging
 from chain_gateway.settings import Settings, get_settings
 from registry_api.app import create_app
 from registry_api.auth import issue_token, list_tokens
@@ -46,6 +49,18 @@ def test_scheduler_runs_gateway_and_indexer_in_the_api(
         assert health["outbox"]["queue_depth"] == 0
 
 
+@pytest.fixture
+def logs_on_stderr() -> Iterator[None]:
+    """The in-process server logs as `dirchain serve` does: through one handler on the real stderr. Unconfigured,
+    structlog prints to whatever sys.stdout is, and CliRunner swaps in its own while a command runs: a gateway
+    line signed meanwhile would land in the command's --json output."""
+    configure_logging(json_logs=False)
+    yield
+    logging.getLogger().handlers.clear()
+    structlog.reset_defaults()
+
+
+@pytest.mark.usefixtures("logs_on_stderr")
 def test_cli_registers_waits_lists_and_shows_history(
     api_settings: Settings, chain: SeededConsortium, w3: Web3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
