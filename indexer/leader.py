@@ -200,6 +200,16 @@ class AdvisoryLock:
                 return True
             except LeadershipLostError as exc:
                 log.warning("%s; taking it again if free", exc)
+        kept = self._conn is not None
+        try:
+            return self._try_lock()
+        except DBAPIError as exc:
+            if not (kept and exc.connection_invalidated):
+                raise
+            # a standby's kept connection ended with its session (a server restart): once more on a new one
+            return self._try_lock()
+
+    def _try_lock(self) -> bool:
         if self._conn is None:  # raises a retryable DBAPIError while the database is out of reach
             self._conn = self._engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         try:

@@ -27,6 +27,7 @@ from indexer.service import LEADER_EVENT, LOST_EVENT, STANDBY_EVENT
 from tests.faults.import_faults import log_events, mirrored_codes
 from tests.indexer.support import assert_equals_fresh_replay, device_input, open_indexer, registry_call
 from tests.registry_api.import_support import ApiProcess, ServiceProcess, wait_for
+from tests.support.postgres import PostgresServer
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,26 @@ def test_a_leader_whose_database_session_ends_stops_writing_and_competes_again(
     assert not leader.acquire()  # competes again: the standby leads now
     standby.release()
     assert leader.acquire()
+
+
+def test_a_postgres_restart_ends_the_leaders_lock_and_it_is_taken_again(tmp_path: Path) -> None:
+    """A restart ends every session, the lock's too: the old leader must notice before it writes again."""
+    server = PostgresServer().start()  # a private server: the session's shared one is never stopped
+    try:
+        url = server.create_database("leader")
+        leader, standby = leader_lock(url), leader_lock(url)
+        try:
+            assert leader.acquire() and not standby.acquire()
+            server.halt()
+            server.resume()
+            with pytest.raises(LeadershipLostError, match="session ended"):
+                leader.check()
+            assert standby.acquire() and not leader.acquire()
+        finally:
+            leader.release()
+            standby.release()
+    finally:
+        server.stop()
 
 
 def _hold(ready: Any, done: Any) -> None:
