@@ -11,8 +11,8 @@ Each run measures, one phase after another:
     is confirmed; then `--devices` devices in `registerDevices` batches of each `--batch` size, likewise.
     Two rates: end to end (first enqueue to last confirmation) and on chain (devices over the wall time from
     the block before the first that carries them to the last). The ceiling the chain allows is printed next to
-    them: gas per device from the receipts, whole transactions per block (geth's miner adds a transaction only
-    while the block's gas left covers its gas *limit*) and blocks per second;
+    them: gas per device from the receipts, whole transactions per block (geth's miner adds a transaction while
+    the block's gas left covers its gas *limit*, which then takes the gas it used) and 1 block a second;
 (b) latency from enqueue to confirmed of single writes arriving steadily (`--paced-rate` per second for
     `--paced-seconds`, each simulated first as the API does), p50/p99; and of the bursts of (a);
 (c) indexer lag in blocks (head of the indexer's node minus the mirror's committed checkpoint, sampled every
@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -71,6 +72,7 @@ from chain_gateway.rpc import JsonRpcClient  # noqa: E402
 from chain_gateway.settings import Settings  # noqa: E402
 from indexer.models import Device  # noqa: E402
 from indexer.service import Indexer  # noqa: E402
+from tests.network.conftest import running  # noqa: E402 - each service's loop in a thread, as `dirchain serve`
 from tests.support.postgres import PostgresServer  # noqa: E402
 
 SIGNERS = 4
@@ -112,21 +114,6 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
         yield server.create_database("clique_bench")
     finally:
         server.stop()
-
-
-@contextmanager
-def running(*services: Gateway | Indexer) -> Iterator[None]:
-    """Each service's own loop in a thread, as `dirchain serve` runs them; stopped on the way out."""
-    stop = threading.Event()
-    threads = [threading.Thread(target=s.run, args=(stop,), daemon=True) for s in services]
-    for thread in threads:
-        thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(timeout=30)
 
 
 class Sampler:
@@ -188,6 +175,7 @@ class Phase:
     gas_used_per_device: float
     gas_limit_per_tx: int
     block_fill: float  # gas used / gas limit over the blocks that carry them
+    txs_in_blocks: dict[int, int] = field(default_factory=dict)  # transactions in a block -> blocks
     cpu_ms_per_device: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -197,11 +185,14 @@ class Phase:
 
     @property
     def txs_per_block(self) -> int:
-        return GAS_LIMIT // self.gas_limit_per_tx
+        """Whole transactions a block takes: geth's miner adds one while the gas left covers its gas *limit*
+        (the gateway's estimate x 1.25 + 20,000), and each then takes only the gas it used."""
+        used = self.gas_used_per_device * self.per_tx
+        return max(0, int((GAS_LIMIT - self.gas_limit_per_tx) // used) + 1)
 
     @property
     def ceiling_packed(self) -> float:
-        """Devices/s with whole transactions in every 1 s block, packed by their gas limits as geth's miner does."""
+        """Devices/s with whole transactions in every 1 s block, packed as geth's miner does (`txs_per_block`)."""
         return self.txs_per_block * self.per_tx / BLOCK_PERIOD_S
 
 
@@ -292,6 +283,7 @@ def measure(
         gas_used_per_device=gas_used / per_tx,
         gas_limit_per_tx=int(statistics.median(r.gas_limit or 0 for r in rows)),
         block_fill=sum(int(b["gasUsed"], 16) for b in blocks) / (len(blocks) * GAS_LIMIT),
+        txs_in_blocks=dict(sorted(Counter(len(b["transactions"]) for b in blocks).items())),
         cpu_ms_per_device=cpu.per_device_ms(devices),
     )
 
@@ -407,7 +399,8 @@ def print_run(number: int, run: Run) -> None:
         cpu = ", ".join(f"{k} {v:.2f}" for k, v in p.cpu_ms_per_device.items())
         print(
             f"  {p.name:>10}: {p.devices:,} devices, {p.e2e_per_s:,.0f}/s end to end, {p.chain_per_s:,.0f}/s on chain "
-            f"({p.blocks_per_s:.2f} blocks/s, blocks {p.block_fill:.0%} full); ceiling {p.ceiling_packed:,.0f}/s "
+            f"({p.blocks_per_s:.2f} blocks/s, blocks {p.block_fill:.0%} full, blocks by transactions in them "
+            f"{p.txs_in_blocks}); ceiling {p.ceiling_packed:,.0f}/s "
             f"({p.txs_per_block} transactions of gas limit {p.gas_limit_per_tx:,} per block; by gas used "
             f"{p.gas_used_per_device:,.0f}/device: {p.ceiling_by_gas:,.0f}/s); burst latency p50 "
             f"{percentile(p.latency_ms, 0.5) / 1000:.1f} s, p99 {percentile(p.latency_ms, 0.99) / 1000:.1f} s; "
