@@ -52,17 +52,26 @@ def lock_holders(database_url: str) -> list[int]:
         device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
         fields = [line.split() for line in Path("/proc/locks").read_text().splitlines()]
         return [int(f[4]) for f in fields if f[1:4] == ["FLOCK", "ADVISORY", "WRITE"] and f[5] == device]
-    engine = create_engine(url, poolclass=NullPool)
+    names = _for_lock_sessions(database_url, "a.application_name")  # "dirchain-indexer <host>:<pid>"
+    return [int(name.rsplit(":", 1)[1]) for name in names]
+
+
+def _for_lock_sessions(database_url: str, expression: str) -> list[Any]:
+    """`expression` for each PostgreSQL session holding the database's leader lock (`l`: pg_locks, `a`: its
+    pg_stat_activity row)."""
+    engine = create_engine(database_url, poolclass=NullPool)
     try:
         with engine.connect() as conn:
-            names = conn.execute(
-                text(
-                    "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
-                    " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = :key AND l.database = a.datid"
-                ),
-                {"key": LEADER_LOCK_KEY},
-            ).scalars()
-            return [int(name.rsplit(":", 1)[1]) for name in names]  # "dirchain-indexer <host>:<pid>"
+            return list(
+                conn.execute(
+                    text(
+                        f"SELECT {expression} FROM pg_locks l JOIN pg_stat_activity a USING (pid)"
+                        " WHERE l.locktype = 'advisory' AND l.granted AND l.objid = :key"
+                        " AND l.database = a.datid AND a.datname = current_database()"
+                    ),
+                    {"key": LEADER_LOCK_KEY},
+                ).scalars()
+            )
     finally:
         engine.dispose()
 
@@ -95,19 +104,7 @@ def test_a_leader_whose_database_session_ends_stops_writing_and_competes_again(
     """A server restart or a dropped connection ends the lock's session, and the lock with it."""
     leader, standby = locks
     assert leader.acquire()
-    engine = create_engine(database_url, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            ended = conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' AND granted"
-                    " AND objid = :key AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-                ),
-                {"key": LEADER_LOCK_KEY},
-            ).scalars()
-            assert list(ended) == [True]
-    finally:
-        engine.dispose()
+    assert _for_lock_sessions(database_url, "pg_terminate_backend(l.pid)") == [True]
     wait_for(lambda: standby.acquire(), 10, "the ended session's lock was never released")
     with pytest.raises(LeadershipLostError, match="session ended"):
         leader.check()
