@@ -42,6 +42,7 @@ __all__ = [
     "VALIDATOR_ORGS",
     "deploy_demo",
     "ensure_geth",
+    "register_validators",
     "safe_confirmations",
 ]
 
@@ -198,6 +199,27 @@ class CliqueNetwork:
             "nodes": [{**vars(n), "datadir": str(n.datadir)} for n in self.nodes],
         }
         (self.root / STATE_FILE).write_text(json.dumps(state, indent=2))
+
+    @classmethod
+    def launch(cls, root: Path, signers: int = 4, timeout: float = 90.0) -> CliqueNetwork:
+        """A fresh network under `root` (empty or missing) with every node started, sealing and peered; geth is
+        built first if needed. On failure the nodes started are stopped again."""
+        network = cls(root)
+        network.create(ensure_geth(), signers)
+        try:
+            for node in network.nodes:
+                network.start_node(node)
+            network.start_sealing(network.nodes, timeout)
+            network.wait_ready(timeout)
+        except BaseException:
+            network.stop()
+            raise
+        return network
+
+    def stop(self) -> None:
+        """Stop every node (their data stays)."""
+        for node in self.nodes:
+            self.stop_node(node)
 
     def create(self, geth: Path, signers: int = 4) -> None:
         """Write keys, genesis and configs under a fresh `root` and `geth init` each datadir."""
@@ -411,14 +433,21 @@ def safe_confirmations(signers: int) -> int:
 
 
 def deploy_demo(network: CliqueNetwork, deployment_path: Path) -> SeededConsortium:
-    """Deploy and seed the demo consortium through node 1, register each node's signer as an account of the
-    member org that runs it (one governed proposal), and write the deployment to `deployment_path`."""
+    """Deploy and seed the demo consortium through node 1, register the nodes' signers (`register_validators`)
+    and write the deployment to `deployment_path`."""
     w3 = connect_web3(network.nodes[0].url, timeout=60)
     consortium = seed_demo_consortium(w3)
-    calls: list[GovernedCall] = [("Consortium", "addAccount", [n.org, n.signer]) for n in network.nodes]
-    govern(w3, consortium.deployment, consortium.admin_keys(), calls, "sealing accounts of the member nodes")
+    register_validators(network, consortium)
     write_deployment(consortium.deployment, deployment_path)
     return consortium
+
+
+def register_validators(network: CliqueNetwork, consortium: SeededConsortium) -> None:
+    """Register each node's sealing account as an account of the member org that runs it (one governed proposal),
+    so the chain itself says which member runs which validator."""
+    w3 = connect_web3(network.nodes[0].url, timeout=60)
+    calls: list[GovernedCall] = [("Consortium", "addAccount", [n.org, n.signer]) for n in network.nodes]
+    govern(w3, consortium.deployment, consortium.admin_keys(), calls, "sealing accounts of the member nodes")
 
 
 def _run(args: list[str], log_path: Path) -> None:
@@ -435,47 +464,29 @@ DirOption = Annotated[Path, typer.Option("--dir", help="network directory (datad
 def up(
     root: DirOption = DEFAULT_DIR,
     timeout: Annotated[float, typer.Option(help="seconds to wait for peers and blocks")] = 90.0,
-    demo: Annotated[
-        bool, typer.Option(help="deploy and seed the demo consortium too (deployments/1337.json, ~1 min)")
-    ] = False,
 ) -> None:
-    """Build geth if needed, create a fresh network under --dir, start 4 signers and wait until blocks advance."""
+    """Build geth if needed, create a fresh network under --dir, start 4 signers and wait until blocks advance.
+
+    The whole dev profile (demo consortium, keystore, tokens, API) on such a network: `scripts/run --network clique`.
+    """
     started = time.monotonic()
     if (root / STATE_FILE).exists() and any(n.running() for n in CliqueNetwork.load(root).nodes):
         raise typer.BadParameter(f"a network under {root} is running: `scripts/network down --dir {root}` first")
-    geth = ensure_geth()
     if root.exists():
         if any(root.iterdir()) and not (root / "genesis.json").exists():
             raise typer.BadParameter(f"{root} is not empty and not a network directory")
         shutil.rmtree(root)  # a fresh chain each time: old blocks would not match new keys
-    network = CliqueNetwork(root)
-    network.create(geth)
-    for node in network.nodes:
-        network.start_node(node)
-    try:
-        network.start_sealing(network.nodes, timeout)
-        network.wait_ready(timeout)
-    except GatewayConfigError:
-        for node in network.nodes:
-            network.stop_node(node)
-        raise
+    network = CliqueNetwork.launch(root, timeout=timeout)
     for node in network.nodes:
         typer.echo(f"node{node.index} {node.url} run by {node.org}, signer {node.signer}, pid {node.pid}")
     typer.echo(f"chain {CHAIN_ID} up in {time.monotonic() - started:.1f} s; stop with scripts/network down")
-    if demo:
-        path = PROJECT_ROOT / "deployments" / f"{CHAIN_ID}.json"
-        deploy_demo(network, path)
-        urls = json.dumps([n.url for n in network.nodes])
-        typer.echo(f"demo consortium deployed -> {path}; the service on this network:")
-        typer.echo(f"  DIRCHAIN_RPC_URLS='{urls}' DIRCHAIN_CONFIRMATIONS={safe_confirmations(len(network.nodes))}")
 
 
 @app.command("down")
 def down(root: DirOption = DEFAULT_DIR) -> None:
     """Stop the nodes of the network under --dir (its data stays until the next `up`)."""
     network = CliqueNetwork.load(root)
-    for node in network.nodes:
-        network.stop_node(node)
+    network.stop()
     typer.echo(f"stopped {len(network.nodes)} nodes under {root}")
 
 

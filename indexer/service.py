@@ -53,6 +53,7 @@ __all__ = [
     "ReorgInfo",
     "SyncResult",
     "create_mirror_engine",
+    "indexer_options",
 ]
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,16 @@ def create_mirror_engine(database_url: str, **kwargs: Any) -> Engine:
     return engine
 
 
+def indexer_options(settings: Settings) -> dict[str, Any]:
+    """The `Indexer` keyword arguments that settings decide (for an indexer on an engine and client of one's own)."""
+    return {
+        "finality_depth": settings.indexer_finality_depth,
+        "poll_seconds": settings.indexer_poll_seconds,
+        "max_lag_blocks": settings.rpc_max_lag_blocks,
+        "endpoint_check_seconds": settings.rpc_check_seconds,
+    }
+
+
 class Indexer(OwnsResources):
     """Mirrors the events of every contract in `deployment` into the SQL tables of `indexer.models`.
 
@@ -190,10 +201,7 @@ class Indexer(OwnsResources):
             engine,
             rpc,
             deployment,
-            finality_depth=settings.indexer_finality_depth,
-            poll_seconds=settings.indexer_poll_seconds,
-            max_lag_blocks=settings.rpc_max_lag_blocks,
-            endpoint_check_seconds=settings.rpc_check_seconds,
+            **indexer_options(settings),
         )
         indexer._owned = [rpc, engine]
         return indexer

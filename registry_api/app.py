@@ -30,7 +30,7 @@ from chain_gateway.keystore import Keystore
 from chain_gateway.outbox import create_outbox_engine
 from chain_gateway.rpc import JsonRpcClient
 from chain_gateway.settings import Settings, get_settings
-from indexer.service import Indexer, create_mirror_engine
+from indexer.service import Indexer, create_mirror_engine, indexer_options
 from registry_api.anchoring import ReceiptAnchorer
 from registry_api.auth import create_token_table
 from registry_api.capability import SigningKeys, load_secret
@@ -205,13 +205,7 @@ def start_services(settings: Settings) -> AppState:
     outbox_engine = create_outbox_engine(
         settings.database_url, **({} if settings.database_url.startswith("sqlite") else {"pool_pre_ping": True})
     )
-    indexer = Indexer(
-        engine,
-        rpcs[1],
-        deployment,
-        finality_depth=settings.indexer_finality_depth,
-        poll_seconds=settings.indexer_poll_seconds,
-    )
+    indexer = Indexer(engine, rpcs[1], deployment, **indexer_options(settings))
     gateway = Gateway(
         settings, outbox_engine, deployment, Keystore(settings.keystore_dir, settings.keystore_password), rpcs[0]
     )

@@ -9,10 +9,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from types import FrameType
 from typing import Annotated, Any
@@ -26,9 +30,10 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 from web3 import Web3
 
+from chain_gateway.clique import CliqueNetwork, register_validators, safe_confirmations
 from chain_gateway.compiler import PROJECT_ROOT
 from chain_gateway.deployments import ORG_KINDS, FounderOrg, deploy_contracts, write_deployment
-from chain_gateway.devnet import AnvilNode, SeededConsortium, seed_demo_consortium
+from chain_gateway.devnet import AnvilNode, SeededConsortium, free_port, seed_demo_consortium
 from chain_gateway.keystore import DEV_SCRYPT_N, Keystore
 from chain_gateway.logs import configure_logging
 from chain_gateway.settings import VAR_DIR, Settings
@@ -137,32 +142,79 @@ def _stop_like_ctrl_c(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+class ChainKind(StrEnum):
+    """The chain the dev profile starts."""
+
+    ANVIL = "anvil"
+    CLIQUE = "clique"
+
+
+@dataclass
+class _DevChain:
+    """The dev profile's chain: its RPC URLs, what to change once it is seeded, and how to stop it."""
+
+    urls: list[str]
+    describe: str
+    stop: Callable[[], None]
+    after_seeding: Callable[[SeededConsortium], dict[str, Any]]
+
+
+def _start_chain(kind: ChainKind, rpc_port: int, block_time: float) -> _DevChain:
+    if kind is ChainKind.CLIQUE:
+        clique = CliqueNetwork.launch(VAR_DIR / "network") if _fresh_dir(VAR_DIR / "network") else None
+        if clique is None:
+            raise typer.BadParameter(f"a network under {VAR_DIR / 'network'} is running: scripts/network down first")
+
+        def after_seeding(seeded: SeededConsortium) -> dict[str, Any]:
+            register_validators(clique, seeded)  # the chain records which member runs which validator
+            return {"rpc_urls": [n.url for n in clique.nodes], "confirmations": safe_confirmations(len(clique.nodes))}
+
+        return _DevChain(
+            [n.url for n in clique.nodes], "geth Clique, 4 signers (failover in this order)", clique.stop, after_seeding
+        )
+    if not _port_free(rpc_port):
+        rpc_port = free_port()
+    node = AnvilNode(port=rpc_port, block_time=block_time, log_path=DEV_DIR / "anvil.log").start()
+    return _DevChain([node.url], f"anvil ({block_time:g} s blocks)", node.stop, lambda _seeded: {})
+
+
+def _fresh_dir(root: Path) -> bool:
+    """Make `root` ready for a new network: False if a network there is still running."""
+    if (root / "network.json").exists() and any(n.running() for n in CliqueNetwork.load(root).nodes):
+        return False
+    shutil.rmtree(root, ignore_errors=True)
+    return True
+
+
 @app.command("up")
 def up(
     api_port: Annotated[int, typer.Option(help="API port on 127.0.0.1")] = 8000,
     rpc_port: Annotated[int, typer.Option(help="anvil port on 127.0.0.1 (a free one if taken)")] = 8545,
     block_time: Annotated[float, typer.Option(help="seconds between blocks (interval mining)")] = 1.0,
     devices: Annotated[int, typer.Option(help="demo devices to file at start (0: no demo data)")] = 60,
+    network: Annotated[
+        ChainKind,
+        typer.Option(
+            help="anvil: one local node; clique: 4 geth signers on loopback, each run by a member org (geth is "
+            "built once from the Go module proxy, a few minutes), with failover between them"
+        ),
+    ] = ChainKind.ANVIL,
 ) -> None:
-    """Start anvil, deploy, seed the demo consortium and serve the API with indexer and gateway (Ctrl-C stops)."""
+    """Start the chain, deploy, seed the demo consortium and serve the API with indexer and gateway (Ctrl-C stops)."""
     from registry_api.app import create_app
 
     if not _port_free(api_port):
         raise typer.BadParameter(f"port {api_port} is taken; stop the other process or pass --api-port")
-    if not _port_free(rpc_port):
-        from chain_gateway.devnet import free_port
-
-        rpc_port = free_port()
     DEV_DIR.mkdir(parents=True, exist_ok=True)
     signal.signal(signal.SIGTERM, _stop_like_ctrl_c)
-    node = AnvilNode(port=rpc_port, block_time=block_time, log_path=DEV_DIR / "anvil.log").start()
+    chain = _start_chain(network, rpc_port, block_time)
     try:
         api_url = f"http://127.0.0.1:{api_port}"
         with console.status("deploying contracts and seeding the demo consortium"):
-            settings, seeded = prepare_devnet(node.url, api_url)
-        settings = settings.model_copy(update={"api_port": api_port})
+            settings, seeded = prepare_devnet(chain.urls[0], api_url)
+            settings = settings.model_copy(update={"api_port": api_port, **chain.after_seeding(seeded)})
         orgs = json.loads(CREDENTIALS_PATH.read_text(encoding="utf-8"))["orgs"]
-        console.print(f"[bold]anvil[/] {node.url} (chain {seeded.deployment['chain_id']}, {block_time:g} s blocks)")
+        console.print(f"[bold]{chain.describe}[/] {', '.join(chain.urls)} (chain {seeded.deployment['chain_id']})")
         console.print(f"[bold]contracts[/] {settings.deployments_path}")
         console.print(f"[bold]credentials[/] {CREDENTIALS_PATH} ({len(orgs)} orgs: tokens, accounts, dev keys)")
         console.print(f"[bold]API docs[/] {api_url}/docs    [bold]health[/] {api_url}/healthz")
@@ -176,7 +228,7 @@ def up(
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)  # the demo filing would flood the console
         uvicorn.run(create_app(settings), host="127.0.0.1", port=api_port, log_config=None)
     finally:
-        node.stop()
+        chain.stop()
 
 
 @app.command("deploy")

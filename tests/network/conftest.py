@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from chain_gateway.clique import CliqueNetwork, CliqueNode, deploy_demo, ensure_geth, safe_confirmations
+from chain_gateway.clique import CliqueNetwork, CliqueNode, deploy_demo, safe_confirmations
 from chain_gateway.devnet import SeededConsortium
 from chain_gateway.gateway import Gateway
 from chain_gateway.settings import Settings
@@ -68,19 +68,13 @@ class CliqueUnderTest:
 
 @pytest.fixture(scope="module")
 def clique(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CliqueUnderTest]:
-    network = CliqueNetwork(tmp_path_factory.mktemp("clique"))
-    network.create(ensure_geth())
+    network = CliqueNetwork.launch(tmp_path_factory.mktemp("clique"))
     try:
-        for node in network.nodes:
-            network.start_node(node)
-        network.start_sealing(network.nodes)
-        network.wait_ready()
         deployment_path = network.root / "deployment.json"
         consortium = deploy_demo(network, deployment_path)
         yield CliqueUnderTest(network, consortium, deployment_path)
     finally:
-        for node in network.nodes:
-            network.stop_node(node)
+        network.stop()
 
 
 @pytest.fixture
