@@ -54,18 +54,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchkit import Figure, add_json_option, cpu_seconds, median, write_figures  # noqa: E402
-from gateway_bench import GAS_CHOICES, REGISTRARS, device  # noqa: E402
+from gateway_bench import GAS_CHOICES, REGISTRARS, device, queue  # noqa: E402
 
 from chain_gateway.clique import (  # noqa: E402
     BLOCK_PERIOD_S,
     GAS_LIMIT,
     CliqueNetwork,
     deploy_demo,
-    ensure_geth,
     safe_confirmations,
 )
 from chain_gateway.devnet import SeededConsortium  # noqa: E402
-from chain_gateway.gateway import Gateway, WriteRequest  # noqa: E402
+from chain_gateway.gateway import Gateway  # noqa: E402
 from chain_gateway.keystore import DEV_SCRYPT_N, Keystore  # noqa: E402
 from chain_gateway.outbox import CONFIRMED, FAILED, Operation  # noqa: E402
 from chain_gateway.rpc import JsonRpcClient  # noqa: E402
@@ -88,19 +87,13 @@ PASSWORD = SecretStr("bench-only")
 @contextmanager
 def clique_network(tmp: Path) -> Iterator[tuple[CliqueNetwork, SeededConsortium, Path]]:
     """A fresh 4-signer network with the demo consortium; every node stopped on the way out, whatever happens."""
-    network = CliqueNetwork(tmp / "network")
-    network.create(ensure_geth(), SIGNERS)
+    network = CliqueNetwork.launch(tmp / "network", SIGNERS)
     try:
-        for node in network.nodes:
-            network.start_node(node)
-        network.start_sealing(network.nodes)
-        network.wait_ready()
         deployment_path = network.root / "deployment.json"
         consortium = deploy_demo(network, deployment_path)
         yield network, consortium, deployment_path
     finally:
-        for node in network.nodes:
-            network.stop_node(node)
+        network.stop()
 
 
 @contextmanager
@@ -296,19 +289,8 @@ def burst(
     args: list[list[Any]],
 ) -> tuple[list[str], float]:
     """Queue the writes in one commit, orgs in turn (as a bulk import would); returns (ids, unix start)."""
-    requests = [
-        WriteRequest(
-            org_code=org,
-            account=chain.orgs[org].account,
-            contract="DeviceRegistry",
-            function=function,
-            args=a,
-        )
-        for i, a in enumerate(args)
-        for org in (orgs[i % len(orgs)],)
-    ]
     started = time.time()
-    return [op.id for op in gateway.enqueue_many(requests)], started
+    return queue(gateway, chain, function, args, orgs), started
 
 
 def paced(

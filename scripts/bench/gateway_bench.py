@@ -25,8 +25,10 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import structlog
 from pydantic import SecretStr
@@ -98,7 +100,14 @@ def count(gateway: Gateway, since: float, statuses: tuple[str, ...]) -> int:
         ).scalar_one()
 
 
-def queue(gateway: Gateway, chain: SeededConsortium, function: str, args: list[list[object]]) -> list[str]:
+def queue(
+    gateway: Gateway,
+    chain: SeededConsortium,
+    function: str,
+    args: list[list[object]] | list[list[Any]],
+    orgs: Sequence[str] = REGISTRARS,
+) -> list[str]:
+    """Queue DeviceRegistry.`function` writes in one commit, `orgs` in turn; returns the operation ids."""
     requests = [
         WriteRequest(
             org_code=org,
@@ -108,7 +117,7 @@ def queue(gateway: Gateway, chain: SeededConsortium, function: str, args: list[l
             args=a,
         )
         for i, a in enumerate(args)
-        for org in (REGISTRARS[i % len(REGISTRARS)],)
+        for org in (orgs[i % len(orgs)],)
     ]
     return [op.id for op in gateway.enqueue_many(requests)]
 
