@@ -105,7 +105,7 @@ def test_an_untampered_mirror_verifies_clean(live: Indexer, history: History) ->
 
 def test_an_edited_row_is_reported_with_its_columns_and_block(live: Indexer, history: History) -> None:
     code = history.codes[0]  # updated after registration: its block is the update's
-    tamper(live.engine, "UPDATE devices SET attributes = '{\"brand\":\"forged\"}' WHERE code = :code", code=code)
+    tamper(live.engine, 'UPDATE devices SET attributes = \'{"brand":"forged"}\' WHERE code = :code', code=code)
 
     report = verify(live)
 
