@@ -43,7 +43,6 @@ __all__ = [
     "deploy_demo",
     "ensure_geth",
     "register_validators",
-    "safe_confirmations",
 ]
 
 GETH_VERSION = "v1.13.15"
@@ -420,16 +419,6 @@ def _genesis(signers: list[str]) -> dict[str, Any]:
         "extraData": "0x" + "00" * 32 + "".join(a[2:].lower() for a in ordered) + "00" * 65,
         "alloc": {a: {"balance": hex(FUNDING_WEI)} for a in funded},
     }
-
-
-def safe_confirmations(signers: int) -> int:
-    """Blocks on top before a write counts as confirmed on Clique with `signers` signers.
-
-    A signer may seal at most one of any floor(signers / 2) + 1 consecutive blocks, so a minority cut off from
-    the rest can extend its own fork by at most floor(signers / 2) blocks before it stalls; a block with that
-    many + 1 on top was built on by a majority, and only a heavier majority chain could replace it.
-    """
-    return signers // 2 + 1
 
 
 def deploy_demo(network: CliqueNetwork, deployment_path: Path) -> SeededConsortium:

@@ -47,6 +47,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from chain_gateway.calldata import CalldataEncoder
 from chain_gateway.deployments import Deployment, load_deployment
 from chain_gateway.errors import ContractRevert, GatewayConfigError, GatewayRPCError, IdempotencyConflict
+from chain_gateway.finality import clique_confirmations_advice
 from chain_gateway.gas import GasCall, GasEstimator, GasSizer, ShapeKey
 from chain_gateway.inclusions import STALE_SECONDS, InclusionTracker
 from chain_gateway.keystore import Keystore
@@ -341,6 +342,13 @@ class Gateway(OwnsResources):
     def run(self, stop: threading.Event) -> None:
         """Process the outbox until `stop` is set; retryable RPC failures back off, others are logged."""
         log.info("gateway worker started", rpc=self.rpc.url, chain_id=self.chain_id)
+        advised = clique_confirmations_advice(self.rpc, self.settings.confirmations)
+        if advised is not None:  # a write could be reported confirmed on a fork that a rejoining minority sealed
+            log.warning(
+                "DIRCHAIN_CONFIRMATIONS is below what Clique forks need",
+                confirmations=self.settings.confirmations,
+                advised=advised,
+            )
         step = retry(
             retry=retry_if_exception(_is_retryable),
             wait=wait_exponential(multiplier=0.2, max=5),

@@ -30,10 +30,11 @@ from sqlalchemy import create_engine
 from sqlmodel import SQLModel
 from web3 import Web3
 
-from chain_gateway.clique import CliqueNetwork, register_validators, safe_confirmations
+from chain_gateway.clique import CliqueNetwork, register_validators
 from chain_gateway.compiler import PROJECT_ROOT
 from chain_gateway.deployments import ORG_KINDS, FounderOrg, deploy_contracts, write_deployment
 from chain_gateway.devnet import AnvilNode, SeededConsortium, free_port, seed_demo_consortium
+from chain_gateway.finality import safe_confirmations
 from chain_gateway.keystore import DEV_SCRYPT_N, Keystore
 from chain_gateway.logs import configure_logging
 from chain_gateway.settings import VAR_DIR, Settings

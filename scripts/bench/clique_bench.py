@@ -61,9 +61,9 @@ from chain_gateway.clique import (  # noqa: E402
     GAS_LIMIT,
     CliqueNetwork,
     deploy_demo,
-    safe_confirmations,
 )
 from chain_gateway.devnet import SeededConsortium  # noqa: E402
+from chain_gateway.finality import safe_confirmations  # noqa: E402
 from chain_gateway.gateway import Gateway  # noqa: E402
 from chain_gateway.keystore import DEV_SCRYPT_N, Keystore  # noqa: E402
 from chain_gateway.outbox import CONFIRMED, FAILED, Operation  # noqa: E402

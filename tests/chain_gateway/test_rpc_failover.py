@@ -1,4 +1,5 @@
-"""The JSON-RPC client's failover between real anvil nodes: a dead endpoint is skipped, a stale one left."""
+"""The JSON-RPC client's failover between real anvil nodes (a dead endpoint is skipped, a stale one left), and the
+confirmations advice off Clique."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from chain_gateway.devnet import AnvilNode, free_port
+from chain_gateway.finality import clique_confirmations_advice
 from chain_gateway.rpc import EndpointWatch, JsonRpcClient
 
 
@@ -61,3 +63,10 @@ def test_endpoint_watch_checks_at_most_once_per_period(nodes: tuple[AnvilNode, A
         assert watch.check() is None and client.url == first.url  # not due yet
         watch.every_seconds = 0
         assert watch.check() == second.url
+
+
+def test_no_confirmations_advice_off_clique(nodes: tuple[AnvilNode, AnvilNode]) -> None:
+    dead = f"http://127.0.0.1:{free_port()}"
+    with JsonRpcClient([nodes[0].url]) as anvil, JsonRpcClient([dead]) as nobody:
+        assert clique_confirmations_advice(anvil, 0) is None  # anvil has no clique API
+        assert clique_confirmations_advice(nobody, 0) is None

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from chain_gateway.clique import CliqueNetwork, CliqueNode, deploy_demo, safe_confirmations
+from chain_gateway.clique import CliqueNetwork, CliqueNode, deploy_demo
 from chain_gateway.devnet import SeededConsortium
+from chain_gateway.finality import safe_confirmations
 from chain_gateway.gateway import Gateway
 from chain_gateway.settings import Settings
 from indexer.service import Indexer

@@ -12,9 +12,11 @@ import httpx
 from web3 import Web3
 
 from chain_gateway.clique import CliqueNode
+from chain_gateway.finality import clique_confirmations_advice
 from chain_gateway.gateway import Gateway
 from chain_gateway.governance import contract
 from chain_gateway.outbox import CONFIRMED, Operation
+from chain_gateway.rpc import JsonRpcClient
 from chain_gateway.settings import Settings
 from chain_gateway.web3_connect import connect_web3
 from indexer.service import Indexer, ReorgInfo
@@ -140,6 +142,12 @@ def test_the_signers_are_accounts_of_the_member_orgs_that_run_the_nodes(network:
     assert signers == {n.signer.lower() for n in network.nodes}
     for node in network.nodes:
         assert members.functions.orgOf(node.signer).call() == members.functions.orgIdByCode(node.org).call() > 0
+
+
+def test_confirmations_below_floor_half_plus_one_are_flagged_on_clique(network: CliqueUnderTest) -> None:
+    with JsonRpcClient([network.nodes[0].url]) as rpc:
+        assert clique_confirmations_advice(rpc, 1) == 3  # 4 signers: a lone signer may fork 1 block, two 2
+        assert clique_confirmations_advice(rpc, CLIQUE_CONFIRMATIONS) is None
 
 
 def test_chain_and_service_go_on_with_one_signer_stopped(
