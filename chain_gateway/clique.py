@@ -201,8 +201,15 @@ class CliqueNetwork:
 
     @classmethod
     def launch(cls, root: Path, signers: int = 4, timeout: float = 90.0) -> CliqueNetwork:
-        """A fresh network under `root` (empty or missing) with every node started, sealing and peered; geth is
-        built first if needed. On failure the nodes started are stopped again."""
+        """A fresh network under `root` (missing, empty, or an earlier stopped network's, which is replaced: old
+        blocks would not match new keys) with every node started, sealing and peered; geth is built first if
+        needed. On failure the nodes started are stopped again."""
+        if (root / STATE_FILE).exists() and any(n.running() for n in cls.load(root).nodes):
+            raise GatewayConfigError(f"a network under {root} is running: `scripts/network down --dir {root}` first")
+        if root.exists():
+            if any(root.iterdir()) and not (root / "genesis.json").exists():
+                raise GatewayConfigError(f"{root} is not empty and not a network directory")
+            shutil.rmtree(root)
         network = cls(root)
         network.create(ensure_geth(), signers)
         try:
@@ -459,13 +466,11 @@ def up(
     The whole dev profile (demo consortium, keystore, tokens, API) on such a network: `scripts/run --network clique`.
     """
     started = time.monotonic()
-    if (root / STATE_FILE).exists() and any(n.running() for n in CliqueNetwork.load(root).nodes):
-        raise typer.BadParameter(f"a network under {root} is running: `scripts/network down --dir {root}` first")
-    if root.exists():
-        if any(root.iterdir()) and not (root / "genesis.json").exists():
-            raise typer.BadParameter(f"{root} is not empty and not a network directory")
-        shutil.rmtree(root)  # a fresh chain each time: old blocks would not match new keys
-    network = CliqueNetwork.launch(root, timeout=timeout)
+    try:
+        network = CliqueNetwork.launch(root, timeout=timeout)
+    except GatewayConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
     for node in network.nodes:
         typer.echo(f"node{node.index} {node.url} run by {node.org}, signer {node.signer}, pid {node.pid}")
     typer.echo(f"chain {CHAIN_ID} up in {time.monotonic() - started:.1f} s; stop with scripts/network down")

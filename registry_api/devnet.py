@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import socket
 import threading
@@ -34,6 +33,7 @@ from chain_gateway.clique import CliqueNetwork, register_validators
 from chain_gateway.compiler import PROJECT_ROOT
 from chain_gateway.deployments import ORG_KINDS, FounderOrg, deploy_contracts, write_deployment
 from chain_gateway.devnet import AnvilNode, SeededConsortium, free_port, seed_demo_consortium
+from chain_gateway.errors import GatewayConfigError
 from chain_gateway.finality import safe_confirmations
 from chain_gateway.keystore import DEV_SCRYPT_N, Keystore
 from chain_gateway.logs import configure_logging
@@ -162,9 +162,11 @@ class _DevChain:
 
 def _start_chain(kind: ChainKind, rpc_port: int, block_time: float) -> _DevChain:
     if kind is ChainKind.CLIQUE:
-        clique = CliqueNetwork.launch(VAR_DIR / "network") if _fresh_dir(VAR_DIR / "network") else None
-        if clique is None:
-            raise typer.BadParameter(f"a network under {VAR_DIR / 'network'} is running: scripts/network down first")
+        try:
+            clique = CliqueNetwork.launch(VAR_DIR / "network")
+        except GatewayConfigError as exc:  # a network still running there, or geth not built
+            console.print(f"[red]{exc}")
+            raise typer.Exit(1) from exc
 
         def after_seeding(seeded: SeededConsortium) -> dict[str, Any]:
             register_validators(clique, seeded)  # the chain records which member runs which validator
@@ -177,14 +179,6 @@ def _start_chain(kind: ChainKind, rpc_port: int, block_time: float) -> _DevChain
         rpc_port = free_port()
     node = AnvilNode(port=rpc_port, block_time=block_time, log_path=DEV_DIR / "anvil.log").start()
     return _DevChain([node.url], f"anvil ({block_time:g} s blocks)", node.stop, lambda _seeded: {})
-
-
-def _fresh_dir(root: Path) -> bool:
-    """Make `root` ready for a new network: False if a network there is still running."""
-    if (root / "network.json").exists() and any(n.running() for n in CliqueNetwork.load(root).nodes):
-        return False
-    shutil.rmtree(root, ignore_errors=True)
-    return True
 
 
 @app.command("up")
