@@ -55,10 +55,6 @@ class JsonRpcClient:
     def url(self) -> str:
         return self._urls[self._active]
 
-    @property
-    def urls(self) -> list[str]:
-        return list(self._urls)
-
     def close(self) -> None:
         self._client.close()
 
