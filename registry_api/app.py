@@ -34,6 +34,7 @@ from indexer.service import Indexer, create_mirror_engine, indexer_options
 from registry_api.anchoring import ReceiptAnchorer
 from registry_api.auth import create_token_table
 from registry_api.capability import SigningKeys, load_secret
+from registry_api.console.mount import mount_console
 from registry_api.crud import create_device_read_indexes
 from registry_api.crud_sharing import ChainClock
 from registry_api.errors import install_error_handlers
@@ -56,6 +57,7 @@ from registry_api.routers import (
     governance,
     health,
     imports,
+    me,
     members,
     operations,
     resolver,
@@ -372,6 +374,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         carriers.router,
         carriers.requests_router,
         operations.router,
+        me.router,
         members.router,
         code_rules.router,
         governance.router,
@@ -387,4 +390,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     ):
         app.include_router(router)
     app.add_route("/metrics", metrics_endpoint, include_in_schema=False)
+    mount_console(app)
     return app

@@ -1,0 +1,98 @@
+// The API as the console uses it: the bearer token of the logged-in org on every call, errors as ApiError
+// carrying the API's stable {code, message, field}, and writes followed from 202 to confirmed.
+
+const TOKEN_KEY = "dirchain.token";
+const ME_KEY = "dirchain.me";
+const OPERATION_POLL_MS = 500;
+const OPERATION_TIMEOUT_MS = 180_000;
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(body?.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = body?.code || `HTTP_${status}`;
+    this.field = body?.field || null;
+    this.body = body;
+  }
+}
+
+// The token lives in sessionStorage: gone when the tab closes, never in a cookie (so no CSRF to defend against).
+export const session = {
+  token: () => sessionStorage.getItem(TOKEN_KEY),
+  me: () => JSON.parse(sessionStorage.getItem(ME_KEY) || "null"),
+  set(token, me) {
+    sessionStorage.setItem(TOKEN_KEY, token);
+    sessionStorage.setItem(ME_KEY, JSON.stringify(me));
+  },
+  clear() {
+    sessionStorage.removeItem(TOKEN_KEY);
+    sessionStorage.removeItem(ME_KEY);
+  },
+  hasRole: (role) => (session.me()?.roles || []).includes(role),
+};
+
+function url(path, query) {
+  const u = new URL(path, window.location.origin);
+  for (const [key, value] of Object.entries(query || {})) {
+    if (value === undefined || value === null || value === "") continue;
+    for (const v of Array.isArray(value) ? value : [value]) u.searchParams.append(key, v);
+  }
+  return u;
+}
+
+export async function api(method, path, { query, body, headers = {}, token = session.token(), raw = false } = {}) {
+  const init = { method, headers: { Accept: "application/json", ...headers } };
+  if (token) init.headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(url(path, query), init);
+  } catch (exc) {
+    throw new ApiError(0, { code: "NETWORK", message: `the API did not answer: ${exc.message}` });
+  }
+  if (raw && response.ok) return response;
+  const text = await response.text();
+  let data = null;
+  try {
+    data = text ? JSON.parse(text) : null;
+  } catch {
+    data = { message: text.slice(0, 300) };
+  }
+  if (!response.ok) {
+    if (response.status === 401 && token === session.token()) {
+      session.clear();
+      window.dispatchEvent(new Event("dirchain:logout"));
+    }
+    throw new ApiError(response.status, data);
+  }
+  return data;
+}
+
+export const get = (path, query, options = {}) => api("GET", path, { ...options, query });
+
+// Every write answers 202 with an operation; an Idempotency-Key makes a double click or a retry one write.
+export const post = (path, body, { idempotencyKey = crypto.randomUUID(), ...options } = {}) =>
+  api("POST", path, { ...options, body, headers: { "Idempotency-Key": idempotencyKey, ...(options.headers || {}) } });
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Poll GET /v1/operations/{id} until confirmed (returns it) or failed (throws with the decoded reason).
+export async function followOperation(operationId, onUpdate = () => {}) {
+  const deadline = Date.now() + OPERATION_TIMEOUT_MS;
+  let last = null;
+  while (Date.now() < deadline) {
+    const op = await get(`/v1/operations/${encodeURIComponent(operationId)}`);
+    if (!last || op.status !== last.status) onUpdate(op);
+    last = op;
+    if (op.status === "confirmed") return op;
+    if (op.status === "failed") {
+      const reason = op.error || {};
+      throw new ApiError(409, { code: reason.code || "OPERATION_FAILED", message: reason.message || "the write failed on-chain", field: reason.field });
+    }
+    await sleep(OPERATION_POLL_MS);
+  }
+  throw new ApiError(504, { code: "OPERATION_TIMEOUT", message: `operation ${operationId} is still ${last?.status}` });
+}
