@@ -108,6 +108,8 @@ def prepare_devnet(
         "chain_id": chain_id,
         "deployments": str(deployment_path),
         "note": "dev keys only (anvil's public test mnemonic); never use them on a real network",
+        # the approvers' keystore files, for the console's in-browser signing (one file per account)
+        "keystore": {"dir": str(dev_dir / "keystore"), "password": DEV_PASSWORD.get_secret_value()},
         "orgs": orgs,
     }
     fd = os.open(dev_dir / "credentials.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -213,6 +215,10 @@ def up(
         console.print(f"[bold]contracts[/] {settings.deployments_path}")
         console.print(f"[bold]credentials[/] {CREDENTIALS_PATH} ({len(orgs)} orgs: tokens, accounts, dev keys)")
         console.print(f"[bold]API docs[/] {api_url}/docs    [bold]health[/] {api_url}/healthz")
+        console.print(
+            f"[bold]console[/] {api_url}/console/ (log in with an org's token; approvers sign with their keystore "
+            f"files in {DEV_DIR / 'keystore'}, password in the credentials)"
+        )
         console.print(
             f'try: curl -H "Authorization: Bearer $(jq -r \'.orgs["BJ-PSB"].token\' {CREDENTIALS_PATH})" '
             f"{api_url}/v1/devices"

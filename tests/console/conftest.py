@@ -1,9 +1,10 @@
 """The console's end-to-end fixtures: the dev profile (anvil, demo consortium, API with gateway and indexer)
 once per worker, and Debian's chromium driven by Playwright (`executable_path`: no browser is downloaded).
 
-Every page a test opens fails the test on a console error, an uncaught exception, or a request leaving the
-API's origin (the console must work offline). Each test leaves a full-page screenshot, and steps may add
-more, under build/test-artifacts/console/ (DIRCHAIN_TEST_ARTIFACTS overrides).
+Every page a test opens fails the test on a console error, an uncaught exception, a 5xx answer, a console file
+not found, or a request leaving the API's origin (the console must work offline). The API's 4xx answers are not
+errors here: showing them is the page's job, and the tests check that it does. Each test leaves a full-page
+screenshot, and steps may add more, under build/test-artifacts/console/ (DIRCHAIN_TEST_ARTIFACTS overrides).
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Playwright, Request, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    Playwright,
+    Request,
+    Response,
+    sync_playwright,
+)
 from web3 import Web3
 
 from chain_gateway.devnet import AnvilNode
@@ -94,6 +104,17 @@ class PageWatch:
         if not (request.url.startswith(self.origin) or request.url.startswith(("data:", "blob:", "about:"))):
             self.offsite.append(request.url)
 
+    def on_response(self, response: Response) -> None:
+        """A 5xx from anywhere, or a console file not found; the API's 4xx answers are the page's to show."""
+        api_answer = response.url.startswith(f"{self.origin}/v1/")
+        if response.status >= 500 or (response.status >= 400 and not api_answer):
+            self.errors.append(f"HTTP {response.status} {response.request.method} {response.url}")
+
+    def on_console(self, message: ConsoleMessage) -> None:
+        # chromium also logs every HTTP error answer as "Failed to load resource"; on_response judges those
+        if message.type == "error" and not message.text.startswith("Failed to load resource: the server responded"):
+            self.errors.append(f"console.error: {message.text}")
+
 
 def artifact_name(nodeid: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])[:120]
@@ -105,9 +126,10 @@ def page(browser: Browser, console: Console, request: pytest.FixtureRequest) -> 
     context: BrowserContext = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN")
     watch = PageWatch(console.url)
     context.on("request", watch.on_request)
+    context.on("response", watch.on_response)
     page = context.new_page()
     page.set_default_timeout(UI_TIMEOUT_MS)
-    page.on("console", lambda m: watch.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+    page.on("console", watch.on_console)
     page.on("pageerror", lambda exc: watch.errors.append(f"uncaught: {exc}"))
     yield page
     try:
