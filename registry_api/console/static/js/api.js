@@ -73,8 +73,15 @@ export async function api(method, path, { query, body, headers = {}, token = ses
 
 export const get = (path, query, options = {}) => api("GET", path, { ...options, query });
 
+// A random idempotency key. crypto.randomUUID exists only in secure contexts (https, localhost); getRandomValues
+// everywhere, so a console served over plain http on an intranet host still works.
+export function newKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
 // Every write answers 202 with an operation; an Idempotency-Key makes a double click or a retry one write.
-export const post = (path, body, { idempotencyKey = crypto.randomUUID(), ...options } = {}) =>
+export const post = (path, body, { idempotencyKey = newKey(), ...options } = {}) =>
   api("POST", path, { ...options, body, headers: { "Idempotency-Key": idempotencyKey, ...(options.headers || {}) } });
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
