@@ -2,7 +2,8 @@
 
 The grid is fixed on the globe (a pan does not move it): cells of about `CELL_PX` screen pixels at the zoom,
 square on the Web-Mercator screen at the viewport's latitude (rounded to a degree). Each cell answers its count,
-the mean location of its devices and their types. A viewport of at most `MAX_POINTS` devices answers the devices.
+the mean location of its devices and their types. A viewport of at most `MAX_POINTS` devices answers the devices
+from zoom `POINTS_MIN_ZOOM` in (below that a few devices are still clusters, of one or two: a city overview).
 
 Two ways in, by the viewport's size:
 - **index** (street views: a box over at most `LIVE_MAX_FINE_CELLS` cells of 0.01 x 0.01 degree): the devices
@@ -39,13 +40,14 @@ from registry_api import device_sql
 from registry_api.device_sql import ListShape, _where
 from registry_api.encoding import to_micro_degrees
 
-__all__ = ["MAX_CLUSTERS", "MAX_POINTS", "MapQuery", "SnapshotCache", "clusters"]
+__all__ = ["MAX_CLUSTERS", "MAX_POINTS", "POINTS_MIN_ZOOM", "MapQuery", "SnapshotCache", "clusters"]
 
 log = logging.getLogger(__name__)
 
 CELL_PX = 64  # a cluster cell's side on screen
 TILE_PX = 256  # Web-Mercator: the world is 256 * 2**zoom pixels wide
-MAX_POINTS = 500  # a viewport of at most this many devices answers them one by one
+MAX_POINTS = 500  # a viewport of at most this many devices answers them one by one ...
+POINTS_MIN_ZOOM = 12  # ... from this zoom in (a district on screen); below, a city view is always clusters
 MAX_CLUSTERS = 2_000  # cells per answer (a 4K screen of 64 px cells); the smallest are left off beyond
 FINE_E6 = 10_000  # the snapshot's cell: 0.01 degree, as the spatial index's latitude band
 LIVE_MAX_FINE_CELLS = 40  # a box over at most this many fine cells is read through the index (zoom 15+)
@@ -201,9 +203,10 @@ def _live(conn: Connection, q: MapQuery) -> dict[str, Any]:
     grid = q.grid_e6()
     bands, values = device_sql.box_values("bbox", *q.box_e6())
     values.update(q.filters())
-    rows = conn.execute(_select_points(q, bands, conn.dialect.name), values).all()
-    if len(rows) <= MAX_POINTS:
-        return _points_answer(q, "index", grid, rows)
+    if q.zoom >= POINTS_MIN_ZOOM:
+        rows = conn.execute(_select_points(q, bands, conn.dialect.name), values).all()
+        if len(rows) <= MAX_POINTS:
+            return _points_answer(q, "index", grid, rows)
     statement = _select_grid(q.shape(bbox_cells=bands), *grid, conn.dialect.name)
     names = _type_names(conn)
     cells: dict[tuple[int, int], _Cell] = {}
@@ -318,7 +321,7 @@ def _from_snapshot(conn: Connection, q: MapQuery, snapshot: Snapshot, stale: boo
             place.add(count, lat, lon)
     total = sum(c.count for c in cells.values())
     extra = {"as_of_block": snapshot.block, "stale": stale}
-    if total <= MAX_POINTS:  # few here: the devices themselves, live
+    if total <= MAX_POINTS and q.zoom >= POINTS_MIN_ZOOM:  # few here: the devices themselves, live
         values: dict[str, Any] = {**q.filters()}
         if q.filters() and snapshot.total <= SELECTIVE_FILTER:
             values.update(min_lat=min_lat, max_lat=max_lat, min_lon=min_lon, max_lon=max_lon)

@@ -54,8 +54,10 @@ def map_clusters_of(
     status: Annotated[DeviceStatus | None, Query()] = None,
 ) -> Response:
     """Grid cells of about 64 px at `zoom` over the box, each with its count, mean location and types; when the
-    box holds at most 500 matching devices, those devices instead (`mode` "points"). At most 2,000 cells, the
-    largest (`truncated` says some were left off). Low zooms add a per-district summary (`districts`)."""
+    box holds at most 500 matching devices and `zoom` >= 12, those devices instead (`mode` "points").
+
+    At most 2,000 cells, the largest (`truncated` says some were left off). Large boxes add a per-district
+    summary (`districts`) and are counted by whole 0.01-degree cells (see `MapClustersPublic`)."""
     min_lon, min_lat, max_lon, max_lat = _parse_floats("bbox", bbox, 4)
     if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
         raise ApiError(422, "VALIDATION_ERROR", "bbox must be minLon,minLat,maxLon,maxLat in range", field="bbox")
