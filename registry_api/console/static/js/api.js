@@ -103,3 +103,18 @@ export async function followOperation(operationId, onUpdate = () => {}) {
   }
   throw new ApiError(504, { code: "OPERATION_TIMEOUT", message: `operation ${operationId} is still ${last?.status}` });
 }
+
+// Download a file route that needs the bearer token (a plain link would go without it): fetch it, then save the
+// blob under the name of its Content-Disposition (or `fallbackName`). Returns that name.
+export async function download(path, query, fallbackName = "download") {
+  const response = await api("GET", path, { query, raw: true, headers: { Accept: "*/*" } });
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const name = /filename="?([^";]+)"?/.exec(disposition)?.[1] || fallbackName;
+  const href = URL.createObjectURL(await response.blob());
+  const link = Object.assign(document.createElement("a"), { href, download: name });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 10_000);
+  return name;
+}
