@@ -10,25 +10,22 @@ Two ways in, by the viewport's size:
   of the box are read through the spatial index (`indexer.spatial`: latitude band, longitude range), first up to
   `MAX_POINTS + 1` of them, then, if more, grouped in SQL. Reads only the box's rows; exact and always current.
 - **snapshot** (district and city views): the devices grouped by 0.01-degree cell, type and district, once per
-  filter set and mirror state, kept in memory (`SnapshotCache` on the app). A request re-groups the cells its
-  box touches (the viewport rounded out to ~1 km) into its grid. Measured at 1,000,000 devices on 2 cores
-  (docs/benchmarks.md): grouping the city in SQL takes 2-6 s on SQLite (every row is a table read: the index
-  holds the band, not the latitude or the type), the snapshot's one scan ~2 s, and a request on a snapshot a
-  few ms. The mirror state is the last device event (id and block hash: every change of `devices` by the indexer
-  writes one, and a reorg's replacement lands in another block). A snapshot that took under
-  `SYNC_REFRESH_SECONDS` is recomputed in the request when the mirror moves (a small city is always current); a
-  slower one is answered as it is (`stale`) while one background thread per filter set recomputes it.
+  filter set and mirror state, kept in memory (`registry_api.map_snapshot`, its cache on the app). A request
+  re-groups the cells its box touches (the viewport rounded out to ~1 km) into its grid. Measured at 1,000,000
+  devices on 2 cores (docs/benchmarks.md): grouping the city in SQL per request takes 2-6 s on SQLite (every
+  row is a table read: the index holds the band, not the latitude or the type); the snapshot's one scan takes
+  ~2-4 s (SQLite) or ~1.6 s (PostgreSQL) and a city view on it a few ms. The mirror state is the last device
+  event (id and block hash: every change of `devices` by the indexer writes one, and a reorg's replacement
+  lands in another block): a small city's snapshot is recomputed in the request that finds it old, a large
+  one's in the background while the old one answers (`stale`).
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import math
-import threading
 import time
-from collections import Counter, OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, func, literal_column, text
@@ -39,6 +36,7 @@ from indexer.models import CodeRule, Device
 from registry_api import device_sql
 from registry_api.device_sql import ListShape, _where
 from registry_api.encoding import to_micro_degrees
+from registry_api.map_snapshot import FINE_E6, Cell, Snapshot, SnapshotCache
 
 __all__ = ["MAX_CLUSTERS", "MAX_POINTS", "POINTS_MIN_ZOOM", "MapQuery", "SnapshotCache", "clusters"]
 
@@ -49,11 +47,8 @@ TILE_PX = 256  # Web-Mercator: the world is 256 * 2**zoom pixels wide
 MAX_POINTS = 500  # a viewport of at most this many devices answers them one by one ...
 POINTS_MIN_ZOOM = 12  # ... from this zoom in (a district on screen); below, a city view is always clusters
 MAX_CLUSTERS = 2_000  # cells per answer (a 4K screen of 64 px cells); the smallest are left off beyond
-FINE_E6 = 10_000  # the snapshot's cell: 0.01 degree, as the spatial index's latitude band
 LIVE_MAX_FINE_CELLS = 40  # a box over at most this many fine cells is read through the index (zoom 15+)
 SELECTIVE_FILTER = 20_000  # filtered devices city-wide below which a points read follows the filter's index
-SYNC_REFRESH_SECONDS = 0.25
-MAX_SNAPSHOTS = 16  # filter sets kept
 LAT_OFFSET, LON_OFFSET = 90_000_000, 180_000_000  # non-negative before dividing: cells floor, never truncate
 _LAT, _LON = literal_column("devices.lat_e6"), literal_column("devices.lon_e6")
 
@@ -167,25 +162,7 @@ def _points_answer(q: MapQuery, source: str, grid: tuple[int, int], rows: list[A
     )
 
 
-@dataclass
-class _Cell:
-    count: int = 0
-    lat: int = 0  # sums of micro-degrees
-    lon: int = 0
-    by_type: Counter[str] = field(default_factory=Counter)
-
-    def add(self, count: int, lat: int, lon: int, type_name: str | None = None) -> None:
-        self.count += count
-        self.lat += lat
-        self.lon += lon
-        if type_name is not None:
-            self.by_type[type_name] += count
-
-    def centre(self) -> tuple[float, float]:
-        return round(self.lat / self.count / 1e6, 6), round(self.lon / self.count / 1e6, 6)
-
-
-def _cluster_list(cells: dict[Any, _Cell]) -> tuple[list[dict[str, Any]], bool]:
+def _cluster_list(cells: dict[Any, Cell]) -> tuple[list[dict[str, Any]], bool]:
     ordered = sorted(cells.values(), key=lambda c: -c.count)
     kept = []
     for cell in ordered[:MAX_CLUSTERS]:
@@ -209,9 +186,9 @@ def _live(conn: Connection, q: MapQuery) -> dict[str, Any]:
             return _points_answer(q, "index", grid, rows)
     statement = _select_grid(q.shape(bbox_cells=bands), *grid, conn.dialect.name)
     names = _type_names(conn)
-    cells: dict[tuple[int, int], _Cell] = {}
+    cells: dict[tuple[int, int], Cell] = {}
     for cy, cx, type_id, count, lat, lon in conn.execute(statement, values):
-        cells.setdefault((cy, cx), _Cell()).add(count, int(lat), int(lon), _type_name(names, type_id))
+        cells.setdefault((cy, cx), Cell()).add(int(count), int(lat), int(lon), _type_name(names, type_id))
     clusters, truncated = _cluster_list(cells)
     return _answer(q, "index", grid, clusters=clusters, total=sum(c.count for c in cells.values()), truncated=truncated)
 
@@ -219,81 +196,17 @@ def _live(conn: Connection, q: MapQuery) -> dict[str, Any]:
 # ---------------------------------------------------------------- snapshots
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    """Devices per (lat cell, lon cell, type id, district) of 0.01 degree, sorted by cell: count, coordinate sums."""
-
-    version: tuple[Any, ...] | None
-    block: int | None
-    rows: list[tuple[int, int, int, int, int, int, int]]
-    bands: list[int]  # rows' first members, for bisect
-    names: dict[int, str]
-    total: int
-    seconds: float
-
-
 def _compute(conn: Connection, q: MapQuery) -> Snapshot:
+    """The snapshot of `q`'s filters: one GROUP BY over the devices (all of them, or a filter's index's)."""
     started = time.perf_counter()
     version, block = _version(conn)
     statement = _select_grid(q.shape(), FINE_E6, FINE_E6, conn.dialect.name, col(Device.district))
-    rows = sorted(tuple(int(v) for v in row) for row in conn.execute(statement, q.filters()))
     names = _type_names(conn)
-    total = sum(r[4] for r in rows)
-    return Snapshot(version, block, rows, [r[0] for r in rows], names, total, time.perf_counter() - started)  # type: ignore[arg-type]
-
-
-class SnapshotCache:
-    """The snapshots of the filter sets asked last (`MAX_SNAPSHOTS`), one computation at a time per filter set."""
-
-    def __init__(self) -> None:
-        self._snapshots: OrderedDict[tuple[Any, ...], Snapshot] = OrderedDict()
-        self._locks: dict[tuple[Any, ...], threading.Lock] = {}
-        self._refreshing: set[tuple[Any, ...]] = set()
-        self._lock = threading.Lock()
-
-    def get(self, engine: Engine, conn: Connection, q: MapQuery) -> tuple[Snapshot, bool]:
-        """The snapshot of `q`'s filters and whether it is stale (a newer one is being computed)."""
-        key = tuple(sorted(q.filters().items()))
-        version, _ = _version(conn)
-        found = self._snapshots.get(key)
-        if found is not None and found.version == version:
-            return found, False
-        if found is not None and found.seconds >= SYNC_REFRESH_SECONDS:
-            self._refresh_later(engine, key, q)
-            return found, True
-        with self._lock:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:  # one computation per filter set; the others wait for it and take its result
-            found = self._snapshots.get(key)
-            if found is None or found.version != version:
-                found = _compute(conn, q)
-                self._keep(key, found)
-        return found, False
-
-    def _keep(self, key: tuple[Any, ...], snapshot: Snapshot) -> None:
-        with self._lock:
-            self._snapshots[key] = snapshot
-            self._snapshots.move_to_end(key)
-            while len(self._snapshots) > MAX_SNAPSHOTS:
-                self._snapshots.popitem(last=False)
-
-    def _refresh_later(self, engine: Engine, key: tuple[Any, ...], q: MapQuery) -> None:
-        with self._lock:
-            if key in self._refreshing:
-                return
-            self._refreshing.add(key)
-
-        def run() -> None:
-            try:
-                with engine.connect() as conn:
-                    self._keep(key, _compute(conn, q))
-            except Exception:  # the next request tries again; the stale snapshot still answers
-                log.exception("map snapshot refresh failed")
-            finally:
-                with self._lock:
-                    self._refreshing.discard(key)
-
-        threading.Thread(target=run, name="map-snapshot", daemon=True).start()
+    rows = [
+        (int(band), int(lon_cell), _type_name(names, type_id), int(district), int(count), int(lat), int(lon))
+        for band, lon_cell, type_id, district, count, lat, lon in conn.execute(statement, q.filters())
+    ]
+    return Snapshot(version, block, rows, time.perf_counter() - started)
 
 
 def _from_snapshot(conn: Connection, q: MapQuery, snapshot: Snapshot, stale: bool) -> dict[str, Any]:
@@ -304,21 +217,7 @@ def _from_snapshot(conn: Connection, q: MapQuery, snapshot: Snapshot, stale: boo
     min_lat, max_lat, min_lon, max_lon = q.box_e6()
     band_lo, band_hi = (min_lat + LAT_OFFSET) // FINE_E6, (max_lat + LAT_OFFSET) // FINE_E6
     lon_lo, lon_hi = (min_lon + LON_OFFSET) // FINE_E6, (max_lon + LON_OFFSET) // FINE_E6
-    rows = snapshot.rows[bisect.bisect_left(snapshot.bands, band_lo) : bisect.bisect_right(snapshot.bands, band_hi)]
-    cells: dict[tuple[int, int], _Cell] = {}
-    districts: dict[int, _Cell] = {}
-    names = snapshot.names
-    for band, lon_cell, type_id, district, count, lat, lon in rows:
-        if lon_lo <= lon_cell <= lon_hi:
-            key = (band // k_lat, lon_cell // k_lon)
-            cell = cells.get(key)
-            if cell is None:
-                cell = cells[key] = _Cell()
-            cell.add(count, lat, lon, _type_name(names, type_id))
-            place = districts.get(district)
-            if place is None:
-                place = districts[district] = _Cell()
-            place.add(count, lat, lon)
+    cells = snapshot.regroup(k_lat, k_lon, (band_lo, band_hi), (lon_lo, lon_hi))
     total = sum(c.count for c in cells.values())
     extra = {"as_of_block": snapshot.block, "stale": stale}
     if total <= MAX_POINTS and q.zoom >= POINTS_MIN_ZOOM:  # few here: the devices themselves, live
@@ -332,6 +231,10 @@ def _from_snapshot(conn: Connection, q: MapQuery, snapshot: Snapshot, stale: boo
             statement = _select_points(q, bands, conn.dialect.name)
         return _points_answer(q, "index", q.grid_e6(), conn.execute(statement, values).all(), **extra)
     clusters, truncated = _cluster_list(cells)
+    districts: dict[int, Cell] = {}
+    for cell in cells.values():
+        for code, (count, lat_sum, lon_sum) in cell.districts.items():
+            districts.setdefault(code, Cell()).add(count, lat_sum, lon_sum, "")
     summary = []
     for code, place in sorted(districts.items()):
         lat, lon = place.centre()
@@ -350,5 +253,7 @@ def clusters(engine: Engine, cache: SnapshotCache, q: MapQuery) -> dict[str, Any
     with engine.connect() as conn:
         if _fine_cells(q) <= LIVE_MAX_FINE_CELLS:
             return _live(conn, q)
-        snapshot, stale = cache.get(engine, conn, q)
+        version, _ = _version(conn)
+        key = tuple(sorted(q.filters().items()))
+        snapshot, stale = cache.get(engine, conn, key, version, lambda c: _compute(c, q))
         return _from_snapshot(conn, q, snapshot, stale)

@@ -53,6 +53,7 @@ BENCHMARKS: tuple[Benchmark, ...] = (
     Benchmark("audit_report", "audit_report_bench.py", ("--devices", "20000"), ("--devices", "1000", "--runs", "1")),
     Benchmark("spatial", "spatial_bench.py", (), ("--devices", "5000", "--queries", "50", "--baseline", "0")),
     Benchmark("stats", "stats_bench.py", (), ("--devices", "5000", "--runs", "1")),
+    Benchmark("map", "map_bench.py", (), ("--devices", "5000", "--queries", "20")),
 )
 
 

@@ -198,3 +198,39 @@ def test_zoom_and_bbox_are_required_and_zoom_in_range(api: Api) -> None:
         assert (answer.status_code, answer.json()["field"]) == (422, "zoom")
     anonymous = api.client.get("/v1/map/clusters", params={"bbox": ",".join(map(str, CITY)), "zoom": 9})
     assert anonymous.status_code == 401
+
+
+def test_snapshot_views_of_random_boxes_equal_grouping_their_cells_by_hand(api: Api, fleet: list) -> None:
+    """The snapshot's re-grouping (whole coarse cells from its grid, edge cells from fine cells) against a brute
+    force grouping of the devices of the fine cells each box touches."""
+    rnd = random.Random(5)
+    names = {t: name for t, name, _ in TYPES}
+    checked = 0
+    for _ in range(40):
+        zoom = rnd.randint(7, 13)
+        lon, lat = rnd.uniform(115.5, 117.3), rnd.uniform(39.5, 40.9)
+        if rnd.random() < 0.5:  # around the dense centre
+            lon, lat = rnd.uniform(116.37, 116.45), rnd.uniform(39.88, 39.94)
+        half = rnd.uniform(0.06, 1.2)
+        box = (round(lon - half, 6), round(lat - half * 0.6, 6), round(lon + half, 6), round(lat + half * 0.6, 6))
+        answer = _clusters(api, box, zoom)
+        if answer["source"] != "snapshot" or answer["mode"] != "clusters":
+            continue
+        k_lat, k_lon = round(answer["grid"]["lat"] * 100), round(answer["grid"]["lon"] * 100)
+        groups: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        for r in _in_box(fleet, box, touched_cells=True):
+            key = ((r["lat_e6"] + 90_000_000) // FINE // k_lat, (r["lon_e6"] + 180_000_000) // FINE // k_lon)
+            groups.setdefault(key, []).append(r)
+        expected = sorted(
+            (
+                len(rows),
+                round(sum(r["lat_e6"] for r in rows) / len(rows) / 1e6, 6),
+                round(sum(r["lon_e6"] for r in rows) / len(rows) / 1e6, 6),
+                sorted(Counter(names[r["type_id"]] for r in rows).items()),
+            )
+            for rows in groups.values()
+        )
+        got = sorted((c["count"], c["lat"], c["lon"], sorted(c["by_type"].items())) for c in answer["clusters"])
+        assert got == expected, (box, zoom)
+        checked += 1
+    assert checked >= 20
