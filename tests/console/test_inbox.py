@@ -14,9 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Page, expect
 
 from chain_gateway.eip712 import sign_typed_data
+from tests.console.actions import approve_in_page, unlock_keystore
 from tests.console.conftest import Console, login, screenshot
 
 WAIT_S = 60.0
@@ -66,22 +67,6 @@ def file_request(console: Console, requester: str, entry_id: int, form: str) -> 
                 return found[0]
             time.sleep(0.2)
     raise AssertionError(f"request {purpose!r} not mirrored in {WAIT_S} s")
-
-
-def unlock_keystore(page: Page, console: Console, account: str, password: str | None = None) -> None:
-    page.get_by_label("Keystore file").set_input_files(console.keystore_file(account))
-    page.get_by_label("Keystore password").fill(console.keystore_password if password is None else password)
-    page.get_by_role("button", name="Unlock key").click()
-
-
-def approve_in_page(page: Page, request_id: int) -> Locator:
-    """Click Approve on the request's row, check the typed data shown, sign and submit; returns the outcome."""
-    page.locator(f"#request-{request_id}").get_by_role("button", name="Approve").click()
-    panel = page.locator("#inbox-decision")
-    expect(panel).to_contain_text(f"#{request_id}")
-    expect(panel).to_contain_text("DirChainSharing")
-    panel.get_by_role("button", name="Sign and submit").click()
-    return page.locator("#decision-outcome")
 
 
 def posts_to(page: Page, fragment: str) -> list[str]:
