@@ -98,8 +98,10 @@ def bench(name: str, url: str, args: argparse.Namespace) -> list[Figure]:
                 Figure(key=f"map.{name}_z{zoom}_p99_ms", unit="ms", value=p99, runs=[p99], better="lower",
                        target=target, what=f"map clusters, {label}, {name}, in process, {args.devices:,} devices, p99",
                        command=COMMAND, peak_memory={"bench": round(peak_rss_mib(), 1)},
-                       bottleneck="the viewport's devices read through the spatial index (a table read each: the "
-                       "index holds the band and longitude, not the latitude or type); a covering index would move it")
+                       bottleneck="a street view reads each of its devices through the spatial index, then the table "
+                       "(ix_devices_cell_lon holds band and longitude, not latitude or type): up to ~13,000 devices in "
+                       "the densest zoom-15 viewports of this fleet. A covering index (band, lon_e6, lat_e6, type_id) "
+                       "took them from 32 to 13 ms median on SQLite, at one more index entry per device write")
             )  # fmt: skip
     finally:
         engine.dispose()

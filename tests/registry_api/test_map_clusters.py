@@ -4,13 +4,14 @@ through the index (street views) and the snapshot (district and city views), on 
 from __future__ import annotations
 
 import random
+import time
 from collections import Counter
 from typing import Any
 
 import pytest
 from sqlalchemy import text
 
-from registry_api import map_clusters
+from registry_api import map_clusters, map_snapshot
 from tests.registry_api.support import Api, device
 from tests.support.mirror_rows import TYPES, device_row, insert_devices
 
@@ -177,6 +178,20 @@ def test_a_device_registered_on_chain_shows_in_the_next_city_view(api: Api) -> N
     assert after["total"] == before["total"] + 1 == sum(c["count"] for c in after["clusters"])
     assert after["as_of_block"] is not None and not after["stale"]
     assert "BJ-CAMR-110105000001" in {p["code"] for p in _clusters(api, CITY, 12)["points"]}
+
+
+def test_a_slow_snapshot_answers_stale_while_a_newer_one_is_computed(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(map_snapshot, "SYNC_REFRESH_SECONDS", 0.0)  # every snapshot counts as slow
+    before = _clusters(api, CITY, 9)  # none yet: computed in the request
+    assert not before["stale"]
+    api.register([device(1, location={"lat": 39.9219, "lon": 116.4436})])
+    stale = _clusters(api, CITY, 9)
+    assert stale["stale"] and stale["total"] == before["total"] and stale["as_of_block"] == before["as_of_block"]
+    deadline = time.monotonic() + 30
+    while (fresh := _clusters(api, CITY, 9))["stale"] or fresh["total"] == before["total"]:
+        assert time.monotonic() < deadline, fresh
+        time.sleep(0.05)
+    assert fresh["total"] == before["total"] + 1 and fresh["as_of_block"] > (before["as_of_block"] or 0)
 
 
 @pytest.mark.parametrize(
