@@ -262,16 +262,21 @@ def test_stats_draws_the_assessment_charts_with_the_apis_numbers(page: Page, con
     assert page.evaluate("() => Object.keys(Chart.instances).length") == 0  # the page's cleanup destroyed them
 
 
-def test_stats_month_picker_shows_that_months_figures(page: Page, console: Console) -> None:
+def test_stats_month_and_district_pickers_show_those_figures(page: Page, console: Console) -> None:
     current = api(console, "BJ-PSB", "/v1/stats")["period"]["month"]
     year, month = map(int, current.split("-"))
     previous = f"{year - (month == 1)}-{12 if month == 1 else month - 1:02d}"
-    expected = api(console, "BJ-PSB", "/v1/stats", month=previous)["totals"]
+    chaoyang = api(console, "BJ-PSB", "/v1/stats", month=current, district=110105)["totals"]["devices"]
+    earlier = api(console, "BJ-PSB", "/v1/stats", month=previous, district=110105)["totals"]["devices"]
+    assert chaoyang["total"] > 0  # BJ-CY's demo devices are all in Chaoyang
     login(page, console, "BJ-PSB", at="stats")
-    expect(page.locator("#total-devices .value")).to_be_visible()
+    expect(page.get_by_label("District", exact=True).locator("option")).to_have_count(17)
+    page.get_by_label("District", exact=True).select_option("110105")
+    expect(page).to_have_url(re.compile(rf"#/stats\?month={current}&district=110105$"))
+    expect(page.locator("#stats-totals")).to_contain_text("110105")
+    expect(page.locator("#total-devices .value")).to_have_attribute("data-value", str(chaoyang["total"]))
     page.get_by_label("Month", exact=True).fill(previous)
-    expect(page).to_have_url(re.compile(rf"#/stats\?month={previous}$"))
+    expect(page).to_have_url(re.compile(rf"#/stats\?month={previous}&district=110105$"))
     expect(page.locator("#stats-totals")).to_contain_text(f"{previous}-01")
-    devices = expected["devices"]
-    expect(page.locator("#total-registered .value")).to_have_attribute("data-value", str(devices["registered"]))
-    expect(page.locator("#total-devices .value")).to_have_attribute("data-value", str(devices["total"]))
+    expect(page.locator("#total-registered .value")).to_have_attribute("data-value", str(earlier["registered"]))
+    expect(page.locator("#total-devices .value")).to_have_attribute("data-value", str(earlier["total"]))

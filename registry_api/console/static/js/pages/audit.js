@@ -19,6 +19,10 @@ const APPROVALS_PAGE = 20;
 
 const okBadge = (ok, yes = "ok", no = "mismatch") => h("span", { class: `badge ${ok ? "ok" : "mismatch"}` }, ok ? yes : no);
 
+// A section of the page: its accessible name, heading, explanation and content.
+const card = (name, title, explanation, ...children) =>
+  h("section", { class: "card", "aria-label": name }, h("h2", {}, title), h("p", { class: "muted" }, explanation), ...children);
+
 // Run `task` showing "running… Ns" in `status` with the button disabled; the result (or the API's error) goes to
 // `out`. Returns nothing: the page goes on while it runs, and a page left meanwhile drops the answer.
 function runner(alive, timers) {
@@ -74,11 +78,10 @@ function mirrorCard(run, auditor) {
   const out = h("div", { id: "verify-result" });
   const button = h("button", { type: "button", id: "verify-run" }, "Verify the mirror");
   button.addEventListener("click", () => run(button, status, out, () => get("/v1/audit/verify"), verifyView));
-  return h(
-    "section",
-    { class: "card", "aria-label": "mirror verification" },
-    h("h2", {}, "镜像核验 Mirror against the chain"),
-    h("p", { class: "muted" }, "Every mirror table is rebuilt from the chain's logs up to the mirror's checkpoint and compared row by row (about a minute per million devices). AUDITOR role", auditor ? "." : ": your account does not hold it, the API will refuse."),
+  return card(
+    "mirror verification",
+    "镜像核验 Mirror against the chain",
+    ["Every mirror table is rebuilt from the chain's logs up to the mirror's checkpoint and compared row by row (about a minute per million devices). AUDITOR role", auditor ? "." : ": your account does not hold it, the API will refuse."],
     h("div", { class: "row" }, button, status),
     out,
   );
@@ -134,11 +137,10 @@ function recordCard(run, query) {
     audit(0);
   });
   if (query.get("id")) queueMicrotask(() => audit(0));
-  return h(
-    "section",
-    { class: "card", "aria-label": "record audit" },
-    h("h2", {}, "记录审计 One record's trail"),
-    h("p", { class: "muted" }, "Every event that shaped the record, the mirror's row against the trail replayed, its hashes recomputed, and its contract storage proved with eth_getProof against the block's state root."),
+  return card(
+    "record audit",
+    "记录审计 One record's trail",
+    ["Every event that shaped the record, the mirror's row against the trail replayed, its hashes recomputed, and its contract storage proved with eth_getProof against the block's state root."],
     form,
     out,
   );
@@ -198,11 +200,10 @@ function approvalsCard(run) {
     event.preventDefault();
     audit(0);
   });
-  return h(
-    "section",
-    { class: "card", "aria-label": "approvals audit" },
-    h("h2", {}, "审批审计 Signed sharing decisions"),
-    h("p", { class: "muted" }, "Each approval, refusal and revocation: the EIP-712 signer recovered and shown to be an approver of the owner org at that block; the mirror's rows against the logs."),
+  return card(
+    "approvals audit",
+    "审批审计 Signed sharing decisions",
+    ["Each approval, refusal and revocation: the EIP-712 signer recovered and shown to be an approver of the owner org at that block; the mirror's rows against the logs."],
     form,
     out,
   );
@@ -245,11 +246,10 @@ function codeCard(run) {
   const status = h("span", { id: "code-status" });
   const out = h("div", { id: "code-result" });
   button.addEventListener("click", () => run(button, status, out, () => get("/v1/audit/code"), codeView));
-  return h(
-    "section",
-    { class: "card", "aria-label": "code audit" },
-    h("h2", {}, "合约代码 Deployed code"),
-    h("p", { class: "muted" }, "contracts/ rebuilt with the pinned solc and compared byte by byte with the chain (the first run compiles for a while)."),
+  return card(
+    "code audit",
+    "合约代码 Deployed code",
+    ["contracts/ rebuilt with the pinned solc and compared byte by byte with the chain (the first run compiles for a while)."],
     h("div", { class: "row" }, button, status),
     out,
   );
@@ -292,11 +292,10 @@ function reportCard(auditor) {
       button.disabled = false;
     }
   });
-  return h(
-    "section",
-    { class: "card", "aria-label": "activity report" },
-    h("h2", {}, "审计报告 Who did what, and when"),
-    h("p", { class: "muted" }, "Every event of a time range (Beijing time) with the actor's org and roles at that moment, as one printable page. AUDITOR role", auditor ? "." : ": your account does not hold it."),
+  return card(
+    "activity report",
+    "审计报告 Who did what, and when",
+    ["Every event of a time range (Beijing time) with the actor's org and roles at that moment, as one printable page. AUDITOR role", auditor ? "." : ": your account does not hold it."],
     form,
     status,
   );

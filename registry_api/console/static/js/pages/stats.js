@@ -2,7 +2,7 @@
 // ledger per district (by type) and per department (by status), registrations month by month, overdue inspections,
 // the catalog by share condition and sharing requests by outcome; the monthly report as CSV or HTML.
 import { get, download } from "../api.js";
-import { h, replace, errorBox, kv, field, table } from "../ui.js";
+import { h, replace, errorBox, kv, field, select, table } from "../ui.js";
 
 const TREND_MONTHS = 6;
 const STATUSES = ["planned", "active", "suspended", "replaced", "retired"];
@@ -32,15 +32,28 @@ export function render(view, { query, navigate }) {
   let alive = true;
   const charts = [];
   const month = /^\d{4}-\d{2}$/.test(query.get("month") || "") ? query.get("month") : beijingMonth();
+  const district = /^\d{6}$/.test(query.get("district") || "") ? query.get("district") : "";
+  const filters = { month, district: district || undefined };
   const picker = h("input", { name: "month", type: "month", value: month, max: beijingMonth(), required: true });
-  picker.addEventListener("change", () => picker.value && navigate("stats", [], { month: picker.value }));
+  const districts = select("district", district ? [[district, district]] : [], { any: "全市 whole city", value: district });
+  districts.id = "stats-district"; // labelled by `for`: a wrapping label would take the options' text into its name
+  const refilter = () => picker.value && navigate("stats", [], { month: picker.value, district: districts.value });
+  picker.addEventListener("change", refilter);
+  districts.addEventListener("change", refilter);
+  get("/v1/districts")
+    .then((answer) => {
+      if (!alive) return;
+      replace(districts, h("option", { value: "" }, "全市 whole city"), answer.data.map((d) => h("option", { value: d.code }, `${d.name} ${d.code}`)));
+      districts.value = district;
+    })
+    .catch(() => {}); // the select keeps "whole city"; the stats below show any API error
   const downloads = h("div", { id: "stats-downloads" });
   const csv = h("button", { type: "button", class: "secondary" }, "Download CSV");
   const html = h("button", { type: "button", class: "secondary" }, "Download HTML report");
   const save = async (button, path, name) => {
     button.disabled = true;
     try {
-      const saved = await download(path, { month }, name);
+      const saved = await download(path, filters, name);
       if (alive) replace(downloads, h("span", { class: "muted" }, `saved ${saved}`));
     } catch (exc) {
       if (alive) replace(downloads, errorBox(exc));
@@ -54,7 +67,7 @@ export function render(view, { query, navigate }) {
   replace(
     view,
     h("h1", {}, "考核 Assessment"),
-    h("div", { class: "card row" }, field("Month", picker), h("div", { class: "grow" }), csv, html),
+    h("div", { class: "card row" }, field("Month", picker), h("div", { class: "field" }, h("label", { for: "stats-district" }, "District"), districts), h("div", { class: "grow" }), csv, html),
     downloads,
     body,
   );
@@ -62,7 +75,7 @@ export function render(view, { query, navigate }) {
   (async () => {
     let stats;
     try {
-      stats = await get("/v1/stats", { month });
+      stats = await get("/v1/stats", filters);
     } catch (exc) {
       if (alive) replace(body, errorBox(exc));
       return;
@@ -78,7 +91,7 @@ export function render(view, { query, navigate }) {
     // registrations month by month: one answer per month before this one (a month before the chain counts 0)
     const months = monthsBefore(month, TREND_MONTHS);
     const trend = await Promise.all(
-      months.map((m) => (m === month ? Promise.resolve(stats) : get("/v1/stats", { month: m }).catch(() => null))),
+      months.map((m) => (m === month ? Promise.resolve(stats) : get("/v1/stats", { ...filters, month: m }).catch(() => null))),
     );
     if (!alive) return;
     charts.push(
@@ -114,6 +127,7 @@ function summary(s) {
     kv([
       ["Period", `${s.period.from} – ${s.period.to} (${s.period.timezone})${s.period.complete ? "" : ", in progress"}`],
       ["As of", s.period.as_of],
+      ["Devices of", s.district ? `${s.by_district.find((d) => d.district === s.district)?.name || ""} ${s.district}` : "全市 the whole city"],
       ["Overdue after", `${s.overdue_days} days without inspection`],
       ["Median request → grant", median === null ? "—" : `${median.toLocaleString()} s`],
       ["Ledger block", s.ledger_block === null ? "—" : String(s.ledger_block)],
