@@ -110,7 +110,12 @@ def test_a_registrar_registers_a_device_and_its_page_shows_the_registration_on_c
     login(page, console, "BJ-CY", at="register")
     page.get_by_label("Type").select_option("camera.road")
     page.get_by_label("District").select_option("110105")
-    expect(page.get_by_label("Code")).to_have_value(re.compile(r"^BJ-CAMR-110105\d{6}$"))  # suggested by the rule
+    suggestion = re.compile(r"^BJ-CAMR-110105\d{6}$")  # prefix + district + the next free serial
+    expect(page.get_by_label("Code")).to_have_attribute("placeholder", suggestion)
+    expect(page.get_by_label("Code")).to_have_value("")  # never typed into the field behind the user's back
+    page.get_by_role("button", name="Suggest a code").click()
+    expect(page.get_by_label("Code")).to_have_value(suggestion)
+    expect(page.locator("#register-form")).to_contain_text("fits the rule")
     page.get_by_label("Code").fill(code)
     expect(page.locator("#register-form")).to_contain_text("fits the rule")
     page.get_by_role("button", name="Use the district's centre").click()

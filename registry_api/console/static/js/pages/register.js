@@ -77,7 +77,6 @@ export async function render(view) {
   }
   view.append(form, status);
 
-  let suggested = "";
   const checkCode = () => {
     const rule = rules.get(type.value);
     if (!rule) return;
@@ -86,15 +85,20 @@ export async function render(view) {
     code.setAttribute("aria-invalid", value && !ok ? "true" : "false");
     replace(codeHint, value ? (ok ? "✓ fits the rule. " : "✗ does not fit the rule. ") : "", ruleText(rule));
   };
-  const fillSuggestion = async ({ force = false } = {}) => {
+  // The suggestion goes into the placeholder (never into a field the user may be typing in); the button fills it.
+  const fillSuggestion = async ({ fill = false } = {}) => {
     const rule = rules.get(type.value);
     checkCode();
-    if (!rule || !district.value || (!force && code.value && code.value !== suggested)) return;
+    code.placeholder = rule ? rule.example : "";
+    if (!rule || !district.value) return;
     try {
       const next = await suggestCode(rule, district.value);
-      if (!alive || !next || (!force && code.value && code.value !== suggested)) return;
-      code.value = suggested = next;
-      checkCode();
+      if (!alive || !next || rule !== rules.get(type.value)) return;
+      code.placeholder = next;
+      if (fill) {
+        code.value = next;
+        checkCode();
+      }
     } catch (exc) {
       replace(status, errorBox(exc));
     }
@@ -102,7 +106,7 @@ export async function render(view) {
   type.addEventListener("change", () => fillSuggestion());
   district.addEventListener("change", () => fillSuggestion());
   code.addEventListener("input", checkCode);
-  suggest.addEventListener("click", () => fillSuggestion({ force: true }));
+  suggest.addEventListener("click", () => fillSuggestion({ fill: true }));
   centre.addEventListener("click", () => {
     const found = refs.districts.find((d) => String(d.code) === district.value);
     if (!found) return replace(status, errorBox({ code: "NO_DISTRICT", message: "choose a district first", field: "district" }));
@@ -156,7 +160,7 @@ export async function render(view) {
       if (!alive) return;
       const link = h("a", { href: `#/device/${encodeURIComponent(body.code)}`, id: "registered-link" }, `Open ${body.code}`);
       replace(status, operationLine(op), notice(`Registered ${body.code} in block ${op.block_number}. `, link));
-      code.value = suggested = "";
+      code.value = "";
       fillSuggestion();
     } catch (exc) {
       if (exc.code !== "NETWORK") key = newKey(); // no answer: a retry must be the same write
