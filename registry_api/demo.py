@@ -259,6 +259,21 @@ def _wait_indexed(client: httpx.Client, token: str, path: str, timeout: float = 
     raise DemoFilingError(f"{path} not indexed within {timeout} s")
 
 
+def _wait_members(client: httpx.Client, orgs: dict[str, Any], timeout: float = 60.0) -> None:
+    """Until the indexer has mirrored every demo org with its roles: the API refuses a write (ORG_UNKNOWN) before."""
+    deadline = time.monotonic() + timeout
+    waiting = dict(orgs)
+    while waiting and time.monotonic() < deadline:
+        for code, org in list(waiting.items()):
+            me = client.get("/v1/me", headers={"Authorization": f"Bearer {org['token']}"})
+            if me.status_code == 200 and me.json()["org_active"] and set(org["roles"]) <= set(me.json()["roles"]):
+                del waiting[code]
+        if waiting:
+            time.sleep(0.25)
+    if waiting:
+        raise DemoFilingError(f"orgs not mirrored with their roles within {timeout} s: {sorted(waiting)}")
+
+
 def file_demo_data(api_url: str, credentials: dict[str, Any], device_count: int) -> str:
     """File devices, catalog, requests and one signed approval through the API; returns a summary line."""
     orgs = credentials["orgs"]
@@ -270,6 +285,7 @@ def file_demo_data(api_url: str, credentials: dict[str, Any], device_count: int)
         return headers
 
     with httpx.Client(base_url=api_url, timeout=30) as client:
+        _wait_members(client, orgs)
         fleet = demo_devices(device_count)
         for org, devices in fleet.items():
             response = client.post("/v1/devices", json={"devices": devices}, headers=auth(org, f"demo-fleet-{org}"))
