@@ -120,6 +120,12 @@ ROUTE_ROLES: dict[tuple[str, str], str] = {
     ("GET", "/v1/audit/code"): TOKEN,
     ("GET", "/v1/audit/report"): "AUDITOR",
     ("GET", "/healthz"): PUBLIC,
+    ("GET", "/v1/me"): TOKEN,
+    ("GET", "/v1/districts"): TOKEN,
+    ("GET", "/v1/map/clusters"): TOKEN,
+    ("GET", "/"): PUBLIC,  # the console: static pages that hold nothing; their data calls carry the user's token
+    ("GET", "/console"): PUBLIC,
+    ("GET", "/console/"): PUBLIC,
 }
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 LACKING = {"REGISTRAR": "CO-ZHCS", "ADMIN": "BJ-EMB", "REVIEWER": "BJ-CY", "AUDITOR": "BJ-PSB"}  # holds no such role
