@@ -17,7 +17,9 @@ import json
 import os
 import resource
 import statistics
-from collections.abc import Iterable, Sequence
+import tempfile
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,6 +29,7 @@ __all__ = [
     "add_json_option",
     "cpu_seconds",
     "median",
+    "on_sqlite_and_postgres",
     "peak_rss_mib",
     "render_table",
     "write_figures",
@@ -147,3 +150,21 @@ def render_table(figures: Iterable[Figure], measured_on: dict[str, str]) -> str:
         lines += [f"- **{f.what}**: {f.bottleneck or '(not yet analysed)'}" for f in missed]
     lines += ["", TABLE_END]
     return "\n".join(lines)
+
+
+def on_sqlite_and_postgres(
+    name: str, bench: Callable[[str, str, argparse.Namespace], list[Figure]], args: argparse.Namespace
+) -> list[Figure]:
+    """`bench(backend, database_url, args)` on a SQLite file in a temporary directory, then (unless
+    `args.skip_postgres`) on a fresh database of a private PostgreSQL server started for it."""
+    from tests.support.postgres import PostgresServer  # the benchmarks put the project root on sys.path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = bench("sqlite", f"sqlite:///{Path(tmp) / f'{name}.db'}", args)
+    if not args.skip_postgres:
+        server = PostgresServer().start()
+        try:
+            figures += bench("postgresql", server.create_database(f"{name}_{uuid.uuid4().hex[:10]}"), args)
+        finally:
+            server.stop()
+    return figures

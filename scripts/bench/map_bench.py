@@ -18,9 +18,7 @@ import argparse
 import math
 import random
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchkit import Figure, add_json_option, peak_rss_mib, write_figures  # noqa: E402
+from benchkit import Figure, add_json_option, on_sqlite_and_postgres, peak_rss_mib, write_figures  # noqa: E402
 from spatial_bench import centres, fleet, report, timed  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
@@ -36,7 +34,6 @@ from indexer.service import create_mirror_engine  # noqa: E402
 from registry_api.city import CITY_BBOX  # noqa: E402
 from registry_api.map_clusters import MapQuery, SnapshotCache, clusters  # noqa: E402
 from tests.support.mirror_rows import insert_devices, seed_reference_rows  # noqa: E402
-from tests.support.postgres import PostgresServer  # noqa: E402
 
 COMMAND = ".venv/bin/python scripts/bench/map_bench.py"
 VIEWPORT_PX = (1280, 800)
@@ -116,15 +113,7 @@ def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     add_json_option(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        figures = bench("sqlite", f"sqlite:///{Path(tmp) / 'map.db'}", args)
-    if not args.skip_postgres:
-        server = PostgresServer().start()
-        try:
-            figures += bench("postgresql", server.create_database("map_" + uuid.uuid4().hex[:10]), args)
-        finally:
-            server.stop()
-    write_figures(args.json, figures)
+    write_figures(args.json, on_sqlite_and_postgres("map", bench, args))
 
 
 if __name__ == "__main__":

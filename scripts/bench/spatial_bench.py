@@ -20,9 +20,7 @@ import argparse
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchkit import Figure, add_json_option, peak_rss_mib, write_figures  # noqa: E402
+from benchkit import Figure, add_json_option, on_sqlite_and_postgres, peak_rss_mib, write_figures  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 from sqlmodel import Session  # noqa: E402
 
@@ -40,7 +38,6 @@ from indexer.spatial import INDEX_NAME, create_spatial_index  # noqa: E402
 from registry_api import crud  # noqa: E402
 from registry_api.city import DISTRICTS  # noqa: E402
 from tests.support.mirror_rows import ORGS, TYPES, device_row, insert_devices, seed_reference_rows  # noqa: E402
-from tests.support.postgres import PostgresServer  # noqa: E402
 
 COMMAND = ".venv/bin/python scripts/bench/spatial_bench.py"
 
@@ -166,15 +163,7 @@ def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     add_json_option(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        figures = bench("sqlite", f"sqlite:///{Path(tmp) / 'spatial.db'}", args)
-    if not args.skip_postgres:
-        server = PostgresServer().start()
-        try:
-            figures += bench("postgresql", server.create_database("spatial_" + uuid.uuid4().hex[:10]), args)
-        finally:
-            server.stop()
-    write_figures(args.json, figures)
+    write_figures(args.json, on_sqlite_and_postgres("spatial", bench, args))
 
 
 if __name__ == "__main__":

@@ -19,9 +19,7 @@ import json
 import random
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -32,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from benchkit import Figure, add_json_option, median, peak_rss_mib, write_figures  # noqa: E402
+from benchkit import Figure, add_json_option, median, on_sqlite_and_postgres, peak_rss_mib, write_figures  # noqa: E402
 from sqlalchemy import Engine, text  # noqa: E402
 
 from indexer.models import DeviceEvent, Inspection, SharingRequest  # noqa: E402
@@ -41,7 +39,6 @@ from indexer.store import bulk_insert  # noqa: E402
 from registry_api import stats  # noqa: E402
 from registry_api.city import DISTRICTS  # noqa: E402
 from tests.support.mirror_rows import ORGS, device_row, insert_devices, seed_reference_rows  # noqa: E402
-from tests.support.postgres import PostgresServer  # noqa: E402
 
 COMMAND = ".venv/bin/python scripts/bench/stats_bench.py"
 
@@ -174,15 +171,7 @@ def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     add_json_option(parser)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        figures = bench("sqlite", f"sqlite:///{Path(tmp) / 'stats.db'}", args)
-    if not args.skip_postgres:
-        server = PostgresServer().start()
-        try:
-            figures += bench("postgresql", server.create_database("stats_" + uuid.uuid4().hex[:10]), args)
-        finally:
-            server.stop()
-    write_figures(args.json, figures)
+    write_figures(args.json, on_sqlite_and_postgres("stats", bench, args))
 
 
 if __name__ == "__main__":
