@@ -30,7 +30,7 @@ from sqlmodel import col
 from indexer import spatial
 from indexer.models import CodeRule, Device, Member
 
-__all__ = ["DEVICE_COLUMNS", "ListShape", "Prepared", "Reader", "box_values", "by_code", "list_statement"]
+__all__ = ["DEVICE_COLUMNS", "ListShape", "Prepared", "Reader", "box_values", "by_code", "filtered", "list_statement"]
 
 # The columns of a device as the API shows it, in the order `crud.device_dict` reads them.
 DEVICE_COLUMNS = (
@@ -120,7 +120,7 @@ def box_values(
     return len(cells), values
 
 
-def _where(query: Any, shape: ListShape, dialect: str) -> Any:
+def filtered(query: Any, shape: ListShape, dialect: str) -> Any:
     """`query` narrowed by the shape's filters, each value a named parameter (type, owner, status, district).
 
     With a place filter the spatial index is the way in. SQLite's planner has no statistics and would take an
@@ -161,8 +161,8 @@ def _device_select() -> Any:
 
 def _list_statement(shape: ListShape, dialect: str) -> Any:
     if shape.count:
-        return _where(sa_select(func.count()).select_from(Device), shape, dialect)
-    query = _where(_device_select(), shape, dialect)
+        return filtered(sa_select(func.count()).select_from(Device), shape, dialect)
+    query = filtered(_device_select(), shape, dialect)
     near = shape.near_cells is not None
     if shape.bbox_cells is None and not near:
         return query.order_by(col(Device.code)).limit(bindparam("limit")).offset(bindparam("offset"))

@@ -34,7 +34,7 @@ from sqlmodel import col
 
 from indexer.models import CodeRule, Device
 from registry_api import device_sql
-from registry_api.device_sql import ListShape, _where
+from registry_api.device_sql import ListShape, filtered
 from registry_api.encoding import to_micro_degrees
 from registry_api.map_snapshot import FINE_E6, Cell, Snapshot, SnapshotCache
 
@@ -96,11 +96,11 @@ def _select_points(q: MapQuery, bands: int | None, dialect: str) -> Any:
         .outerjoin(CodeRule, col(CodeRule.type_id) == col(Device.type_id))
     )
     if bands is not None:
-        return _where(query, q.shape(bbox_cells=bands), dialect).limit(MAX_POINTS + 1)
+        return filtered(query, q.shape(bbox_cells=bands), dialect).limit(MAX_POINTS + 1)
     box = _LAT.between(bindparam("min_lat"), bindparam("max_lat")) & _LON.between(
         bindparam("min_lon"), bindparam("max_lon")
     )
-    return _where(query, q.shape(), dialect).where(box).limit(MAX_POINTS + 1)
+    return filtered(query, q.shape(), dialect).where(box).limit(MAX_POINTS + 1)
 
 
 def _cell_columns(lat_e6: int, lon_e6: int) -> tuple[Any, Any]:
@@ -115,7 +115,7 @@ def _select_grid(shape: ListShape, lat_e6: int, lon_e6: int, dialect: str, *by: 
     cy, cx = _cell_columns(lat_e6, lon_e6)
     keys = (cy, cx, col(Device.type_id), *by)
     query = sa_select(*keys, func.count(), func.sum(_LAT), func.sum(_LON)).select_from(Device)
-    return _where(query, shape, dialect).group_by(*keys)
+    return filtered(query, shape, dialect).group_by(*keys)
 
 
 def _type_names(conn: Connection) -> dict[int, str]:
