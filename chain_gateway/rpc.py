@@ -101,9 +101,14 @@ class JsonRpcClient:
                 continue
             if response.status_code != 200:
                 raise GatewayRPCError(f"{url} answered HTTP {response.status_code}", retryable=False)
+            try:
+                answer = response.json()
+            except ValueError:  # a node shutting down (geth) may answer 200 with an empty or cut body: as if down
+                last = GatewayRPCError(f"{url} answered HTTP 200 without JSON ({len(response.content)} bytes)")
+                continue
             with self._lock:
                 self._active = (self._active + attempt) % len(self._urls)
-            return response.json()
+            return answer
         raise GatewayRPCError(f"no RPC endpoint answered: {last}", retryable=True) from last
 
     def call(self, method: str, params: Sequence[Any] = ()) -> Any:

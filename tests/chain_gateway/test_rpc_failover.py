@@ -3,11 +3,14 @@ confirmations advice off Clique."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
 from chain_gateway.devnet import AnvilNode, free_port
+from chain_gateway.errors import GatewayRPCError
 from chain_gateway.finality import clique_confirmations_advice
 from chain_gateway.rpc import EndpointWatch, JsonRpcClient
 
@@ -27,6 +30,41 @@ def test_a_call_moves_to_the_next_endpoint_when_the_first_is_down(nodes: tuple[A
     with JsonRpcClient([dead, nodes[0].url]) as client:
         assert client.block_number() == 0
         assert client.url == nodes[0].url
+
+
+class _EmptyAnswer(BaseHTTPRequestHandler):
+    """What geth answered while shutting down, seen in CI: 200 with no body."""
+
+    def do_POST(self) -> None:  # noqa: N802 - the http.server hook's name
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def empty_answerer() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _EmptyAnswer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_an_endpoint_answering_200_without_json_is_left_like_a_dead_one(
+    nodes: tuple[AnvilNode, AnvilNode], empty_answerer: str
+) -> None:
+    with JsonRpcClient([empty_answerer, nodes[0].url]) as client:
+        assert client.block_number() == 0
+        assert client.batch([("eth_chainId", [])]) == [hex(31337)]
+        assert client.url == nodes[0].url
+    with JsonRpcClient([empty_answerer]) as alone, pytest.raises(GatewayRPCError, match="without JSON") as refused:
+        alone.block_number()
+    assert refused.value.retryable  # the gateway backs off and tries again, it does not stop
 
 
 def test_prefer_fresh_leaves_an_endpoint_that_fell_behind_and_comes_back_when_it_catches_up(
