@@ -76,6 +76,16 @@ class MapQuery:
         min_lon, min_lat, max_lon, max_lat = self.bbox
         return tuple(to_micro_degrees(v) for v in (min_lat, max_lat, min_lon, max_lon))  # type: ignore[return-value]
 
+    def fine_cells(self) -> tuple[int, int, int, int]:
+        """(first band, last band, first lon cell, last lon cell) of the 0.01-degree cells the box touches."""
+        min_lat, max_lat, min_lon, max_lon = self.box_e6()
+        return (
+            (min_lat + LAT_OFFSET) // FINE_E6,
+            (max_lat + LAT_OFFSET) // FINE_E6,
+            (min_lon + LON_OFFSET) // FINE_E6,
+            (max_lon + LON_OFFSET) // FINE_E6,
+        )
+
     def grid_e6(self) -> tuple[int, int]:
         """(lat, lon) side of the zoom's cell in micro-degrees."""
         lon = 360 * CELL_PX / (TILE_PX * 2**self.zoom)
@@ -215,8 +225,7 @@ def _from_snapshot(conn: Connection, q: MapQuery, snapshot: Snapshot, stale: boo
     k_lat, k_lon = max(1, round(lat_e6 / FINE_E6)), max(1, round(lon_e6 / FINE_E6))
     grid = (k_lat * FINE_E6, k_lon * FINE_E6)
     min_lat, max_lat, min_lon, max_lon = q.box_e6()
-    band_lo, band_hi = (min_lat + LAT_OFFSET) // FINE_E6, (max_lat + LAT_OFFSET) // FINE_E6
-    lon_lo, lon_hi = (min_lon + LON_OFFSET) // FINE_E6, (max_lon + LON_OFFSET) // FINE_E6
+    band_lo, band_hi, lon_lo, lon_hi = q.fine_cells()
     cells = snapshot.regroup(k_lat, k_lon, (band_lo, band_hi), (lon_lo, lon_hi))
     total = sum(c.count for c in cells.values())
     extra = {"as_of_block": snapshot.block, "stale": stale}
@@ -242,16 +251,11 @@ def _from_snapshot(conn: Connection, q: MapQuery, snapshot: Snapshot, stale: boo
     return _answer(q, "snapshot", grid, clusters=clusters, total=total, truncated=truncated, districts=summary, **extra)
 
 
-def _fine_cells(q: MapQuery) -> int:
-    min_lat, max_lat, min_lon, max_lon = q.box_e6()
-    bands = (max_lat + LAT_OFFSET) // FINE_E6 - (min_lat + LAT_OFFSET) // FINE_E6 + 1
-    return bands * ((max_lon + LON_OFFSET) // FINE_E6 - (min_lon + LON_OFFSET) // FINE_E6 + 1)
-
-
 def clusters(engine: Engine, cache: SnapshotCache, q: MapQuery) -> dict[str, Any]:
     """The answer of GET /v1/map/clusters (`MapClustersPublic`) for `q`."""
     with engine.connect() as conn:
-        if _fine_cells(q) <= LIVE_MAX_FINE_CELLS:
+        band_lo, band_hi, lon_lo, lon_hi = q.fine_cells()
+        if (band_hi - band_lo + 1) * (lon_hi - lon_lo + 1) <= LIVE_MAX_FINE_CELLS:
             return _live(conn, q)
         version, _ = _version(conn)
         key = tuple(sorted(q.filters().items()))

@@ -32,7 +32,7 @@ from registry_api.schemas.devices import (
 )
 from registry_api.writes import IdempotencyKey, accepted, enqueue
 
-__all__ = ["router"]
+__all__ = ["parse_bbox", "router"]
 
 router = APIRouter(prefix="/v1/devices", tags=["devices"])
 
@@ -62,6 +62,14 @@ def _parse_floats(name: str, raw: str, count: int) -> list[float]:
     if len(values) != count or any(v != v or v in (float("inf"), float("-inf")) for v in values):
         raise ApiError(422, "VALIDATION_ERROR", f"{name} takes {count} comma-separated numbers", field=name)
     return values
+
+
+def parse_bbox(raw: str) -> tuple[float, float, float, float]:
+    """`minLon,minLat,maxLon,maxLat` in degrees, ordered and in range (422 at field `bbox` otherwise)."""
+    min_lon, min_lat, max_lon, max_lat = _parse_floats("bbox", raw, 4)
+    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
+        raise ApiError(422, "VALIDATION_ERROR", "bbox must be minLon,minLat,maxLon,maxLat in range", field="bbox")
+    return min_lon, min_lat, max_lon, max_lat
 
 
 @router.post(
@@ -149,12 +157,7 @@ async def list_devices(
     near: Annotated[str | None, Query(description="lat,lon,radius_m: nearest first, with distance_m")] = None,
 ) -> Response:
     """Devices of the mirror, by code (or by distance with `near`), `{"data": [...], "count": total}`."""
-    box = None
-    if bbox is not None:
-        min_lon, min_lat, max_lon, max_lat = _parse_floats("bbox", bbox, 4)
-        if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
-            raise ApiError(422, "VALIDATION_ERROR", "bbox must be minLon,minLat,maxLon,maxLat in range", field="bbox")
-        box = (min_lon, min_lat, max_lon, max_lat)
+    box = parse_bbox(bbox) if bbox is not None else None
     point = None
     if near is not None:
         lat, lon, radius = _parse_floats("near", near, 3)

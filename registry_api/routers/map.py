@@ -12,9 +12,8 @@ from fastapi import APIRouter, Query, Request, Response
 
 from registry_api import map_clusters
 from registry_api.deps import ReaderDep
-from registry_api.errors import ApiError
 from registry_api.responses import json_response
-from registry_api.routers.devices import DeviceStatus, _parse_floats
+from registry_api.routers.devices import DeviceStatus, parse_bbox
 from registry_api.schemas.common import ErrorPublic
 from registry_api.schemas.map import MapClustersPublic
 
@@ -58,10 +57,7 @@ def map_clusters_of(
 
     At most 2,000 cells, the largest (`truncated` says some were left off). Large boxes add a per-district
     summary (`districts`) and are counted by whole 0.01-degree cells (see `MapClustersPublic`)."""
-    min_lon, min_lat, max_lon, max_lat = _parse_floats("bbox", bbox, 4)
-    if not (-180 <= min_lon <= max_lon <= 180 and -90 <= min_lat <= max_lat <= 90):
-        raise ApiError(422, "VALIDATION_ERROR", "bbox must be minLon,minLat,maxLon,maxLat in range", field="bbox")
     query = map_clusters.MapQuery(
-        bbox=(min_lon, min_lat, max_lon, max_lat), zoom=zoom, type=type, district=district, owner=owner, status=status
+        bbox=parse_bbox(bbox), zoom=zoom, type=type, district=district, owner=owner, status=status
     )
     return json_response(map_clusters.clusters(request.app.state.engine, _snapshots(request), query))
