@@ -84,7 +84,19 @@ export function newKey() {
 export const post = (path, body, { idempotencyKey = newKey(), ...options } = {}) =>
   api("POST", path, { ...options, body, headers: { "Idempotency-Key": idempotencyKey, ...(options.headers || {}) } });
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// Poll `probe()` every `pollMs` until it answers something truthy (returned: e.g. the mirror has indexed a write),
+// time is up or `alive()` turns false (the page was left); then null.
+export async function untilMirrored(probe, { timeoutMs = 30_000, pollMs = 300, alive = () => true } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  while (alive() && Date.now() < deadline) {
+    const found = await probe();
+    if (found) return found;
+    await sleep(pollMs);
+  }
+  return null;
+}
 
 // Poll GET /v1/operations/{id} until confirmed (returns it) or failed (throws with the decoded reason).
 export async function followOperation(operationId, onUpdate = () => {}) {
@@ -117,4 +129,31 @@ export async function download(path, query, fallbackName = "download") {
   link.remove();
   setTimeout(() => URL.revokeObjectURL(href), 10_000);
   return name;
+}
+
+export const DEVICE_STATUSES = ["planned", "active", "suspended", "replaced", "retired"]; // the contract's enum
+
+let references = null; // {token, promise}: the reference lists change rarely; fetched once per log-in
+
+// Code rules (types), member orgs and districts: {rules, members, districts, districtName(code)}.
+export function loadReferences() {
+  const token = session.token();
+  if (!references || references.token !== token) {
+    const promise = Promise.all([
+      get("/v1/code-rules", { limit: 1000 }),
+      get("/v1/members", { limit: 1000 }),
+      get("/v1/districts"),
+    ]).then(([rules, members, districts]) => {
+      const names = new Map(districts.data.map((d) => [d.code, d.name]));
+      return {
+        rules: rules.data,
+        members: members.data,
+        districts: districts.data,
+        districtName: (code) => (names.has(code) ? `${names.get(code)} ${code}` : String(code)),
+      };
+    });
+    promise.catch(() => (references = null)); // a failed load is tried again next time
+    references = { token, promise };
+  }
+  return references.promise;
 }

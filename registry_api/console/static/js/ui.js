@@ -76,6 +76,19 @@ export const kv = (pairs) =>
 
 export const field = (label, input) => h("label", {}, label, input);
 
+// A label bound to its control by id (its text is the control's accessible name), with an optional hint below.
+// Unlike `field`, a select's options do not become part of its name.
+export function labelled(label, control, { hint = null } = {}) {
+  control.id ||= `f-${Math.random().toString(36).slice(2, 10)}`;
+  const parts = [h("label", { for: control.id }, label), control];
+  if (hint) {
+    hint.id ||= `${control.id}-hint`;
+    control.setAttribute("aria-describedby", hint.id);
+    parts.push(hint);
+  }
+  return h("div", { class: "field" }, parts);
+}
+
 // A select from [value, label] pairs (or plain values), with an "any" first option when `any` is given.
 export function select(name, options, { any = null, value = "" } = {}) {
   const el = h("select", { name });

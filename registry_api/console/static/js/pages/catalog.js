@@ -1,6 +1,6 @@
 // 目录 Catalog: full-text search with facets (GET /v1/catalog), and an entry's page (#/catalog/<id>) with its
 // versions, lineage and, for another org's entry, a request for access (POST /v1/sharing-requests).
-import { get, post, followOperation } from "../api.js";
+import { get, post, followOperation, untilMirrored } from "../api.js";
 import { h, replace, errorBox, notice, table, pager, kv, field, select, formValues, operationLine, badge, hash } from "../ui.js";
 
 const PAGE_SIZE = 20;
@@ -335,12 +335,11 @@ function accessCard(entry, me, alive) {
       const op = await followOperation(accepted.operation_id, (o) => alive() && replace(status, operationLine(o)));
       if (!alive()) return;
       replace(status, operationLine(op), notice(entry.share_condition === "unconditional" ? "Requested and granted at once (无条件共享)." : "Requested: it now waits for the owner's approvers."));
-      const deadline = Date.now() + INDEX_WAIT_MS;
-      while (alive() && Date.now() < deadline) {
+      const listed = async () => {
         const answer = await loadRequests(0);
-        if (!answer || answer.count > before) break;
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
+        return !answer || answer.count > before;
+      };
+      await untilMirrored(listed, { timeoutMs: INDEX_WAIT_MS, pollMs: 500, alive });
       form.reset(); // back to the defaults: the first form, 90 days
     } catch (exc) {
       if (alive()) replace(status, errorBox(exc));

@@ -2,9 +2,8 @@
 // moves, inspections, updates, each with its transaction and block), and its audit against the chain (the mirror's
 // fields compared with the trail replayed, the storage proof). Registrars of the owning org get the life-cycle and
 // inspection forms; each write is followed until confirmed, then the page reloads from the mirror.
-import { get, post, followOperation, newKey } from "../api.js";
-import { h, replace, errorBox, notice, table, pager, kv, select, badge, hash, operationLine } from "../ui.js";
-import { loadReferences, labelled, untilMirrored } from "./ledger.js";
+import { get, post, followOperation, newKey, loadReferences, untilMirrored } from "../api.js";
+import { h, replace, errorBox, notice, table, pager, kv, select, badge, hash, operationLine, labelled } from "../ui.js";
 
 const TRAIL_LIMIT = 20;
 const NO_REPORT = `0x${"0".repeat(64)}`;

@@ -2,7 +2,7 @@
 // signs the EIP-712 decision in this page (keystore decrypted here, or an injected wallet); the signer is recovered
 // here before anything is sent, the org's account relays it, the contract verifies it again, and the grant shows
 // once the entry's grade's number of approvals is reached.
-import { get, post, followOperation } from "../api.js";
+import { get, post, followOperation, untilMirrored } from "../api.js";
 import { h, replace, badge, hash, errorBox, notice, pager, kv, field, select, operationLine } from "../ui.js";
 import { createSigner, signerPanel, recoverSigner, SignerError } from "../signer.js";
 
@@ -17,7 +17,6 @@ const DECIDED = [
   ["revoked", "revoked 已撤销"],
 ];
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 const unixTime = (seconds) => new Date(Number(seconds) * 1000).toISOString().replace(".000Z", "Z");
 const entryLabel = (r) => [h("code", {}, `#${r.entry_id}`), " ", r.entry_title || ""];
 const statusOf = (r) => (r.status === "granted" ? (r.active ? "active" : "expired") : r.status);
@@ -204,14 +203,14 @@ export function render(view, { me }) {
   }
 
   // The request once the indexer has mirrored the decision carried by `txHash`.
+  // (Past the wait, or once the page is left, the request as last read.)
   async function waitMirrored(id, txHash) {
-    const deadline = Date.now() + MIRROR_TIMEOUT_MS;
     let request = null;
-    while (Date.now() < deadline && alive) {
+    const probe = async () => {
       request = await get(`/v1/sharing-requests/${id}`);
-      if (request.decisions.some((d) => d.tx_hash === txHash)) return request;
-      await sleep(MIRROR_POLL_MS);
-    }
+      return request.decisions.some((d) => d.tx_hash === txHash);
+    };
+    await untilMirrored(probe, { timeoutMs: MIRROR_TIMEOUT_MS, pollMs: MIRROR_POLL_MS, alive: () => alive });
     return request;
   }
 

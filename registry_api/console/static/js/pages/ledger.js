@@ -1,61 +1,12 @@
 // The ledger (台账): every device of the mirror, filtered by type, owner, status and district, a page at a time.
 // The filters live in the hash query (#/ledger?type=camera.road&district=110105&offset=20), so a filtered view can
-// be shared and reloaded. Also exports the reference lists (types, members, districts) the device and register
-// pages use, and the labelled-field helper of the three pages.
-import { get, session } from "../api.js";
-import { h, replace, errorBox, table, pager, select, badge, hash } from "../ui.js";
+// be shared and reloaded.
+import { DEVICE_STATUSES, get, loadReferences } from "../api.js";
+import { h, replace, errorBox, table, pager, select, badge, hash, labelled } from "../ui.js";
 
-export const DEVICE_STATUSES = ["planned", "active", "suspended", "replaced", "retired"]; // the contract's enum
 const PAGE_SIZES = [10, 20, 50, 100];
 const DEFAULT_LIMIT = 20;
 const FILTERS = ["type", "owner", "status", "district"];
-
-let cached = null; // {token, promise}: the reference lists change rarely; fetched once per log-in
-
-// Code rules (types), member orgs and districts: {rules, members, districts, districtName(code)}.
-export function loadReferences() {
-  const token = session.token();
-  if (!cached || cached.token !== token) {
-    const promise = Promise.all([
-      get("/v1/code-rules", { limit: 1000 }),
-      get("/v1/members", { limit: 1000 }),
-      get("/v1/districts"),
-    ]).then(([rules, members, districts]) => {
-      const names = new Map(districts.data.map((d) => [d.code, d.name]));
-      return {
-        rules: rules.data,
-        members: members.data,
-        districts: districts.data,
-        districtName: (code) => (names.has(code) ? `${names.get(code)} ${code}` : String(code)),
-      };
-    });
-    promise.catch(() => (cached = null)); // a failed load is tried again next time
-    cached = { token, promise };
-  }
-  return cached.promise;
-}
-
-// After a confirmed write: poll `probe()` until it answers true (the mirror has indexed the write) or time is up.
-export async function untilMirrored(probe, { timeoutMs = 30_000, pollMs = 300 } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await probe()) return true;
-    await new Promise((resolve) => setTimeout(resolve, pollMs));
-  }
-  return false;
-}
-
-// A label bound to its control by id (its text is the control's accessible name), with an optional hint below.
-export function labelled(label, control, { hint = null } = {}) {
-  control.id ||= `f-${Math.random().toString(36).slice(2, 10)}`;
-  const parts = [h("label", { for: control.id }, label), control];
-  if (hint) {
-    hint.id ||= `${control.id}-hint`;
-    control.setAttribute("aria-describedby", hint.id);
-    parts.push(hint);
-  }
-  return h("div", { class: "field" }, parts);
-}
 
 export async function render(view, { query, navigate }) {
   const state = Object.fromEntries(FILTERS.map((k) => [k, query.get(k) || ""]));

@@ -2,11 +2,10 @@
 // as clusters counted by the API (GET /v1/map/clusters, grid cells of ~64 px) and, zoomed in, one by one with a
 // popup linking to the device page. Filters by type, district and status; "Find device" flies to a code.
 // The view (centre, zoom, filters) is kept in the hash query (#/map?lat=..&lon=..&z=..&type=..) for sharing.
-import { get, session } from "../api.js";
-import { h, replace, errorBox, badge } from "../ui.js";
+import { DEVICE_STATUSES, get, loadReferences, session } from "../api.js";
+import { h, replace, errorBox, badge, labelled, select } from "../ui.js";
 
 const OUTLINES = new URL("../../data/beijing-districts.geojson", import.meta.url);
-const STATUSES = ["planned", "active", "suspended", "replaced", "retired"];
 const FILTERS = ["type", "district", "status"];
 const RELOAD_MS = 250; // debounce of moveend / zoomend
 const FOUND_ZOOM = 17;
@@ -17,18 +16,6 @@ function colour(type) {
   let n = 0;
   for (const ch of String(type || "")) n = (n * 31 + ch.codePointAt(0)) >>> 0;
   return PALETTE[n % PALETTE.length];
-}
-
-function labelled(label, control) {
-  control.id ||= `map-${control.name}`;
-  return h("div", { class: "field" }, h("label", { for: control.id }, label), control);
-}
-
-function choice(name, options, value, any) {
-  const el = h("select", { name }, h("option", { value: "" }, any));
-  for (const [v, text] of options) el.append(h("option", { value: v }, text));
-  el.value = value;
-  return el;
 }
 
 function popup(device) {
@@ -71,9 +58,9 @@ export async function render(view, { query }) {
   const state = Object.fromEntries(FILTERS.map((k) => [k, query.get(k) || ""]));
   const status = h("div", { id: "map-status" });
   const legendBox = h("div", { class: "card map-legend", id: "map-legend", "aria-label": "Legend" }, h("p", { class: "muted" }, "Loading…"));
-  const typeSelect = choice("type", [], state.type, "any type 任意类型");
-  const districtSelect = choice("district", [], state.district, "any district 任意区");
-  const statusSelect = choice("status", STATUSES.map((s) => [s, s]), state.status, "any status 任意状态");
+  const typeSelect = select("type", [], { any: "any type 任意类型", value: state.type });
+  const districtSelect = select("district", [], { any: "any district 任意区", value: state.district });
+  const statusSelect = select("status", DEVICE_STATUSES, { any: "any status 任意状态", value: state.status });
   const findInput = h("input", { name: "code", id: "map-find", placeholder: "BJ-CAMR-110105000001", autocomplete: "off" });
   const findButton = h("button", { type: "submit" }, "Find");
   const findForm = h("form", { class: "row", id: "map-find-form" }, labelled("Find device", findInput), findButton);
@@ -189,17 +176,16 @@ export async function render(view, { query }) {
   // The outlines and the filters' options load while the router already holds the cleanup (a quick leave works).
   async function setup() {
     try {
-      const [outlines, rules, districts] = await Promise.all([
+      const [outlines, refs] = await Promise.all([
         fetch(OUTLINES).then((r) => {
           if (!r.ok) throw new Error(`district outlines: HTTP ${r.status}`);
           return r.json();
         }),
-        get("/v1/code-rules", { limit: 1000 }),
-        get("/v1/districts"),
+        loadReferences(),
       ]);
       if (closed) return;
-      for (const rule of rules.data) typeSelect.append(h("option", { value: rule.type }, rule.type));
-      for (const d of districts.data) districtSelect.append(h("option", { value: String(d.code) }, `${d.name} ${d.code}`));
+      for (const rule of refs.rules) typeSelect.append(h("option", { value: rule.type }, rule.type));
+      for (const d of refs.districts) districtSelect.append(h("option", { value: String(d.code) }, `${d.name} ${d.code}`));
       typeSelect.value = state.type;
       districtSelect.value = state.district;
       const base = L.geoJSON(outlines, {

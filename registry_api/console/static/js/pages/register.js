@@ -2,9 +2,8 @@
 // (suggested: prefix + district + the next free serial), location, build date, status and attributes. The POST
 // carries an Idempotency-Key (a double click is one write); the operation is followed until confirmed, then the
 // device is waited for in the mirror and linked. The API's refusals show with their code and the field at fault.
-import { get, post, followOperation, newKey, session } from "../api.js";
-import { h, replace, errorBox, notice, select, operationLine } from "../ui.js";
-import { loadReferences, labelled, untilMirrored } from "./ledger.js";
+import { get, post, followOperation, newKey, session, loadReferences, untilMirrored } from "../api.js";
+import { h, replace, errorBox, notice, select, operationLine, labelled } from "../ui.js";
 
 const SERIAL_DIGITS = 6; // the city's convention: <prefix><6-digit district><6-digit serial>
 

@@ -1,11 +1,10 @@
 // 考核 Assessment: the indicators of GET /v1/stats for a month, drawn with Chart.js (global `Chart`): devices on the
 // ledger per district (by type) and per department (by status), registrations month by month, overdue inspections,
 // the catalog by share condition and sharing requests by outcome; the monthly report as CSV or HTML.
-import { get, download } from "../api.js";
-import { h, replace, errorBox, kv, field, select, table } from "../ui.js";
+import { DEVICE_STATUSES, get, download, loadReferences } from "../api.js";
+import { h, replace, errorBox, kv, field, labelled, select, table } from "../ui.js";
 
 const TREND_MONTHS = 6;
-const STATUSES = ["planned", "active", "suspended", "replaced", "retired"];
 const SHARE = ["unconditional", "conditional", "not_shareable"];
 const OUTCOMES = ["granted", "refused", "pending"];
 const COLOURS = {
@@ -36,14 +35,13 @@ export function render(view, { query, navigate }) {
   const filters = { month, district: district || undefined };
   const picker = h("input", { name: "month", type: "month", value: month, max: beijingMonth(), required: true });
   const districts = select("district", district ? [[district, district]] : [], { any: "全市 whole city", value: district });
-  districts.id = "stats-district"; // labelled by `for`: a wrapping label would take the options' text into its name
   const refilter = () => picker.value && navigate("stats", [], { month: picker.value, district: districts.value });
   picker.addEventListener("change", refilter);
   districts.addEventListener("change", refilter);
-  get("/v1/districts")
-    .then((answer) => {
+  loadReferences()
+    .then((refs) => {
       if (!alive) return;
-      replace(districts, h("option", { value: "" }, "全市 whole city"), answer.data.map((d) => h("option", { value: d.code }, `${d.name} ${d.code}`)));
+      replace(districts, h("option", { value: "" }, "全市 whole city"), refs.districts.map((d) => h("option", { value: d.code }, `${d.name} ${d.code}`)));
       districts.value = district;
     })
     .catch(() => {}); // the select keeps "whole city"; the stats below show any API error
@@ -67,7 +65,7 @@ export function render(view, { query, navigate }) {
   replace(
     view,
     h("h1", {}, "考核 Assessment"),
-    h("div", { class: "card row" }, field("Month", picker), h("div", { class: "field" }, h("label", { for: "stats-district" }, "District"), districts), h("div", { class: "grow" }), csv, html),
+    h("div", { class: "card row" }, field("Month", picker), labelled("District", districts), h("div", { class: "grow" }), csv, html),
     downloads,
     body,
   );
@@ -209,7 +207,7 @@ function draw(charts, s) {
     barChart(
       "chart-org",
       s.by_org.map((o) => o.org),
-      STATUSES.map((status) => ({ label: STATUS_LABELS[status], data: s.by_org.map((o) => o.devices.by_status[status] || 0), backgroundColor: COLOURS[status] })),
+      DEVICE_STATUSES.map((status) => ({ label: STATUS_LABELS[status], data: s.by_org.map((o) => o.devices.by_status[status] || 0), backgroundColor: COLOURS[status] })),
       { stacked: true, horizontal: true },
     ),
     barChart("chart-overdue", districts, [{ label: "逾期 overdue", data: s.by_district.map((d) => d.devices.inspections_overdue), backgroundColor: COLOURS.suspended }]),
